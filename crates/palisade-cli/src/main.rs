@@ -1,0 +1,237 @@
+//! `palisade`: run untrusted JavaScript from the shell.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use palisade::units::{parse_duration, parse_size};
+use palisade::{EngineKind, ErrorKind, Limits, Mode, Outcome, Request, Sandbox};
+
+const EXAMPLES: &str = "\
+Examples:
+  palisade run examples/hello.js
+  palisade run -e '1 + 2'
+  palisade run -e 'input.a * 2' --input '{\"a\": 21}' --json
+  palisade run job.mjs --timeout 500ms --memory 16MiB
+  echo 'console.log(\"from stdin\")' | palisade run -
+  palisade engines
+
+Exit status: 0 ok, 1 the script failed, 2 usage error, 3 engine unavailable or internal error.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "palisade",
+    version,
+    about = "Run untrusted JavaScript fast and safely, in a fresh isolated context per run.",
+    after_help = EXAMPLES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a script or module and print its result.
+    #[command(after_help = EXAMPLES)]
+    Run(RunArgs),
+    /// List the engines, their versions, and whether they are available here.
+    Engines {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The file to run (`-` reads standard input). `.mjs`/`.mts` files run as modules.
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "eval",
+        conflicts_with = "eval"
+    )]
+    file: Option<PathBuf>,
+    /// Run CODE instead of a file.
+    #[arg(short = 'e', long = "eval", value_name = "CODE")]
+    eval: Option<String>,
+    /// The engine: quickjs (default), wasm or v8.
+    #[arg(long, default_value = "quickjs", value_parser = parse_engine)]
+    engine: EngineKind,
+    /// Guest heap limit, e.g. 64MiB.
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    memory: Option<u64>,
+    /// Wall-clock limit, e.g. 500ms or 5s.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    timeout: Option<Duration>,
+    /// Guest stack limit, e.g. 512KiB (default: the engine's, at least 256KiB).
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    stack: Option<u64>,
+    /// Cap on stdout + stderr bytes, e.g. 1MiB.
+    #[arg(long = "output-limit", value_name = "SIZE", value_parser = size)]
+    output_limit: Option<u64>,
+    /// Cap on the serialized result, e.g. 1MiB.
+    #[arg(long = "result-limit", value_name = "SIZE", value_parser = size)]
+    result_limit: Option<u64>,
+    /// Deterministic instruction budget (engines that count instructions only).
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// The JSON value exposed as the global `input`.
+    #[arg(long, value_name = "JSON", value_parser = json)]
+    input: Option<serde_json::Value>,
+    /// Run as an ES module (the default for .mjs and .mts files).
+    #[arg(long)]
+    module: bool,
+    /// Print exactly one JSON outcome object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_engine(s: &str) -> Result<EngineKind, String> {
+    s.parse()
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn json(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Engines { json } => engines(json),
+    };
+    ExitCode::from(code)
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("palisade: {msg}");
+    2
+}
+
+fn run(args: RunArgs) -> u8 {
+    let (source, filename) = match (&args.eval, &args.file) {
+        (Some(code), _) => (code.clone(), None),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut s = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+                return usage_error(format!("cannot read standard input: {e}"));
+            }
+            (s, None)
+        }
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(s) => (s, Some(path.display().to_string())),
+            Err(e) => return usage_error(format!("cannot read {}: {e}", path.display())),
+        },
+        (None, None) => return usage_error("give a FILE or -e CODE"),
+    };
+    let mode = if args.module || filename.as_deref().map(Mode::from_file_name) == Some(Mode::Module)
+    {
+        Mode::Module
+    } else {
+        Mode::Script
+    };
+    let defaults = Limits::default();
+    let limits = Limits {
+        memory: args.memory.unwrap_or(defaults.memory),
+        timeout: args.timeout.unwrap_or(defaults.timeout),
+        stack: args.stack,
+        output: args.output_limit.unwrap_or(defaults.output),
+        result: args.result_limit.unwrap_or(defaults.result),
+        fuel: args.fuel,
+    };
+    let request = Request {
+        source,
+        mode,
+        filename,
+        input: args.input.clone().unwrap_or(serde_json::Value::Null),
+        limits: limits.clone(),
+    };
+    let outcome = match Sandbox::builder()
+        .engine(args.engine)
+        .expect_limits(limits)
+        .build()
+    {
+        Ok(sandbox) => sandbox.run(&request),
+        Err(e) => e.to_outcome(),
+    };
+    report(&outcome, args.json)
+}
+
+fn report(outcome: &Outcome, json: bool) -> u8 {
+    let kind = outcome.error_kind();
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(stdout, "{}", outcome.to_json());
+    } else {
+        let _ = stdout.write_all(outcome.stdout.as_bytes());
+        let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
+        if outcome.truncated {
+            eprintln!("palisade: output truncated at the output limit");
+        }
+        match &outcome.result {
+            Ok(serde_json::Value::Null) => {}
+            Ok(v) => {
+                let text = serde_json::to_string_pretty(v).unwrap_or_default();
+                let _ = writeln!(stdout, "{text}");
+            }
+            Err(e) => {
+                eprintln!("error[{}]: {e}", e.kind());
+                if let Some(stack) = e.guest().and_then(|g| g.stack.as_deref()) {
+                    eprintln!("{}", stack.trim_end());
+                }
+            }
+        }
+    }
+    let _ = stdout.flush();
+    match kind {
+        None => 0,
+        // A configuration the engine refuses is a usage error on the command line.
+        Some(ErrorKind::InvalidRequest) => 2,
+        Some(k) => u8::try_from(k.exit_code()).unwrap_or(1),
+    }
+}
+
+fn engines(json: bool) -> u8 {
+    let all = palisade::engines();
+    if json {
+        let list: Vec<_> = all
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.name, "version": e.version,
+                    "available": e.available, "detail": e.detail,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return 0;
+    }
+    for e in &all {
+        let status = if e.available {
+            "available"
+        } else {
+            "unavailable"
+        };
+        let version = if e.version.is_empty() {
+            "-"
+        } else {
+            &e.version
+        };
+        println!("{:<8} {:<22} {status}", e.name, version);
+        if let Some(detail) = &e.detail {
+            println!("         {detail}");
+        }
+    }
+    0
+}

@@ -1,0 +1,66 @@
+//! Palisade's engine-neutral core: [`Request`], [`Limits`], [`Outcome`], the stable
+//! [`ErrorKind`]s, the [`Engine`] trait, and console capture shared by every engine.
+//!
+//! Engines depend on this crate; callers use the `palisade` facade, which re-exports it.
+//!
+//! ```
+//! use palisade_core::{ErrorKind, Limits, Request};
+//!
+//! let req = Request::script("1 + 1").with_limits(Limits { memory: 8 << 20, ..Limits::default() });
+//! req.limits.validate().unwrap();
+//! assert_eq!(ErrorKind::MemoryLimit.as_str(), "memory_limit");
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod limits;
+pub mod outcome;
+pub mod output;
+pub mod request;
+pub mod units;
+
+pub use engine::{Capabilities, Engine, EngineInfo};
+pub use limits::{ConfigError, Limit, Limits};
+pub use outcome::{
+    ErrorKind, ErrorRecord, ExecError, GuestError, LimitExceeded, Metrics, Outcome, OutcomeRecord,
+    Status,
+};
+pub use request::{Mode, Request};
+
+/// The console formatter every engine installs in the guest, so that `console.log` prints the
+/// same bytes on every engine. Evaluating it yields a function `(args: any[]) => string`.
+pub const CONSOLE_JS: &str = include_str!("../js/console.js");
+
+/// The message engines use for a stack overflow (`RangeError`), the same as V8's.
+pub const STACK_OVERFLOW_MESSAGE: &str = "Maximum call stack size exceeded";
+
+/// Whether an uncaught guest error is a stack overflow.
+pub fn is_stack_overflow(error: &GuestError) -> bool {
+    error.name.as_deref() == Some("RangeError") && error.message == STACK_OVERFLOW_MESSAGE
+}
+
+/// Parses `file:line:col` (the last such triple) out of one stack frame line, e.g.
+/// `    at f (script.js:3:5)` gives `(3, 5)`.
+///
+/// ```
+/// assert_eq!(palisade_core::frame_position("    at f (script.js:3:5)", "script.js"), Some((3, 5)));
+/// assert_eq!(palisade_core::frame_position("    at script.js:10:1", "script.js"), Some((10, 1)));
+/// assert_eq!(palisade_core::frame_position("    at native", "script.js"), None);
+/// ```
+pub fn frame_position(frame: &str, file: &str) -> Option<(u32, u32)> {
+    let start = frame.find(file)? + file.len();
+    let rest = frame[start..].strip_prefix(':')?;
+    let mut parts = rest.splitn(2, ':');
+    let line = parts.next()?.parse().ok()?;
+    let col_str = parts.next()?;
+    let end = col_str
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(col_str.len());
+    let column = col_str[..end].parse().ok()?;
+    Some((line, column))
+}
+
+/// The first position in `stack` that points into `file`.
+pub fn stack_position(stack: &str, file: &str) -> Option<(u32, u32)> {
+    stack.lines().find_map(|l| frame_position(l, file))
+}

@@ -1,0 +1,126 @@
+//! Parsing and printing of the human units used on the command line and in policy files:
+//! sizes such as `64MiB` or `512KiB`, and durations such as `500ms` or `2s`.
+
+use std::time::Duration;
+
+/// A size or duration string that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} `{input}`: {reason}")]
+pub struct UnitError {
+    what: &'static str,
+    input: String,
+    reason: &'static str,
+}
+
+fn split_number(s: &str) -> Option<(u64, &str)> {
+    let s = s.trim();
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    if end == 0 {
+        return None;
+    }
+    let n = s[..end].parse().ok()?;
+    Some((n, s[end..].trim()))
+}
+
+/// Parses a byte size: a whole number with an optional unit, `B`, `KiB`, `MiB`, `GiB` (powers of
+/// 1024) or `KB`, `MB`, `GB` (powers of 1000). Units are case-insensitive. A bare number is bytes.
+///
+/// ```
+/// use palisade_core::units::parse_size;
+/// assert_eq!(parse_size("64MiB").unwrap(), 64 * 1024 * 1024);
+/// assert_eq!(parse_size("512KiB").unwrap(), 512 * 1024);
+/// assert_eq!(parse_size("1000").unwrap(), 1000);
+/// assert!(parse_size("lots").is_err());
+/// ```
+pub fn parse_size(input: &str) -> Result<u64, UnitError> {
+    let err = |reason| UnitError {
+        what: "size",
+        input: input.to_owned(),
+        reason,
+    };
+    let (n, unit) = split_number(input).ok_or_else(|| err("expected a number such as 64MiB"))?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(err("unknown unit; use B, KiB, MiB, GiB, KB, MB or GB")),
+    };
+    n.checked_mul(mult).ok_or_else(|| err("too large"))
+}
+
+/// Parses a duration: a whole number with a unit, `us`, `ms`, `s`, `m` (minutes). A bare number
+/// is milliseconds.
+///
+/// ```
+/// use std::time::Duration;
+/// use palisade_core::units::parse_duration;
+/// assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+/// assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+/// assert!(parse_duration("2 fortnights").is_err());
+/// ```
+pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
+    let err = |reason| UnitError {
+        what: "duration",
+        input: input.to_owned(),
+        reason,
+    };
+    let (n, unit) = split_number(input).ok_or_else(|| err("expected a number such as 500ms"))?;
+    Ok(match unit.to_ascii_lowercase().as_str() {
+        "us" | "µs" => Duration::from_micros(n),
+        "" | "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n.checked_mul(60).ok_or_else(|| err("too large"))?),
+        _ => return Err(err("unknown unit; use us, ms, s or m")),
+    })
+}
+
+/// Formats a byte count with the largest binary unit that divides it exactly.
+///
+/// ```
+/// assert_eq!(palisade_core::units::format_size(64 << 20), "64MiB");
+/// assert_eq!(palisade_core::units::format_size(1500), "1500B");
+/// ```
+pub fn format_size(bytes: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes != 0 && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("2mb").unwrap(), 2_000_000);
+        assert_eq!(parse_size(" 7 KiB ").unwrap(), 7 << 10);
+        assert!(parse_size("").is_err());
+        assert!(parse_size("-1MiB").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+        assert!(parse_size("1.5MiB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
+        assert_eq!(parse_duration("3m").unwrap(), Duration::from_secs(180));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_millis(10));
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("1h").is_err());
+    }
+
+    #[test]
+    fn format_roundtrip() {
+        for s in ["64MiB", "512KiB", "1GiB", "100B"] {
+            assert_eq!(format_size(parse_size(s).unwrap()), s);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Every `unsafe` line of the QuickJS engine: the metered allocator QuickJS allocates through,
+//! and the one raw runtime setting rquickjs does not wrap.
+//!
+//! The allocator enforces the memory limit itself (QuickJS's own limit is left off) so that the
+//! host learns when the limit was hit even if the guest catches the resulting error: the
+//! [`Meter`] latches, and the interrupt handler then stops the run for good.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use std::ffi::CString;
+
+use rquickjs::allocator::Allocator;
+use rquickjs::{qjs, Ctx, Value};
+
+/// Headroom past the limit, granted only after the limit was hit, so QuickJS can still allocate
+/// the uncatchable error that unwinds the run.
+pub(crate) const GRACE: usize = 256 << 10;
+
+/// Shared memory accounting for one runtime.
+#[derive(Debug, Default)]
+pub(crate) struct Meter {
+    used: AtomicUsize,
+    peak: AtomicUsize,
+    limit: AtomicUsize,
+    hit: AtomicBool,
+    /// Bytes in use plus the size of the first allocation that did not fit.
+    observed: AtomicUsize,
+}
+
+impl Meter {
+    pub(crate) fn new() -> Arc<Meter> {
+        Arc::new(Meter {
+            limit: AtomicUsize::new(usize::MAX),
+            ..Meter::default()
+        })
+    }
+
+    pub(crate) fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+        self.peak
+            .store(self.used.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Whether an allocation was refused for the limit during this run.
+    pub(crate) fn hit(&self) -> bool {
+        self.hit.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn observed(&self) -> usize {
+        self.observed.load(Ordering::Relaxed)
+    }
+
+    /// Whether `extra` more bytes may be allocated.
+    fn admit(&self, extra: usize) -> bool {
+        let used = self.used.load(Ordering::Relaxed);
+        let limit = self.limit.load(Ordering::Relaxed);
+        let want = used.saturating_add(extra);
+        if want <= limit {
+            return true;
+        }
+        if !self.hit.swap(true, Ordering::Relaxed) {
+            self.observed.store(want, Ordering::Relaxed);
+            // The allocation that crossed the limit fails: the guest sees an out-of-memory error.
+            return false;
+        }
+        want <= limit.saturating_add(GRACE)
+    }
+
+    fn add(&self, n: usize) {
+        let now = self.used.fetch_add(n, Ordering::Relaxed) + n;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn sub(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// The allocator QuickJS uses: glibc's malloc, metered against [`Meter`].
+pub(crate) struct MeteredAllocator(pub(crate) Arc<Meter>);
+
+fn usable(ptr: *mut u8) -> usize {
+    // SAFETY: only called on non-null pointers returned by libc's malloc/calloc/realloc that have
+    // not been freed yet; malloc_usable_size reads the allocator's own header for them.
+    unsafe { libc::malloc_usable_size(ptr.cast()) }
+}
+
+// SAFETY: every pointer returned comes straight from libc malloc/calloc/realloc, which return null
+// or a block of at least the requested size aligned for any fundamental type (>= usize);
+// `usable_size` reports glibc's real usable size for such a block.
+unsafe impl Allocator for MeteredAllocator {
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        if size == 0 || !self.0.admit(size) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: plain malloc of a non-zero size; a null result is passed on to QuickJS.
+        let ptr = unsafe { libc::malloc(size) }.cast::<u8>();
+        if !ptr.is_null() {
+            self.0.add(usable(ptr));
+        }
+        ptr
+    }
+
+    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
+        let Some(total) = count.checked_mul(size) else {
+            return std::ptr::null_mut();
+        };
+        if total == 0 || !self.0.admit(total) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: plain calloc; count * size was checked not to overflow.
+        let ptr = unsafe { libc::calloc(count, size) }.cast::<u8>();
+        if !ptr.is_null() {
+            self.0.add(usable(ptr));
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&mut self, ptr: *mut u8) {
+        if ptr.is_null() {
+            return;
+        }
+        self.0.sub(usable(ptr));
+        // SAFETY: the caller guarantees `ptr` came from this allocator and is freed once.
+        unsafe { libc::free(ptr.cast()) }
+    }
+
+    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
+        if ptr.is_null() {
+            return self.alloc(new_size);
+        }
+        let old = usable(ptr);
+        if new_size > old && !self.0.admit(new_size - old) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: the caller guarantees `ptr` came from this allocator; on failure realloc leaves
+        // the old block valid and we report null, as QuickJS expects.
+        let new = unsafe { libc::realloc(ptr.cast(), new_size) }.cast::<u8>();
+        if !new.is_null() {
+            self.0.sub(old);
+            self.0.add(usable(new));
+        }
+        new
+    }
+
+    unsafe fn usable_size(ptr: *mut u8) -> usize {
+        if ptr.is_null() {
+            0
+        } else {
+            usable(ptr)
+        }
+    }
+}
+
+/// Compiles a classic script without running it, so that a parse failure is told apart from a
+/// `SyntaxError` the script throws at run time. On failure the exception is pending on `ctx`.
+pub(crate) fn compile_script<'js>(
+    ctx: &Ctx<'js>,
+    source: &str,
+    filename: &str,
+) -> rquickjs::Result<Value<'js>> {
+    let mut src = Vec::with_capacity(source.len() + 1);
+    src.extend_from_slice(source.as_bytes());
+    src.push(0);
+    let name = CString::new(filename.replace('\0', "")).unwrap_or_default();
+    let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
+    // SAFETY: `src` is NUL-terminated with `source.len()` bytes before the NUL, as JS_Eval
+    // requires; `name` is a valid C string; the context pointer is live for `'js`.
+    let raw = unsafe {
+        qjs::JS_Eval(
+            ctx.as_raw().as_ptr(),
+            src.as_ptr().cast(),
+            source.len() as _,
+            name.as_ptr(),
+            flags,
+        )
+    };
+    // SAFETY: `raw` is a value JS_Eval just returned; testing its tag reads no memory.
+    if unsafe { qjs::JS_IsException(raw) } {
+        return Err(rquickjs::Error::Exception);
+    }
+    // SAFETY: JS_Eval returned an owned reference in this context's runtime; `Value` takes it
+    // over and frees it on drop.
+    Ok(unsafe { Value::from_raw(ctx.clone(), raw) })
+}
+
+/// Runs a script compiled by [`compile_script`]. On failure the exception is pending on `ctx`.
+pub(crate) fn run_compiled<'js>(
+    ctx: &Ctx<'js>,
+    compiled: Value<'js>,
+) -> rquickjs::Result<Value<'js>> {
+    // JS_EvalFunction consumes one reference: give it its own, and let `compiled` (which also
+    // holds a reference to the context) drop normally.
+    // SAFETY: `compiled` is a live value of this context; dup'ing it adds one owned reference.
+    let raw = unsafe { qjs::JS_DupValue(ctx.as_raw().as_ptr(), compiled.as_raw()) };
+    drop(compiled);
+    // SAFETY: `raw` is an owned function-bytecode value of this context, consumed exactly once.
+    let out = unsafe { qjs::JS_EvalFunction(ctx.as_raw().as_ptr(), raw) };
+    // SAFETY: testing the tag of a returned value reads no memory.
+    if unsafe { qjs::JS_IsException(out) } {
+        return Err(rquickjs::Error::Exception);
+    }
+    // SAFETY: JS_EvalFunction returned an owned reference in this context's runtime.
+    Ok(unsafe { Value::from_raw(ctx.clone(), out) })
+}

@@ -1,0 +1,222 @@
+//! Palisade's `quickjs` engine: QuickJS-NG, native, through `rquickjs`.
+//!
+//! Every execution gets a fresh runtime and context; nothing a run creates survives it. The
+//! memory limit is enforced by a metered allocator that latches when the limit is hit, the
+//! deadline and that latch by QuickJS's interrupt handler (an uncatchable termination), and the
+//! stack limit by QuickJS's own stack check on a native stack guaranteed to be large enough.
+//!
+//! ```
+//! use palisade_core::{Engine, Request};
+//! use palisade_quickjs::QuickJs;
+//!
+//! let engine = QuickJs::new();
+//! let outcome = engine.execute(&Request::script("console.log('hi'); 1 + 2"));
+//! assert_eq!(outcome.result.unwrap(), serde_json::json!(3));
+//! assert_eq!(outcome.stdout, "hi\n");
+//! ```
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+mod ffi;
+mod pool;
+mod run;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use palisade_core::{Capabilities, Engine, EngineInfo, ExecError, Outcome, Request};
+use rquickjs::{Context, Runtime};
+
+use crate::ffi::{Meter, MeteredAllocator};
+
+/// The engine's stable name.
+pub const NAME: &str = "quickjs";
+
+/// The QuickJS-NG version compiled in.
+pub const QUICKJS_VERSION: &str = "QuickJS-NG 0.16.2";
+
+/// The JS stack QuickJS may use when the request sets none: 1 MiB.
+pub const DEFAULT_STACK: u64 = 1 << 20;
+
+/// Options for [`QuickJs`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct QuickJsOptions {
+    /// How many unused runtimes a background thread keeps ready, so a run does not pay for
+    /// building one. 0 (the default) builds each runtime on the calling thread, on demand.
+    pub prewarm: usize,
+}
+
+impl QuickJsOptions {
+    /// Sets [`QuickJsOptions::prewarm`].
+    pub fn prewarm(mut self, n: usize) -> Self {
+        self.prewarm = n;
+        self
+    }
+}
+
+/// The native QuickJS-NG engine.
+#[derive(Debug)]
+pub struct QuickJs {
+    pool: Option<pool::Pool>,
+}
+
+impl Default for QuickJs {
+    fn default() -> Self {
+        QuickJs::new()
+    }
+}
+
+impl QuickJs {
+    /// An engine that builds each runtime on demand.
+    pub fn new() -> Self {
+        QuickJs::with_options(QuickJsOptions::default())
+    }
+
+    /// An engine with options.
+    pub fn with_options(options: QuickJsOptions) -> Self {
+        QuickJs {
+            pool: (options.prewarm > 0).then(|| pool::Pool::start(options.prewarm)),
+        }
+    }
+
+    fn fresh(&self) -> Result<Fresh, ExecError> {
+        match self.pool.as_ref().and_then(pool::Pool::take) {
+            Some(f) => Ok(f),
+            None => Fresh::new(),
+        }
+    }
+}
+
+impl Engine for QuickJs {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn info(&self) -> EngineInfo {
+        EngineInfo {
+            name: NAME,
+            version: QUICKJS_VERSION.to_owned(),
+            available: true,
+            detail: None,
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(false, true)
+    }
+
+    fn execute(&self, request: &Request) -> Outcome {
+        let start = Instant::now();
+        let mut outcome = match self.fresh() {
+            Ok(fresh) => {
+                let stack = request.limits.stack.unwrap_or(DEFAULT_STACK);
+                let stack = usize::try_from(stack).unwrap_or(usize::MAX);
+                // QuickJS checks its stack limit against the native stack pointer, so the native
+                // stack must have room for the whole JS limit plus the host's own frames.
+                stacker::maybe_grow(stack + (256 << 10), stack + (2 << 20), || {
+                    run::run(fresh, request, start)
+                })
+            }
+            Err(e) => Outcome::failed(NAME, e),
+        };
+        outcome.metrics.engine = NAME.to_owned();
+        outcome.metrics.wall_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        outcome
+    }
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn nanos_since_epoch(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// What the interrupt handler consults: the deadline and the memory latch.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    meter: Arc<Meter>,
+    deadline: AtomicU64,
+    timed_out: AtomicBool,
+}
+
+impl Guard {
+    fn new(meter: Arc<Meter>) -> Self {
+        Guard {
+            meter,
+            deadline: AtomicU64::new(u64::MAX),
+            timed_out: AtomicBool::new(false),
+        }
+    }
+
+    fn set_deadline(&self, at: Instant) {
+        self.deadline
+            .store(nanos_since_epoch(at), Ordering::Relaxed);
+    }
+
+    /// Whether the run must stop now; latches the timeout.
+    pub(crate) fn should_stop(&self) -> bool {
+        if self.meter.hit() {
+            return true;
+        }
+        if self.timed_out.load(Ordering::Relaxed) {
+            return true;
+        }
+        if nanos_since_epoch(Instant::now()) >= self.deadline.load(Ordering::Relaxed) {
+            self.timed_out.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
+    }
+}
+
+/// A runtime and context no guest code has touched.
+pub(crate) struct Fresh {
+    rt: Runtime,
+    ctx: Context,
+    meter: Arc<Meter>,
+    guard: Arc<Guard>,
+}
+
+impl std::fmt::Debug for Fresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fresh").finish_non_exhaustive()
+    }
+}
+
+impl Fresh {
+    fn new() -> Result<Fresh, ExecError> {
+        let meter = Meter::new();
+        let rt = Runtime::new_with_alloc(MeteredAllocator(meter.clone()))
+            .map_err(|e| ExecError::internal(format!("cannot create a QuickJS runtime: {e}")))?;
+        let guard = Arc::new(Guard::new(meter.clone()));
+        let g = guard.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || g.should_stop())));
+        // The GC runs by allocation volume; keep QuickJS's default threshold.
+        let ctx = Context::full(&rt)
+            .map_err(|e| ExecError::internal(format!("cannot create a QuickJS context: {e}")))?;
+        Ok(Fresh {
+            rt,
+            ctx,
+            meter,
+            guard,
+        })
+    }
+}
+
+/// A mutex that shrugs off poisoning: the data it guards (captured output) stays usable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,372 @@
+//! One execution in a fresh runtime: globals, evaluation, awaiting, result conversion, and the
+//! mapping of every way it can end onto the contract's outcome.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use palisade_core::output::{Output, Stream};
+use palisade_core::{
+    is_stack_overflow, stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome,
+    Request, CONSOLE_JS,
+};
+use rquickjs::function::Rest;
+use rquickjs::promise::PromiseState;
+use rquickjs::{Ctx, Function, Module, Object, Promise, Value};
+
+use crate::ffi::{self, Meter};
+use crate::{lock, millis, Fresh, Guard};
+
+/// Per-run host state the guest's functions reach.
+struct RunState<'a> {
+    request: &'a Request,
+    guard: &'a Guard,
+    meter: &'a Meter,
+    output: Arc<Mutex<Output>>,
+    start: Instant,
+}
+
+pub(crate) fn run(fresh: Fresh, request: &Request, start: Instant) -> Outcome {
+    let Fresh {
+        rt,
+        ctx,
+        meter,
+        guard,
+    } = fresh;
+    let limits = &request.limits;
+    meter.set_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
+    guard.set_deadline(start + limits.timeout);
+    let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
+    rt.set_max_stack_size(usize::try_from(stack).unwrap_or(usize::MAX));
+
+    let state = RunState {
+        request,
+        guard: &guard,
+        meter: &meter,
+        output: Arc::new(Mutex::new(Output::new(limits.output))),
+        start,
+    };
+    let result = ctx.with(|ctx| execute(&ctx, &state));
+    let peak = meter.peak();
+    // The context and runtime go away with everything the guest made, pending jobs included.
+    drop(ctx);
+    drop(rt);
+    let output = std::mem::take(&mut *lock(&state.output));
+    let (stdout, stderr, truncated) = output.into_parts();
+    Outcome {
+        result,
+        stdout,
+        stderr,
+        truncated,
+        metrics: Metrics {
+            engine: crate::NAME.to_owned(),
+            wall_us: 0,
+            memory_bytes: peak as u64,
+            fuel_used: None,
+        },
+    }
+}
+
+fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, ExecError> {
+    let req = st.request;
+    let file = req.file_name();
+    install_globals(ctx, st).map_err(|_| failure(ctx, st))?;
+    let input: Value<'js> = ctx.globals().get("input").map_err(|_| failure(ctx, st))?;
+    let value = match req.mode {
+        Mode::Script => {
+            let compiled = ffi::compile_script(ctx, &req.source, file)
+                .map_err(|_| compile_failure(ctx, st))?;
+            ffi::run_compiled(ctx, compiled).map_err(|_| failure(ctx, st))?
+        }
+        Mode::Module => {
+            let declared = Module::declare(ctx.clone(), file, req.source.as_bytes())
+                .map_err(|_| compile_failure(ctx, st))?;
+            let (module, done) = declared.eval().map_err(|_| failure(ctx, st))?;
+            settle(ctx, st, done.into_value())?;
+            let ns = module.namespace().map_err(|_| failure(ctx, st))?;
+            let default: Value<'js> = ns.get("default").map_err(|_| failure(ctx, st))?;
+            match default.as_function() {
+                Some(f) => f.call((input,)).map_err(|_| failure(ctx, st))?,
+                None => default,
+            }
+        }
+    };
+    let value = settle(ctx, st, value)?;
+    to_json(ctx, st, value)
+}
+
+fn install_globals<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> rquickjs::Result<()> {
+    let globals = ctx.globals();
+    let input_json = serde_json::to_string(&st.request.input).unwrap_or_else(|_| "null".into());
+    let input = ctx.json_parse(input_json)?;
+    globals.set("input", input)?;
+
+    let console = Object::new(ctx.clone())?;
+    for method in ["log", "info", "debug", "warn", "error"] {
+        let stream = Stream::for_method(method).unwrap_or(Stream::Stdout);
+        let output = st.output.clone();
+        let f = Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<()> {
+                let line = format_args(&ctx, args.0)?;
+                lock(&output).write_line(stream, &line);
+                Ok(())
+            },
+        )?
+        .with_name(method)?;
+        console.set(method, f)?;
+    }
+    globals.set("console", console)?;
+    Ok(())
+}
+
+/// Formats the arguments of one console call into one line, with the shared formatter.
+fn format_args<'js>(ctx: &Ctx<'js>, args: Vec<Value<'js>>) -> rquickjs::Result<String> {
+    if args.iter().all(Value::is_string) {
+        let mut line = String::new();
+        for (i, a) in args.iter().enumerate() {
+            if i > 0 {
+                line.push(' ');
+            }
+            line.push_str(&js_string(a));
+        }
+        return Ok(line);
+    }
+    let formatter = formatter(ctx)?;
+    let array = rquickjs::Array::new(ctx.clone())?;
+    for (i, a) in args.into_iter().enumerate() {
+        array.set(i, a)?;
+    }
+    let line: Value<'js> = formatter.call((array,))?;
+    Ok(js_string(&line))
+}
+
+/// The shared console formatter, evaluated in this context on first use.
+fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+    if let Some(f) = ctx.userdata::<Function<'js>>() {
+        return Ok(f.clone());
+    }
+    let mut opts = rquickjs::context::EvalOptions::default();
+    opts.strict = true;
+    opts.backtrace_barrier = true;
+    opts.filename = Some("palisade:console".into());
+    let f: Function<'js> = ctx.eval_with_options(CONSOLE_JS, opts)?;
+    // The context is fresh for this run, so nothing else stores a function here.
+    let _ = ctx.store_userdata(f.clone());
+    Ok(f)
+}
+
+/// A JS string (or any value's ToString) as Rust text; lone surrogates become U+FFFD.
+fn js_string(v: &Value<'_>) -> String {
+    if let Some(s) = v.as_string() {
+        if let Ok(s) = s.to_string() {
+            return s;
+        }
+    }
+    match v.get::<rquickjs::Coerced<String>>() {
+        Ok(s) => s.0,
+        Err(_) => {
+            let _ = v.ctx().catch();
+            String::new()
+        }
+    }
+}
+
+/// Awaits a thenable and drains the microtask queue, all under the deadline.
+fn settle<'js>(
+    ctx: &Ctx<'js>,
+    st: &RunState<'_>,
+    value: Value<'js>,
+) -> Result<Value<'js>, ExecError> {
+    let promise: Option<Promise<'js>> = if let Some(p) = value.as_promise() {
+        Some(p.clone())
+    } else if let Some(obj) = value.as_object() {
+        let then: Value<'js> = obj.get("then").map_err(|_| failure(ctx, st))?;
+        if then.is_function() {
+            // A foreign thenable: adopt it the way `await` would.
+            let resolve: Function<'js> = ctx
+                .eval("Promise.resolve.bind(Promise)")
+                .map_err(|_| failure(ctx, st))?;
+            let p: Promise<'js> = resolve
+                .call((value.clone(),))
+                .map_err(|_| failure(ctx, st))?;
+            Some(p)
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    // Drain every microtask, so work queued by the guest finishes (or hits a limit).
+    loop {
+        if st.guard.should_stop() {
+            return Err(failure(ctx, st));
+        }
+        if !ctx.execute_pending_job() {
+            break;
+        }
+    }
+    if st.guard.should_stop() {
+        return Err(failure(ctx, st));
+    }
+    let Some(promise) = promise else {
+        return Ok(value);
+    };
+    match promise.state() {
+        PromiseState::Resolved => promise.result::<Value<'js>>().map_or_else(
+            || Err(ExecError::internal("settled promise has no result")),
+            |r| r.map_err(|_| failure(ctx, st)),
+        ),
+        PromiseState::Rejected => {
+            let _ = promise.result::<Value<'js>>();
+            Err(failure(ctx, st))
+        }
+        PromiseState::Pending => {
+            let limits = &st.request.limits;
+            Err(ExecError::limit(
+                Limit::Timeout,
+                millis(limits.timeout),
+                Some(millis(st.start.elapsed())),
+                "the result promise can never settle: no pending jobs remain".into(),
+            ))
+        }
+    }
+}
+
+/// Converts the result as `JSON.stringify` would (with the intrinsic, not the guest's global).
+fn to_json<'js>(
+    ctx: &Ctx<'js>,
+    st: &RunState<'_>,
+    value: Value<'js>,
+) -> Result<serde_json::Value, ExecError> {
+    let json = match ctx.json_stringify(value) {
+        Ok(Some(s)) => s.to_string().map_err(|e| ExecError::NotSerializable {
+            message: format!("result is not valid UTF-8: {e}"),
+        })?,
+        Ok(None) => return Ok(serde_json::Value::Null),
+        Err(_) => {
+            return Err(match failure(ctx, st) {
+                ExecError::Exception(g) => ExecError::NotSerializable {
+                    message: g.to_string(),
+                },
+                other => other,
+            })
+        }
+    };
+    let cap = st.request.limits.result;
+    if json.len() as u64 > cap {
+        return Err(ExecError::limit(
+            Limit::Result,
+            cap,
+            Some(json.len() as u64),
+            format!(
+                "the result is {} bytes, over the result limit of {cap} bytes",
+                json.len()
+            ),
+        ));
+    }
+    serde_json::from_str(&json)
+        .map_err(|e| ExecError::internal(format!("engine produced bad JSON: {e}")))
+}
+
+/// Turns a failed compile into `syntax_error` (or a limit, if one was hit while compiling).
+fn compile_failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
+    match failure(ctx, st) {
+        ExecError::Exception(g) if g.name.as_deref() == Some("SyntaxError") => ExecError::Syntax(g),
+        other => other,
+    }
+}
+
+/// Classifies the pending exception: a hit limit wins over whatever was thrown.
+fn failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
+    let exc = ctx.catch();
+    if let Some(e) = limit_hit(st) {
+        return e;
+    }
+    let guest = guest_error(ctx, &exc, st.request.file_name());
+    // Reading the error's properties runs guest code (getters), which can hit a limit too.
+    if let Some(e) = limit_hit(st) {
+        return e;
+    }
+    if is_stack_overflow(&guest) {
+        let stack = st.request.limits.stack.unwrap_or(crate::DEFAULT_STACK);
+        return ExecError::limit(
+            Limit::Stack,
+            stack,
+            None,
+            format!(
+                "{} (stack limit {})",
+                guest.message,
+                palisade_core::units::format_size(stack)
+            ),
+        );
+    }
+    ExecError::Exception(guest)
+}
+
+fn limit_hit(st: &RunState<'_>) -> Option<ExecError> {
+    let limits = &st.request.limits;
+    if st.meter.hit() {
+        return Some(ExecError::limit(
+            Limit::Memory,
+            limits.memory,
+            Some(st.meter.observed() as u64),
+            format!(
+                "the memory limit of {} was exceeded",
+                palisade_core::units::format_size(limits.memory)
+            ),
+        ));
+    }
+    if st.guard.timed_out() {
+        return Some(ExecError::limit(
+            Limit::Timeout,
+            millis(limits.timeout),
+            Some(millis(st.start.elapsed())),
+            format!("the timeout of {} ms was exceeded", millis(limits.timeout)),
+        ));
+    }
+    None
+}
+
+/// Reads name, message, stack and position from a thrown value, tolerating hostile getters.
+fn guest_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, file: &str) -> GuestError {
+    let get = |obj: &Object<'js>, key: &str| -> Option<String> {
+        match obj.get::<_, Value<'js>>(key) {
+            Ok(v) if v.is_string() => Some(js_string(&v)),
+            Ok(_) => None,
+            Err(_) => {
+                let _ = ctx.catch();
+                None
+            }
+        }
+    };
+    if let Some(obj) = exc.as_object() {
+        let is_error = exc.is_error();
+        let name = get(obj, "name");
+        let message = get(obj, "message");
+        if is_error || (name.is_some() && message.is_some()) {
+            let stack = get(obj, "stack");
+            let pos = stack.as_deref().and_then(|s| stack_position(s, file));
+            return GuestError {
+                name,
+                message: message.unwrap_or_default(),
+                stack,
+                line: pos.map(|p| p.0),
+                column: pos.map(|p| p.1),
+            };
+        }
+    }
+    let message = match format_args(ctx, vec![exc.clone()]) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctx.catch();
+            String::from("<unprintable thrown value>")
+        }
+    };
+    GuestError {
+        name: None,
+        message,
+        stack: None,
+        line: None,
+        column: None,
+    }
+}

@@ -1,0 +1,242 @@
+//! Palisade runs untrusted JavaScript in a fresh, isolated context and returns the result value,
+//! the console output and a resource receipt, or a typed error. It never crashes the host, and
+//! nothing leaks from one run into the next.
+//!
+//! ```
+//! use palisade::{Limits, Request, Sandbox};
+//! use std::time::Duration;
+//!
+//! let sandbox = Sandbox::new();
+//! let outcome = sandbox.run(&Request::script("console.log('adding'); input.a + input.b")
+//!     .with_input(serde_json::json!({"a": 2, "b": 3})));
+//! assert_eq!(outcome.result, Ok(serde_json::json!(5)));
+//! assert_eq!(outcome.stdout, "adding\n");
+//!
+//! // Hostile code ends with a typed error, within its limits.
+//! let limits = Limits { timeout: Duration::from_millis(50), ..Limits::default() };
+//! let outcome = sandbox.run(&Request::script("for (;;) {}").with_limits(limits));
+//! assert_eq!(outcome.error_kind(), Some(palisade::ErrorKind::Timeout));
+//! ```
+//!
+//! The facade names no engine internals: engines are chosen by [`EngineKind`], and every engine
+//! takes the same [`Request`] and returns the same [`Outcome`].
+#![forbid(unsafe_code)]
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+pub use palisade_core::{
+    output, units, Capabilities, ConfigError, Engine, EngineInfo, ErrorKind, ErrorRecord,
+    ExecError, GuestError, Limit, LimitExceeded, Limits, Metrics, Mode, Outcome, OutcomeRecord,
+    Request, Status,
+};
+
+/// The engines Palisade knows, by their stable names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum EngineKind {
+    /// QuickJS-NG, native. The embedded default.
+    #[default]
+    QuickJs,
+    /// QuickJS-NG compiled to WASI, under Wasmtime.
+    Wasm,
+    /// V8, through libmini_racer.
+    V8,
+}
+
+impl EngineKind {
+    /// Every engine, in the order `palisade engines` lists them.
+    pub const ALL: [EngineKind; 3] = [EngineKind::QuickJs, EngineKind::Wasm, EngineKind::V8];
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::QuickJs => "quickjs",
+            EngineKind::Wasm => "wasm",
+            EngineKind::V8 => "v8",
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EngineKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown engine `{s}` (expected quickjs, wasm or v8)"))
+    }
+}
+
+/// Describes every engine Palisade knows, available or not.
+pub fn engines() -> Vec<EngineInfo> {
+    EngineKind::ALL.into_iter().map(engine_info).collect()
+}
+
+/// Describes one engine.
+pub fn engine_info(kind: EngineKind) -> EngineInfo {
+    match kind {
+        EngineKind::QuickJs => palisade_quickjs::QuickJs::new().info(),
+        EngineKind::Wasm | EngineKind::V8 => EngineInfo {
+            name: kind.as_str(),
+            version: String::new(),
+            available: false,
+            detail: Some(format!(
+                "the `{kind}` engine is not part of this build of Palisade yet"
+            )),
+        },
+    }
+}
+
+/// Options for a [`Sandbox`], validated once by [`SandboxBuilder::build`].
+#[derive(Debug, Clone, Default)]
+pub struct SandboxBuilder {
+    engine: EngineKind,
+    prewarm: usize,
+    limits: Option<Limits>,
+}
+
+impl SandboxBuilder {
+    /// The engine to run on. Default: [`EngineKind::QuickJs`].
+    pub fn engine(mut self, engine: EngineKind) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// How many unused contexts to keep ready in the background (0, the default, builds each
+    /// one on demand). Pre-warmed contexts have never run guest code.
+    pub fn prewarm(mut self, n: usize) -> Self {
+        self.prewarm = n;
+        self
+    }
+
+    /// Checks these limits against the engine when building, so that a limit the engine cannot
+    /// enforce is a configuration error up front rather than on every run.
+    pub fn expect_limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Builds the sandbox; fails if the engine is unavailable or cannot enforce the limits.
+    pub fn build(self) -> Result<Sandbox, BuildError> {
+        let engine: Arc<dyn Engine> = match self.engine {
+            EngineKind::QuickJs => Arc::new(palisade_quickjs::QuickJs::with_options(
+                palisade_quickjs::QuickJsOptions::default().prewarm(self.prewarm),
+            )),
+            other => {
+                let info = engine_info(other);
+                return Err(BuildError::Unavailable {
+                    engine: other,
+                    reason: info.detail.unwrap_or_default(),
+                });
+            }
+        };
+        if let Some(limits) = &self.limits {
+            engine.check_limits(limits)?;
+        }
+        Ok(Sandbox { engine })
+    }
+}
+
+/// Why a [`Sandbox`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The engine cannot run here.
+    #[error("engine `{engine}` is unavailable: {reason}")]
+    Unavailable {
+        /// The engine.
+        engine: EngineKind,
+        /// Why, and how to install it.
+        reason: String,
+    },
+    /// The configuration is invalid for this engine.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl BuildError {
+    /// The outcome a run would have had with this configuration.
+    pub fn to_outcome(&self) -> Outcome {
+        match self {
+            BuildError::Unavailable { engine, reason } => Outcome::failed(
+                engine.as_str(),
+                ExecError::EngineUnavailable {
+                    engine: engine.as_str().to_owned(),
+                    reason: reason.clone(),
+                },
+            ),
+            BuildError::Config(e) => Outcome::failed(
+                "",
+                ExecError::InvalidRequest {
+                    message: e.to_string(),
+                },
+            ),
+        }
+    }
+}
+
+/// Runs requests on one engine, each in a fresh context.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    engine: Arc<dyn Engine>,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+impl Sandbox {
+    /// A sandbox on the default engine (`quickjs`), building contexts on demand.
+    pub fn new() -> Self {
+        Sandbox {
+            engine: Arc::new(palisade_quickjs::QuickJs::new()),
+        }
+    }
+
+    /// Options for a sandbox.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// The engine's description.
+    pub fn engine_info(&self) -> EngineInfo {
+        self.engine.info()
+    }
+
+    /// Runs one request. Invalid limits give `invalid_request`; nothing here panics on guest
+    /// input, and a host bug that does is reported as `internal`.
+    pub fn run(&self, request: &Request) -> Outcome {
+        if let Err(e) = self.engine.check_limits(&request.limits) {
+            return Outcome::failed(
+                self.engine.name(),
+                ExecError::InvalidRequest {
+                    message: e.to_string(),
+                },
+            );
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.engine.execute(request))) {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Outcome::failed(
+                    self.engine.name(),
+                    ExecError::internal(format!("engine panicked: {what}")),
+                )
+            }
+        }
+    }
+}
