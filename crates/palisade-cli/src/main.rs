@@ -156,6 +156,7 @@ fn run(args: RunArgs) -> u8 {
         filename,
         input: args.input.clone().unwrap_or(serde_json::Value::Null),
         limits: limits.clone(),
+        modules: Default::default(),
     };
     let outcome = match Sandbox::builder()
         .engine(args.engine)

@@ -14,8 +14,10 @@
 
 pub mod engine;
 pub mod limits;
+pub mod modules;
 pub mod outcome;
 pub mod output;
+pub mod primordials;
 pub mod request;
 pub mod units;
 
@@ -28,7 +30,9 @@ pub use outcome::{
 pub use request::{Mode, Request};
 
 /// The console formatter every engine installs in the guest, so that `console.log` prints the
-/// same bytes on every engine. Evaluating it yields a function `(args: any[]) => string`.
+/// same bytes on every engine. Evaluating it yields a factory; calling the factory with the
+/// object of [`primordials::PRIMORDIALS`] (captured before guest code ran) yields a function
+/// `(args: any[]) => string`.
 pub const CONSOLE_JS: &str = include_str!("../js/console.js");
 
 /// The message engines use for a stack overflow (`RangeError`), the same as V8's.
@@ -63,4 +67,36 @@ pub fn frame_position(frame: &str, file: &str) -> Option<(u32, u32)> {
 /// The first position in `stack` that points into `file`.
 pub fn stack_position(stack: &str, file: &str) -> Option<(u32, u32)> {
     stack.lines().find_map(|l| frame_position(l, file))
+}
+
+/// The maximum nesting depth of arrays and objects in a JSON text (0 for a scalar), found by a
+/// linear scan that skips string contents.
+///
+/// ```
+/// assert_eq!(palisade_core::json_depth("1"), 0);
+/// assert_eq!(palisade_core::json_depth(r#"[{"a": "[[["}, [2]]"#), 2);
+/// ```
+pub fn json_depth(json: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }

@@ -1,5 +1,7 @@
 //! What a caller hands an engine: source, mode, input and limits.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::limits::Limits;
@@ -51,6 +53,10 @@ pub struct Request {
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Modules the guest may import, by specifier (`"./util.js"`, `"lodash"`) to source. Nothing
+    /// else can be imported: see [`crate::modules`].
+    #[serde(default)]
+    pub modules: BTreeMap<String, String>,
 }
 
 impl Request {
@@ -62,6 +68,7 @@ impl Request {
             filename: None,
             input: serde_json::Value::Null,
             limits: Limits::default(),
+            modules: BTreeMap::new(),
         }
     }
 
@@ -82,6 +89,12 @@ impl Request {
     /// Sets the limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Adds a module the guest may import.
+    pub fn with_module(mut self, specifier: impl Into<String>, source: impl Into<String>) -> Self {
+        self.modules.insert(specifier.into(), source.into());
         self
     }
 

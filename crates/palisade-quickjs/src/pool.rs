@@ -1,14 +1,21 @@
 //! Pre-warming: a background thread keeps a few runtimes ready that no guest code has touched.
 //! A run takes one (never returning it); if none is ready it builds its own.
 
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::Mutex;
 
-use crate::{lock, Fresh};
+use crate::{lock, Fresh, Spent};
 
 #[derive(Debug)]
 pub(crate) struct Pool {
     ready: Mutex<Receiver<Fresh>>,
+    reaper: Mutex<Option<Sender<Spent>>>,
+}
+
+impl std::fmt::Debug for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spent").finish_non_exhaustive()
+    }
 }
 
 impl Pool {
@@ -26,9 +33,30 @@ impl Pool {
             });
         // Without the thread, every take() misses and runs build their own runtime.
         drop(spawned);
+        let (reap_tx, reap_rx) = channel::<Spent>();
+        let reaper = std::thread::Builder::new()
+            .name("palisade-quickjs-reaper".into())
+            .spawn(move || {
+                // Ends when the engine (the sender) is dropped.
+                while let Ok(spent) = reap_rx.recv() {
+                    drop(spent);
+                }
+            })
+            .ok()
+            .map(|_| reap_tx);
         Pool {
             ready: Mutex::new(rx),
+            reaper: Mutex::new(reaper),
         }
+    }
+
+    /// Frees a used runtime off the caller's thread (or here, if the reaper is gone).
+    pub(crate) fn retire(&self, spent: Spent) {
+        let rejected = match &*lock(&self.reaper) {
+            Some(tx) => tx.send(spent).err().map(|e| e.0),
+            None => Some(spent),
+        };
+        drop(rejected);
     }
 
     pub(crate) fn take(&self) -> Option<Fresh> {

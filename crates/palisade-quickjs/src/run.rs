@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use palisade_core::output::{Output, Stream};
+use palisade_core::primordials::{Capture, PRIMORDIALS};
 use palisade_core::{
     is_stack_overflow, stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome,
     Request, CONSOLE_JS,
@@ -14,45 +15,43 @@ use rquickjs::promise::PromiseState;
 use rquickjs::{Ctx, Function, Module, Object, Promise, Value};
 
 use crate::ffi::{self, Meter};
-use crate::{lock, millis, Fresh, Guard};
+use crate::{lock, millis, Fresh, Guard, Spent};
 
 /// Per-run host state the guest's functions reach.
 struct RunState<'a> {
     request: &'a Request,
     guard: &'a Guard,
     meter: &'a Meter,
-    output: Arc<Mutex<Output>>,
     start: Instant,
 }
 
-pub(crate) fn run(fresh: Fresh, request: &Request, start: Instant) -> Outcome {
+pub(crate) fn run(fresh: Fresh, request: &Request, start: Instant) -> (Outcome, Spent) {
     let Fresh {
         rt,
         ctx,
         meter,
         guard,
+        output,
+        modules,
     } = fresh;
     let limits = &request.limits;
     meter.set_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
     guard.set_deadline(start + limits.timeout);
     let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
     rt.set_max_stack_size(usize::try_from(stack).unwrap_or(usize::MAX));
+    modules.set(&request.modules, request.file_name());
+    *lock(&output) = Output::new(limits.output);
 
     let state = RunState {
         request,
         guard: &guard,
         meter: &meter,
-        output: Arc::new(Mutex::new(Output::new(limits.output))),
         start,
     };
     let result = ctx.with(|ctx| execute(&ctx, &state));
     let peak = meter.peak();
-    // The context and runtime go away with everything the guest made, pending jobs included.
-    drop(ctx);
-    drop(rt);
-    let output = std::mem::take(&mut *lock(&state.output));
-    let (stdout, stderr, truncated) = output.into_parts();
-    Outcome {
+    let (stdout, stderr, truncated) = std::mem::take(&mut *lock(&output)).into_parts();
+    let outcome = Outcome {
         result,
         stdout,
         stderr,
@@ -63,14 +62,15 @@ pub(crate) fn run(fresh: Fresh, request: &Request, start: Instant) -> Outcome {
             memory_bytes: peak as u64,
             fuel_used: None,
         },
-    }
+    };
+    // The context and runtime go away with everything the guest made, pending jobs included.
+    (outcome, Spent { _ctx: ctx, _rt: rt })
 }
 
 fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, ExecError> {
     let req = st.request;
     let file = req.file_name();
-    install_globals(ctx, st).map_err(|_| failure(ctx, st))?;
-    let input: Value<'js> = ctx.globals().get("input").map_err(|_| failure(ctx, st))?;
+    let input = set_input(ctx, st).map_err(|_| failure(ctx, st))?;
     let value = match req.mode {
         Mode::Script => {
             let compiled = ffi::compile_script(ctx, &req.source, file)
@@ -94,16 +94,22 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
     to_json(ctx, st, value)
 }
 
-fn install_globals<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> rquickjs::Result<()> {
-    let globals = ctx.globals();
-    let input_json = serde_json::to_string(&st.request.input).unwrap_or_else(|_| "null".into());
-    let input = ctx.json_parse(input_json)?;
-    globals.set("input", input)?;
+fn set_input<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> rquickjs::Result<Value<'js>> {
+    let json = serde_json::to_string(&st.request.input).unwrap_or_else(|_| "null".into());
+    let input = ctx.json_parse(json)?;
+    ctx.globals().set("input", input.clone())?;
+    Ok(input)
+}
 
+/// Installs `console`, writing into `output` (which each run resets with its own cap).
+pub(crate) fn install_console<'js>(
+    ctx: &Ctx<'js>,
+    output: &Arc<Mutex<Output>>,
+) -> rquickjs::Result<()> {
     let console = Object::new(ctx.clone())?;
     for method in ["log", "info", "debug", "warn", "error"] {
         let stream = Stream::for_method(method).unwrap_or(Stream::Stdout);
-        let output = st.output.clone();
+        let output = output.clone();
         let f = Function::new(
             ctx.clone(),
             move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<()> {
@@ -115,13 +121,17 @@ fn install_globals<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> rquickjs::Result<(
         .with_name(method)?;
         console.set(method, f)?;
     }
-    globals.set("console", console)?;
+    ctx.globals().set("console", console)?;
     Ok(())
 }
 
 /// Formats the arguments of one console call into one line, with the shared formatter.
 fn format_args<'js>(ctx: &Ctx<'js>, args: Vec<Value<'js>>) -> rquickjs::Result<String> {
-    if args.iter().all(Value::is_string) {
+    let specifiers = args.len() > 1
+        && args[0]
+            .as_string()
+            .is_some_and(|s| s.to_string().is_ok_and(|s| s.contains('%')));
+    if !specifiers && args.iter().all(Value::is_string) {
         let mut line = String::new();
         for (i, a) in args.iter().enumerate() {
             if i > 0 {
@@ -140,19 +150,56 @@ fn format_args<'js>(ctx: &Ctx<'js>, args: Vec<Value<'js>>) -> rquickjs::Result<S
     Ok(js_string(&line))
 }
 
-/// The shared console formatter, evaluated in this context on first use.
+/// The shared console formatter, evaluated in this context on first use, over the primordials
+/// captured when the context was created.
 fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
     if let Some(f) = ctx.userdata::<Function<'js>>() {
         return Ok(f.clone());
     }
+    let primordials = match ctx.userdata::<Object<'js>>() {
+        Some(p) => p.clone(),
+        None => capture_primordials(ctx)?,
+    };
     let mut opts = rquickjs::context::EvalOptions::default();
     opts.strict = true;
     opts.backtrace_barrier = true;
     opts.filename = Some("palisade:console".into());
-    let f: Function<'js> = ctx.eval_with_options(CONSOLE_JS, opts)?;
+    let factory: Function<'js> = ctx.eval_with_options(CONSOLE_JS, opts)?;
+    let f: Function<'js> = factory.call((primordials,))?;
     // The context is fresh for this run, so nothing else stores a function here.
     let _ = ctx.store_userdata(f.clone());
     Ok(f)
+}
+
+/// Captures [`PRIMORDIALS`] from the global object into one plain object. Called before any
+/// guest code runs.
+pub(crate) fn capture_primordials<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    let out = Object::new(ctx.clone())?;
+    let globals = ctx.globals();
+    let object: Object<'js> = globals.get("Object")?;
+    let descriptor: Function<'js> = object.get("getOwnPropertyDescriptor")?;
+    for &(key, path, how) in PRIMORDIALS {
+        let mut holder = globals.clone();
+        let mut segments = path.split('.').peekable();
+        while let Some(seg) = segments.next() {
+            let last = segments.peek().is_none();
+            if last && how == Capture::Getter {
+                let desc: Object<'js> = descriptor.call((holder.clone(), seg))?;
+                let getter: Value<'js> = desc.get("get")?;
+                out.set(key, getter)?;
+            } else if seg == "__proto__" {
+                holder = holder
+                    .get_prototype()
+                    .ok_or_else(|| rquickjs::Error::new_from_js("null", "prototype"))?;
+            } else if last {
+                let v: Value<'js> = holder.get(seg)?;
+                out.set(key, v)?;
+            } else {
+                holder = holder.get(seg)?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A JS string (or any value's ToString) as Rust text; lone surrogates become U+FFFD.
@@ -182,11 +229,10 @@ fn settle<'js>(
     } else if let Some(obj) = value.as_object() {
         let then: Value<'js> = obj.get("then").map_err(|_| failure(ctx, st))?;
         if then.is_function() {
-            // A foreign thenable: adopt it the way `await` would.
-            let resolve: Function<'js> = ctx
-                .eval("Promise.resolve.bind(Promise)")
-                .map_err(|_| failure(ctx, st))?;
-            let p: Promise<'js> = resolve
+            // A foreign thenable: adopt it the way `await` would, through the intrinsic
+            // promise capability (never the guest's `Promise` global).
+            let (p, resolve, _reject) = Promise::new(ctx).map_err(|_| failure(ctx, st))?;
+            let () = resolve
                 .call((value.clone(),))
                 .map_err(|_| failure(ctx, st))?;
             Some(p)
@@ -264,8 +310,28 @@ fn to_json<'js>(
             ),
         ));
     }
-    serde_json::from_str(&json)
-        .map_err(|e| ExecError::internal(format!("engine produced bad JSON: {e}")))
+    parse_result(&json)
+}
+
+/// The deepest result nesting Palisade converts; deeper results are `not_serializable`.
+pub(crate) const MAX_RESULT_DEPTH: usize = 1000;
+
+/// Parses the engine's JSON text into a value, refusing what the host cannot hold: nesting
+/// deeper than [`MAX_RESULT_DEPTH`] and lone surrogates (valid JSON text, but not Unicode).
+fn parse_result(json: &str) -> Result<serde_json::Value, ExecError> {
+    let depth = palisade_core::json_depth(json);
+    if depth > MAX_RESULT_DEPTH {
+        return Err(ExecError::NotSerializable {
+            message: format!(
+                "the result is nested {depth} levels deep, deeper than the {MAX_RESULT_DEPTH} Palisade converts"
+            ),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    de.disable_recursion_limit();
+    serde::Deserialize::deserialize(&mut de).map_err(|e| ExecError::NotSerializable {
+        message: format!("the result cannot be represented as Unicode JSON: {e}"),
+    })
 }
 
 /// Turns a failed compile into `syntax_error` (or a limit, if one was hit while compiling).

@@ -1,0 +1,186 @@
+//! The pristine built-ins the console formatter ([`crate::CONSOLE_JS`]) uses, so that a guest
+//! that replaces `Array.prototype.join` or `Object.keys` cannot change how values print.
+//!
+//! Each engine captures these into one plain object before any guest code runs and hands it to
+//! the formatter. Paths are property paths from the global object; `__proto__` steps to the
+//! prototype (`Object.getPrototypeOf`); a [`Capture::Getter`] takes the accessor's getter.
+
+/// How to capture one primordial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    /// The property's value.
+    Value,
+    /// The getter of an accessor property.
+    Getter,
+}
+
+/// `(key in the primordials object, path from the global object, how)`.
+pub const PRIMORDIALS: &[(&str, &str, Capture)] = &[
+    ("ReflectApply", "Reflect.apply", Capture::Value),
+    ("ReflectOwnKeys", "Reflect.ownKeys", Capture::Value),
+    (
+        "ObjectPrototypeToString",
+        "Object.prototype.toString",
+        Capture::Value,
+    ),
+    (
+        "ObjectPrototypeHasOwnProperty",
+        "Object.prototype.hasOwnProperty",
+        Capture::Value,
+    ),
+    (
+        "ObjectPrototypeIsPrototypeOf",
+        "Object.prototype.isPrototypeOf",
+        Capture::Value,
+    ),
+    (
+        "ObjectGetPrototypeOf",
+        "Object.getPrototypeOf",
+        Capture::Value,
+    ),
+    (
+        "ObjectGetOwnPropertyDescriptor",
+        "Object.getOwnPropertyDescriptor",
+        Capture::Value,
+    ),
+    ("ObjectIs", "Object.is", Capture::Value),
+    ("ArrayIsArray", "Array.isArray", Capture::Value),
+    ("ArrayPrototypeJoin", "Array.prototype.join", Capture::Value),
+    (
+        "ArrayPrototypeSlice",
+        "Array.prototype.slice",
+        Capture::Value,
+    ),
+    (
+        "ArrayPrototypeIndexOf",
+        "Array.prototype.indexOf",
+        Capture::Value,
+    ),
+    (
+        "StringPrototypeIncludes",
+        "String.prototype.includes",
+        Capture::Value,
+    ),
+    (
+        "StringPrototypeStartsWith",
+        "String.prototype.startsWith",
+        Capture::Value,
+    ),
+    (
+        "StringPrototypeSlice",
+        "String.prototype.slice",
+        Capture::Value,
+    ),
+    (
+        "StringPrototypeCharCodeAt",
+        "String.prototype.charCodeAt",
+        Capture::Value,
+    ),
+    (
+        "StringPrototypePadStart",
+        "String.prototype.padStart",
+        Capture::Value,
+    ),
+    (
+        "StringPrototypeToUpperCase",
+        "String.prototype.toUpperCase",
+        Capture::Value,
+    ),
+    (
+        "StringPrototypeTrimEnd",
+        "String.prototype.trimEnd",
+        Capture::Value,
+    ),
+    (
+        "StringPrototypeValueOf",
+        "String.prototype.valueOf",
+        Capture::Value,
+    ),
+    (
+        "NumberPrototypeToString",
+        "Number.prototype.toString",
+        Capture::Value,
+    ),
+    (
+        "NumberPrototypeValueOf",
+        "Number.prototype.valueOf",
+        Capture::Value,
+    ),
+    (
+        "BooleanPrototypeValueOf",
+        "Boolean.prototype.valueOf",
+        Capture::Value,
+    ),
+    (
+        "SymbolPrototypeToString",
+        "Symbol.prototype.toString",
+        Capture::Value,
+    ),
+    (
+        "SymbolPrototypeValueOf",
+        "Symbol.prototype.valueOf",
+        Capture::Value,
+    ),
+    (
+        "BigIntPrototypeValueOf",
+        "BigInt.prototype.valueOf",
+        Capture::Value,
+    ),
+    (
+        "FunctionPrototypeToString",
+        "Function.prototype.toString",
+        Capture::Value,
+    ),
+    (
+        "DatePrototypeGetTime",
+        "Date.prototype.getTime",
+        Capture::Value,
+    ),
+    (
+        "DatePrototypeToISOString",
+        "Date.prototype.toISOString",
+        Capture::Value,
+    ),
+    (
+        "RegExpPrototypeExec",
+        "RegExp.prototype.exec",
+        Capture::Value,
+    ),
+    (
+        "RegExpPrototypeToString",
+        "RegExp.prototype.toString",
+        Capture::Value,
+    ),
+    (
+        "MapPrototypeForEach",
+        "Map.prototype.forEach",
+        Capture::Value,
+    ),
+    (
+        "SetPrototypeForEach",
+        "Set.prototype.forEach",
+        Capture::Value,
+    ),
+    ("MapPrototypeSize", "Map.prototype.size", Capture::Getter),
+    ("SetPrototypeSize", "Set.prototype.size", Capture::Getter),
+    ("ArrayBufferIsView", "ArrayBuffer.isView", Capture::Value),
+    (
+        "ArrayBufferPrototypeByteLength",
+        "ArrayBuffer.prototype.byteLength",
+        Capture::Getter,
+    ),
+    (
+        "TypedArrayPrototypeLength",
+        "Uint8Array.prototype.__proto__.length",
+        Capture::Getter,
+    ),
+    ("Uint8Array", "Uint8Array", Capture::Value),
+    ("DataViewPrototype", "DataView.prototype", Capture::Value),
+    ("ErrorPrototype", "Error.prototype", Capture::Value),
+    ("JSONStringify", "JSON.stringify", Capture::Value),
+    ("NumberParseInt", "Number.parseInt", Capture::Value),
+    ("NumberParseFloat", "Number.parseFloat", Capture::Value),
+    ("Number", "Number", Capture::Value),
+    ("String", "String", Capture::Value),
+    ("SymbolToStringTag", "Symbol.toStringTag", Capture::Value),
+];
