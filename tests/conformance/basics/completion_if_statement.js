@@ -1,0 +1,5 @@
+if (input === null) {
+  "yes";
+} else {
+  "no";
+}

@@ -1,0 +1,3 @@
+const a = 2;
+let b = a * 20;
+b + 2;

@@ -1,0 +1,2 @@
+var x = 5;
+function f() { return x; }

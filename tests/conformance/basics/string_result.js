@@ -1,0 +1,1 @@
+['pali', 'sade'].join('')

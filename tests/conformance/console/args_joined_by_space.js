@@ -1,0 +1,2 @@
+console.log('a', 'b', 'c');
+console.error('x', 1, 'y');

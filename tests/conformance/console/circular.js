@@ -1,0 +1,3 @@
+const o = { name: 'o' };
+o.self = o;
+console.log(o);

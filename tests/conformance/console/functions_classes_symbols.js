@@ -1,0 +1,1 @@
+console.log(function foo() {}, class Bar {}, () => 1, Symbol('q'));

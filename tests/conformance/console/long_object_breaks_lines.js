@@ -1,0 +1,1 @@
+console.log({ alpha: 'aaaaaaaaaaaaaaaaaa', beta: 'bbbbbbbbbbbbbbbbbbbbbbb', gamma: 'ccccccccccccccccccc', delta: 1 });

@@ -1,0 +1,1 @@
+console.log('n', 1, [1], { a: 'b' }, null);

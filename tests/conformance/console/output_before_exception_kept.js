@@ -1,0 +1,3 @@
+console.log('before');
+console.error('oops');
+throw new Error('after output');

@@ -1,0 +1,3 @@
+console.log('12345');
+console.warn('abcde');
+2

@@ -1,0 +1,2 @@
+console.log('100%');
+console.log('%s');

@@ -1,0 +1,3 @@
+console.log('it\'s "quoted"\ttab');
+console.log('two\nlines');
+console.log('');

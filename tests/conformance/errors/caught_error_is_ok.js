@@ -1,0 +1,7 @@
+let r;
+try {
+  null.x;
+} catch (e) {
+  r = e instanceof TypeError;
+}
+r

@@ -1,0 +1,2 @@
+class AppError extends Error {}
+throw new AppError('app failed');

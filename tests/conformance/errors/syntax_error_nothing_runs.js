@@ -1,0 +1,4 @@
+console.log('must not print');
+function never() {
+  let = = 2;
+}

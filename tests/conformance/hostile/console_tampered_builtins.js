@@ -1,0 +1,3 @@
+Array.prototype.join = () => 'pwned';
+Object.keys = () => [];
+console.log([1, 2], { a: 1 });

@@ -1,0 +1,4 @@
+import('fs').then(
+  () => 'loaded',
+  (e) => 'rejected',
+)

@@ -1,0 +1,3 @@
+JSON.stringify = () => '"hacked"';
+Object.defineProperty(JSON, 'parse', { value: () => 'hacked' });
+({ a: 1 })

@@ -1,0 +1,1 @@
+[typeof leak, typeof leakFromFinalizer, ({}).polluted, typeof [].push]

@@ -1,0 +1,4 @@
+(async () => {
+  await null;
+  while (true) {}
+})()

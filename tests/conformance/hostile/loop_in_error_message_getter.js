@@ -1,0 +1,3 @@
+const e = new Error('x');
+Object.defineProperty(e, 'message', { get() { while (true) {} } });
+throw e;

@@ -1,0 +1,5 @@
+try {
+  1;
+} finally {
+  for (;;) {}
+}

@@ -1,0 +1,11 @@
+function spin() {
+  while (true) {
+    try {
+      while (true) {}
+    } catch (e) {
+    } finally {
+      continue;
+    }
+  }
+}
+spin();

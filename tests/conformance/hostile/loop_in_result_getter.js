@@ -1,0 +1,1 @@
+({ get x() { while (true) {} } })

@@ -1,0 +1,1 @@
+new Array(1e8).fill(0).length

@@ -1,0 +1,5 @@
+try {
+  const a = [];
+  while (true) a.push({});
+} catch (e) {}
+'survived'

@@ -1,0 +1,5 @@
+Promise.resolve().then(() => {
+  const a = [];
+  while (true) a.push([a.length]);
+});
+1

@@ -1,0 +1,5 @@
+let s = 'ab';
+while (true) {
+  s = s + s;
+  s.charCodeAt(s.length - 1);
+}

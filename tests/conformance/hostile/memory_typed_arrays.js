@@ -1,0 +1,2 @@
+const keep = [];
+while (true) keep.push(new Uint8Array(1 << 20));

@@ -1,0 +1,5 @@
+function f() {
+  Promise.resolve().then(f);
+}
+f();
+1

@@ -1,0 +1,2 @@
+globalThis.Promise = { resolve() { return 5; } };
+({ then(resolve) { resolve(1); } })

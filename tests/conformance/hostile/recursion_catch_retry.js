@@ -1,0 +1,8 @@
+function f() {
+  try {
+    return f();
+  } catch (e) {
+    return f();
+  }
+}
+f();

@@ -1,0 +1,2 @@
+const o = { get x() { return this.x + 1; } };
+o.x;

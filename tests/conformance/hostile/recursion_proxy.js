@@ -1,0 +1,2 @@
+const p = new Proxy({}, { get(t, k, r) { return r[k]; } });
+p.x;

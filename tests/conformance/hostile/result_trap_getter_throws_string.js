@@ -1,0 +1,1 @@
+({ get x() { throw 'not an error'; } })

@@ -1,0 +1,1 @@
+new Proxy({ a: 1 }, { ownKeys() { throw new Error('keys'); } })

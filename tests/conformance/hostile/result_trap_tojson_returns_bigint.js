@@ -1,0 +1,1 @@
+({ toJSON() { return 1n; } })

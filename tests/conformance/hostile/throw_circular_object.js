@@ -1,0 +1,3 @@
+const o = { a: 1 };
+o.o = o;
+throw o;

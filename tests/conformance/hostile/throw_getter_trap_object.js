@@ -1,0 +1,1 @@
+throw { get name() { throw 1; }, get message() { throw 2; } };

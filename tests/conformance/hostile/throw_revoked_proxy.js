@@ -1,0 +1,3 @@
+const p = Proxy.revocable({}, {});
+p.revoke();
+throw p.proxy;

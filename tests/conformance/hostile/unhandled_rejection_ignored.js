@@ -1,0 +1,2 @@
+Promise.reject(new Error('x'));
+1

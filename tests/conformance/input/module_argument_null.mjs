@@ -1,0 +1,3 @@
+export default function (...args) {
+  return [args.length >= 1, args[0] === null, input === null];
+}

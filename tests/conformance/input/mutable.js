@@ -1,0 +1,3 @@
+input.added = true;
+input.list.push(4);
+input

@@ -1,0 +1,1 @@
+[input + 1, typeof input]

@@ -1,0 +1,2 @@
+const a = [];
+while (true) a.push({ i: a.length });

@@ -1,0 +1,3 @@
+console.log('start');
+const a = [];
+while (true) a.push('x' + a.length);

@@ -1,0 +1,3 @@
+const line = 'y'.repeat(1023);
+for (let i = 0; i < 1100; i++) console.log(line);
+'ok'

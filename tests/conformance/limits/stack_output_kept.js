@@ -1,0 +1,2 @@
+console.log('pre');
+(function r() { r(); })();

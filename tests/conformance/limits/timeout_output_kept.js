@@ -1,0 +1,3 @@
+console.log('before');
+console.error('err before');
+while (true) {}

@@ -1,0 +1,4 @@
+export default async (n) => {
+  await null;
+  return n * 2;
+};

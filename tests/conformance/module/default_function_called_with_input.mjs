@@ -1,0 +1,3 @@
+export default function (arg) {
+  return { got: arg, same: JSON.stringify(arg) === JSON.stringify(input) };
+}

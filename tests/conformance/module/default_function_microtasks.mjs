@@ -1,0 +1,4 @@
+export default function () {
+  Promise.resolve().then(() => console.log('drained'));
+  return 'done';
+}

@@ -1,0 +1,4 @@
+export default function () {
+  undeclaredName = 1;
+  return 'unreachable';
+}

@@ -1,0 +1,2 @@
+export const ok = 1;
+export default 1 +* 2;

@@ -1,0 +1,2 @@
+await Promise.reject(new TypeError('tla failed'));
+export default 1;

@@ -1,0 +1,1 @@
+({ d: new Date(NaN) })

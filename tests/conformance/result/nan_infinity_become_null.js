@@ -1,0 +1,1 @@
+[NaN, Infinity, -Infinity, -0, 1.5]

@@ -1,0 +1,1 @@
+({ inner: { toJSON(key) { return 'key:' + key; } }, list: [{ toJSON(k) { return k; } }] })

@@ -1,0 +1,1 @@
+({ ok: 1, get bad() { throw new Error('getter'); } })

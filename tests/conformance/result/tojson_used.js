@@ -1,0 +1,1 @@
+({ toJSON(key) { return { v: 1, key }; } })

@@ -1,0 +1,1 @@
+'h\u00e9llo \u20ac \ud83d\ude00'

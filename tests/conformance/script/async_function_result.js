@@ -1,0 +1,5 @@
+(async () => {
+  await null;
+  const x = await Promise.resolve(20);
+  return { a: x + 1 };
+})()

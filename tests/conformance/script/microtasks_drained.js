@@ -1,0 +1,2 @@
+Promise.resolve().then(() => console.log('tick'));
+1

@@ -1,0 +1,1 @@
+Promise.resolve(1).then((x) => x + 1).then((x) => x * 10)

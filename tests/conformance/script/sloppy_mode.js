@@ -1,0 +1,2 @@
+undeclaredGlobal = 5;
+typeof undeclaredGlobal

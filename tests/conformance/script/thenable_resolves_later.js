@@ -1,0 +1,5 @@
+({
+  then(resolve) {
+    Promise.resolve().then(() => resolve({ late: true }));
+  },
+})
