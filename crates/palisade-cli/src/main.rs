@@ -106,7 +106,25 @@ fn json(s: &str) -> Result<serde_json::Value, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            if matches!(
+                e.kind(),
+                K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line, as the contract asks: clap's first line without its "error: " prefix.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("palisade: {first} (see palisade --help)");
+            return ExitCode::from(2);
+        }
+    };
     let code = match cli.command {
         Command::Run(args) => run(args),
         Command::Engines { json } => engines(json),

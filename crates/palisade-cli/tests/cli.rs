@@ -1,0 +1,182 @@
+//! The `palisade` binary against the contract: flags, the `--json` shape, exit statuses.
+
+use std::process::{Command, Output};
+
+fn palisade(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(args)
+        .output()
+        .expect("palisade starts")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "exactly one JSON line: {text}");
+    serde_json::from_str(&text).expect("stdout is one JSON object")
+}
+
+#[test]
+fn ok_run_prints_the_contract_shape() {
+    let out = palisade(&[
+        "run",
+        "-e",
+        "console.log('hi'); input.a + 1",
+        "--input",
+        r#"{"a": 2}"#,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["value"], 3);
+    assert_eq!(v["error"], serde_json::Value::Null);
+    assert_eq!(v["stdout"], "hi\n");
+    assert_eq!(v["stderr"], "");
+    assert_eq!(v["truncated"], false);
+    assert_eq!(v["metrics"]["engine"], "quickjs");
+    assert!(v["metrics"]["wall_us"].is_u64());
+    assert!(v["metrics"]["memory_bytes"].as_u64().is_some_and(|m| m > 0));
+    assert_eq!(v["metrics"]["fuel_used"], serde_json::Value::Null);
+    let keys: Vec<_> = v
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        keys,
+        [
+            "error",
+            "metrics",
+            "status",
+            "stderr",
+            "stdout",
+            "truncated",
+            "value"
+        ]
+    );
+}
+
+#[test]
+fn failed_script_exits_1_with_a_typed_error() {
+    let out = palisade(&["run", "-e", "\n\n  null.x", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["error"]["kind"], "exception");
+    assert_eq!(v["error"]["name"], "TypeError");
+    assert_eq!(v["error"]["line"], 3);
+    let out = palisade(&["run", "-e", "for(;;){}", "--timeout", "100ms", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["error"]["kind"], "timeout");
+    let out = palisade(&[
+        "run",
+        "-e",
+        "let a=[]; for(;;) a.push(new Array(1000).fill(1))",
+        "--memory",
+        "8MiB",
+        "--json",
+    ]);
+    assert_eq!(json(&out)["error"]["kind"], "memory_limit");
+}
+
+#[test]
+fn human_output_prints_value_and_guest_streams() {
+    let out = palisade(&["run", "-e", "console.error('warned'); ({a: [1]})"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\n  \"a\": [\n    1\n  ]\n}\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "warned\n");
+    let out = palisade(&["run", "-e", "throw new RangeError('nope')"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .starts_with("error[exception]: uncaught RangeError: nope"));
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_2() {
+    for args in [
+        &["run", "-e", "1", "--bogus"][..],
+        &["run", "-e", "1", "--memory", "lots"],
+        &["run", "-e", "1", "--timeout", "2 fortnights"],
+        &["run", "-e", "1", "--input", "{not json"],
+        &["run", "/nonexistent/file.js"],
+        &["run", "-e", "1", "--engine", "spidermonkey"],
+    ] {
+        let out = palisade(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("palisade: "), "{err}");
+    }
+}
+
+#[test]
+fn unenforceable_limit_is_a_usage_error() {
+    let out = palisade(&["run", "-e", "1", "--fuel", "1000", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["kind"], "invalid_request");
+}
+
+#[test]
+fn unavailable_engine_exits_3() {
+    for engine in ["wasm", "v8"] {
+        let listed = palisade(&["engines", "--json"]);
+        let list: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json list");
+        let available = list
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["name"] == engine))
+            .map(|e| e["available"] == true)
+            .expect("engine listed");
+        if available {
+            continue;
+        }
+        let out = palisade(&["run", "-e", "1", "--engine", engine, "--json"]);
+        assert_eq!(out.status.code(), Some(3), "{engine}");
+        assert_eq!(json(&out)["error"]["kind"], "engine_unavailable");
+    }
+}
+
+#[test]
+fn module_files_and_stdin() {
+    let dir = std::env::temp_dir().join(format!("palisade-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("double.mjs");
+    std::fs::write(&file, "export default (input) => input * 2;").expect("write");
+    let out = palisade(&[
+        "run",
+        file.to_str().expect("utf-8 path"),
+        "--input",
+        "21",
+        "--json",
+    ]);
+    assert_eq!(json(&out)["value"], 42);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args(["run", "-", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"6 * 7")
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(json(&out)["value"], 42);
+}
+
+#[test]
+fn engines_lists_all_three() {
+    let out = palisade(&["engines"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in ["quickjs", "wasm", "v8"] {
+        assert!(text.contains(name), "{text}");
+    }
+    assert!(text.contains("available"));
+}
