@@ -1,7 +1,7 @@
 //! Pre-warming: a background thread keeps a few runtimes ready that no guest code has touched.
 //! A run takes one (never returning it); if none is ready it builds its own.
 
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Mutex;
 
 use crate::{lock, Fresh, Spent};
@@ -9,7 +9,7 @@ use crate::{lock, Fresh, Spent};
 #[derive(Debug)]
 pub(crate) struct Pool {
     ready: Mutex<Receiver<Fresh>>,
-    reaper: Mutex<Option<Sender<Spent>>>,
+    reaper: Mutex<Option<SyncSender<Spent>>>,
 }
 
 impl std::fmt::Debug for Spent {
@@ -33,7 +33,9 @@ impl Pool {
             });
         // Without the thread, every take() misses and runs build their own runtime.
         drop(spawned);
-        let (reap_tx, reap_rx) = channel::<Spent>();
+        // Bounded: when runs come faster than the reaper frees, callers free their own runtimes
+        // instead of piling up spent heaps.
+        let (reap_tx, reap_rx) = sync_channel::<Spent>(size.max(1));
         let reaper = std::thread::Builder::new()
             .name("palisade-quickjs-reaper".into())
             .spawn(move || {
@@ -50,10 +52,13 @@ impl Pool {
         }
     }
 
-    /// Frees a used runtime off the caller's thread (or here, if the reaper is gone).
+    /// Frees a used runtime off the caller's thread when the reaper has room, else here.
     pub(crate) fn retire(&self, spent: Spent) {
         let rejected = match &*lock(&self.reaper) {
-            Some(tx) => tx.send(spent).err().map(|e| e.0),
+            Some(tx) => match tx.try_send(spent) {
+                Ok(()) => None,
+                Err(TrySendError::Full(s) | TrySendError::Disconnected(s)) => Some(s),
+            },
             None => Some(spent),
         };
         drop(rejected);

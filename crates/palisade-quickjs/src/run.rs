@@ -178,26 +178,35 @@ pub(crate) fn capture_primordials<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Objec
     let globals = ctx.globals();
     let object: Object<'js> = globals.get("Object")?;
     let descriptor: Function<'js> = object.get("getOwnPropertyDescriptor")?;
+    // Paths share prefixes (`Object.prototype.*`): look each holder up once.
+    let mut holders: Vec<(&str, Object<'js>)> = Vec::new();
     for &(key, path, how) in PRIMORDIALS {
-        let mut holder = globals.clone();
-        let mut segments = path.split('.').peekable();
-        while let Some(seg) = segments.next() {
-            let last = segments.peek().is_none();
-            if last && how == Capture::Getter {
-                let desc: Object<'js> = descriptor.call((holder.clone(), seg))?;
-                let getter: Value<'js> = desc.get("get")?;
-                out.set(key, getter)?;
-            } else if seg == "__proto__" {
-                holder = holder
-                    .get_prototype()
-                    .ok_or_else(|| rquickjs::Error::new_from_js("null", "prototype"))?;
-            } else if last {
-                let v: Value<'js> = holder.get(seg)?;
-                out.set(key, v)?;
-            } else {
-                holder = holder.get(seg)?;
+        let (parent, last) = path.rsplit_once('.').unwrap_or(("", path));
+        let holder = if parent.is_empty() {
+            globals.clone()
+        } else if let Some((_, h)) = holders.iter().find(|(p, _)| *p == parent) {
+            h.clone()
+        } else {
+            let mut h = globals.clone();
+            for seg in parent.split('.') {
+                h = if seg == "__proto__" {
+                    h.get_prototype()
+                        .ok_or_else(|| rquickjs::Error::new_from_js("null", "prototype"))?
+                } else {
+                    h.get(seg)?
+                };
             }
-        }
+            holders.push((parent, h.clone()));
+            h
+        };
+        let value: Value<'js> = match how {
+            Capture::Value => holder.get(last)?,
+            Capture::Getter => {
+                let desc: Object<'js> = descriptor.call((holder, last))?;
+                desc.get("get")?
+            }
+        };
+        out.set(key, value)?;
     }
     Ok(out)
 }
