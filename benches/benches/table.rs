@@ -1,0 +1,1057 @@
+//! Palisade's benchmark table: `cargo bench -p palisade-bench [-- WORD...]`.
+//!
+//! Prints one markdown table per available engine (see `benches/README.md` for what each row
+//! measures). Progress goes to stderr, the tables to stdout. Exits non-zero if the soak's RSS
+//! grew by more than 64 MiB, or if a run produced a wrong result.
+//!
+//! Without the `--bench` argument that `cargo bench` passes (so under `cargo test --benches` or
+//! `--all-targets`), it runs as quick mode and builds nothing.
+//!
+//! Environment: `PALISADE_BENCH_QUICK=1` shrinks every phase (a CI smoke check);
+//! `PALISADE_BENCH_V8V7=1` runs the V8 suite even in quick mode; `PALISADE_SHARED` points at the
+//! shared directory holding `corpora/bench/v8-v7`; `PALISADE_CLI` overrides the CLI binary.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use palisade::{EngineKind, ErrorKind, Limits, Outcome, Request, Sandbox};
+use palisade_bench::report::{self, bytes, bytes_delta, micros, millis, ratio, thousands, Row};
+use palisade_bench::{stats, sys, v8v7};
+use serde_json::json;
+
+/// The rows, by the names the command-line filter matches.
+const ROWS: [&str; 6] = [
+    "1-latency",
+    "2-throughput",
+    "3-cli",
+    "4-memory",
+    "5-v8v7",
+    "6-soak",
+];
+
+/// Targets.
+const LATENCY_P50_TARGET_US: f64 = 60.0;
+const THROUGHPUT_TARGET: f64 = 5_000.0;
+const CLI_TARGET_MS: f64 = 5.0;
+const V8V7_TARGET: f64 = 900.0;
+const SOAK_RSS_LIMIT: i64 = 64 << 20;
+
+/// The pool size of the pre-warmed sandboxes.
+const PREWARM: usize = 4;
+
+#[derive(Debug)]
+struct Config {
+    quick: bool,
+    /// Started without `--bench`, as `cargo test --benches` (or `--all-targets`) does: a quick
+    /// smoke run that builds nothing.
+    test_mode: bool,
+    v8v7: bool,
+    filters: Vec<String>,
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+impl Config {
+    fn from_env() -> Config {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        // `cargo bench` passes `--bench`; `cargo test` does not.
+        let test_mode = !args.iter().any(|a| a == "--bench");
+        Config {
+            quick: test_mode || env_flag("PALISADE_BENCH_QUICK"),
+            test_mode,
+            v8v7: env_flag("PALISADE_BENCH_V8V7"),
+            // Flags (`--bench` and any other) are ignored; the rest are row filters.
+            filters: args.into_iter().filter(|a| !a.starts_with('-')).collect(),
+        }
+    }
+
+    fn wants(&self, row: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| row.contains(f.as_str()))
+    }
+
+    fn open_loop(&self) -> Duration {
+        Duration::from_millis(if self.quick { 500 } else { 3_000 })
+    }
+
+    /// Length and number of the saturated-throughput trials.
+    fn trials(&self) -> (Duration, usize) {
+        if self.quick {
+            (Duration::from_millis(200), 3)
+        } else {
+            (Duration::from_secs(1), 5)
+        }
+    }
+
+    fn spawns(&self) -> usize {
+        if self.quick {
+            10
+        } else {
+            50
+        }
+    }
+
+    fn memory_samples(&self) -> usize {
+        if self.quick {
+            200
+        } else {
+            1_000
+        }
+    }
+
+    fn soak_runs(&self) -> usize {
+        if self.quick {
+            500
+        } else {
+            10_000
+        }
+    }
+}
+
+/// Findings that outlive one engine's table.
+#[derive(Debug, Default)]
+struct Log {
+    /// Reasons to exit non-zero.
+    failures: Vec<String>,
+    /// Things a reader of the table should know (skips, busy neighbours).
+    notes: Vec<String>,
+}
+
+impl Log {
+    fn fail(&mut self, msg: String) {
+        eprintln!("FAILURE: {msg}");
+        self.failures.push(msg);
+    }
+
+    /// Records other compilers running now, which would disturb the figures of `what`.
+    fn neighbours(&mut self, what: &str) {
+        let busy = sys::heavy_neighbours();
+        if !busy.is_empty() {
+            self.notes.push(format!(
+                "other heavy processes were running at the start or end of {what}: {busy}"
+            ));
+        }
+    }
+
+    /// Records how much CPU other processes took while `what` ran, if it is noticeable.
+    fn interference(&mut self, what: &str, since: Option<sys::Interference>) {
+        if let Some(others) = since.and_then(|s| s.others()) {
+            if others >= 0.05 {
+                self.notes.push(format!(
+                    "other processes used {:.0}% of one CPU while {what} ran (from /proc/stat)",
+                    others * 100.0
+                ));
+            }
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// Set in a child process: `ENGINE:ROW`, the one row it runs.
+const CHILD_ENV: &str = "PALISADE_BENCH_CHILD";
+
+fn main() -> ExitCode {
+    let cfg = Config::from_env();
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        return child(&cfg, &spec);
+    }
+    let mut log = Log::default();
+    let started = Instant::now();
+    print_header(&cfg);
+    log.neighbours("start-up");
+
+    if cfg.wants("3-cli") {
+        // Built once, here; the row's child only looks for it.
+        if let Err(e) = ensure_cli(!cfg.test_mode) {
+            eprintln!("CLI: {e}");
+        }
+    }
+
+    for info in palisade::engines() {
+        if !info.available {
+            println!(
+                "Engine `{}` skipped: unavailable ({}).\n",
+                info.name,
+                info.detail.as_deref().unwrap_or("no reason given")
+            );
+            continue;
+        }
+        let kind: EngineKind = match info.name.parse() {
+            Ok(kind) => kind,
+            Err(e) => {
+                log.fail(format!("engine `{}`: {e}", info.name));
+                continue;
+            }
+        };
+        let mut rows = Vec::new();
+        let selected: Vec<&str> = ROWS.iter().copied().filter(|r| cfg.wants(r)).collect();
+        for row in &selected {
+            eprintln!("[{kind}] {row} ...");
+            let phase = format!("`{kind}` row {row}");
+            log.neighbours(&phase);
+            let cpu = sys::Interference::start();
+            let t = Instant::now();
+            run_in_child(kind, row, &mut rows, &mut log);
+            log.neighbours(&phase);
+            log.interference(&phase, cpu);
+            eprintln!("[{kind}] {row} done in {:.1} s", t.elapsed().as_secs_f64());
+        }
+        println!("### Engine `{kind}` ({})\n", info.version);
+        if selected.is_empty() {
+            println!("No row matches the filter {:?}.\n", cfg.filters);
+        } else {
+            println!("{}", report::render(&rows));
+        }
+    }
+
+    log.notes.dedup();
+    if !log.notes.is_empty() {
+        println!("Notes:");
+        for n in &log.notes {
+            println!("- {n}");
+        }
+        println!();
+    }
+    println!(
+        "Finished in {:.1} s. Each row ran in a fresh child process.",
+        started.elapsed().as_secs_f64()
+    );
+    if log.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        println!("\nFAILED:");
+        for f in &log.failures {
+            println!("- {f}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs one row in a fresh copy of this program, so that no row's heap (freed but retained by
+/// the allocator) hides another row's growth, and a crash loses one row, not the table. The
+/// child prints its rows, failures and notes as JSON lines.
+fn run_in_child(kind: EngineKind, row: &str, rows: &mut Vec<Row>, log: &mut Log) {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return log.fail(format!("cannot find this program to re-run it: {e}")),
+    };
+    let out = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(CHILD_ENV, format!("{kind}:{row}"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => return log.fail(format!("{kind} row {row}: cannot start a child: {e}")),
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(f) = v.get("fail").and_then(serde_json::Value::as_str) {
+            log.failures.push(f.to_owned());
+        } else if let Some(n) = v.get("note").and_then(serde_json::Value::as_str) {
+            log.notes.push(n.to_owned());
+        } else if let Some(r) = Row::from_json(&v) {
+            rows.push(r);
+        }
+    }
+    if !out.status.success() {
+        let row_no = row
+            .split('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        rows.push(
+            Row::new(
+                row_no,
+                format!("row {row}"),
+                format!("CRASHED ({})", out.status),
+            )
+            .verdict("**FAILED**"),
+        );
+        log.fail(format!(
+            "{kind} row {row}: the child process failed ({})",
+            out.status
+        ));
+    }
+}
+
+/// The child's side: runs the row named by `spec` and prints JSON lines.
+fn child(cfg: &Config, spec: &str) -> ExitCode {
+    let Some((kind, row)) = spec
+        .split_once(':')
+        .and_then(|(k, r)| Some((k.parse::<EngineKind>().ok()?, r)))
+    else {
+        eprintln!("bad {CHILD_ENV}={spec:?}");
+        return ExitCode::FAILURE;
+    };
+    let mut rows = Vec::new();
+    let mut log = Log::default();
+    match row {
+        "1-latency" => latency(kind, cfg, &mut rows, &mut log),
+        "2-throughput" => throughput(kind, cfg, &mut rows, &mut log),
+        "3-cli" => match ensure_cli(false) {
+            Ok(bin) => cli_row(kind, &bin, cfg, &mut rows, &mut log),
+            Err(e) => {
+                rows.push(Row::new(3, "CLI wall time", format!("skipped: {e}")));
+                if !cfg.test_mode {
+                    log.fail(format!("CLI: {e}"));
+                }
+            }
+        },
+        "4-memory" => memory(kind, cfg, &mut rows, &mut log),
+        "5-v8v7" => v8_suite(kind, cfg, &mut rows, &mut log),
+        "6-soak" => soak(kind, cfg, &mut rows, &mut log),
+        other => log.fail(format!("unknown row `{other}`")),
+    }
+    let lines = rows
+        .iter()
+        .map(Row::to_json)
+        .chain(log.failures.iter().map(|f| json!({ "fail": f })))
+        .chain(log.notes.iter().map(|n| json!({ "note": n })));
+    for line in lines {
+        println!("{line}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_header(cfg: &Config) {
+    let root = workspace_root();
+    println!("## Palisade benchmarks\n");
+    println!(
+        "- machine: {} CPU(s) (nproc), {}",
+        sys::nproc(),
+        sys::cpu_model()
+    );
+    println!("- date: {}", sys::utc_now());
+    if let Some(rev) = sys::git_revision(&root) {
+        println!("- commit: {rev}");
+    }
+    if let Some(v) = sys::command_line(Path::new("rustc"), &["--version"], Some(&root)) {
+        println!("- compiler: {v}, profile `bench` (release)");
+    }
+    println!(
+        "- mode: {}",
+        if cfg.test_mode {
+            "QUICK, test mode (started without `--bench`, as `cargo test` does): every phase shrunk, a smoke check only"
+        } else if cfg.quick {
+            "QUICK (PALISADE_BENCH_QUICK=1): every phase shrunk, a smoke check only"
+        } else {
+            "full"
+        }
+    );
+    if cfg!(debug_assertions) {
+        println!(
+            "- build: DEBUG (debug assertions on): the figures say nothing about release speed"
+        );
+    }
+    if !cfg.filters.is_empty() {
+        println!("- filter: rows containing {:?}", cfg.filters);
+    }
+    println!(
+        "- load average at start: {}",
+        sys::loadavg().unwrap_or_else(|| "unknown".into())
+    );
+    println!("- figures are medians unless labelled otherwise\n");
+}
+
+fn sandbox(kind: EngineKind, prewarm: usize) -> Result<Sandbox, String> {
+    Sandbox::builder()
+        .engine(kind)
+        .prewarm(prewarm)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn one_plus_one() -> Request {
+    Request::script("1+1")
+}
+
+fn is_two(o: &Outcome) -> bool {
+    o.result == Ok(json!(2))
+}
+
+fn as_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Sleeps until shortly before `t`, then spins, so the wake-up is accurate to a few µs.
+fn wait_until(t: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return;
+        }
+        let left = t - now;
+        if left > Duration::from_micros(300) {
+            std::thread::sleep(left - Duration::from_micros(250));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct OpenLoop {
+    /// Completion − scheduled arrival, ns.
+    latency_ns: Vec<u64>,
+    /// The engine's own `metrics.wall_us`.
+    engine_us: Vec<u64>,
+    /// Arrivals that started more than 100 µs after their schedule (queueing).
+    late: usize,
+    /// Runs whose result was not 2.
+    wrong: usize,
+}
+
+/// Offers `n` executions at fixed 1 ms intervals; latency counts the time queued behind a
+/// previous run.
+fn open_loop_pass(sandbox: &Sandbox, req: &Request, n: u32) -> OpenLoop {
+    let interval = Duration::from_millis(1);
+    let mut r = OpenLoop {
+        latency_ns: Vec::with_capacity(n as usize),
+        engine_us: Vec::with_capacity(n as usize),
+        ..OpenLoop::default()
+    };
+    let t0 = Instant::now() + Duration::from_millis(2);
+    for i in 0..n {
+        let arrival = t0 + interval * i;
+        wait_until(arrival);
+        if arrival.elapsed() > Duration::from_micros(100) {
+            r.late += 1;
+        }
+        let outcome = sandbox.run(req);
+        let done = Instant::now();
+        r.latency_ns
+            .push(as_ns(done.saturating_duration_since(arrival)));
+        r.engine_us.push(outcome.metrics.wall_us);
+        if !is_two(&outcome) {
+            r.wrong += 1;
+        }
+    }
+    r
+}
+
+/// Row 1: open-loop latency of `1+1` at 1,000/s on a pre-warmed sandbox.
+fn latency(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
+    let warm = match sandbox(kind, PREWARM) {
+        Ok(s) => s,
+        Err(e) => return log.fail(format!("{kind}: {e}")),
+    };
+    let req = one_plus_one();
+    // Let the pool fill, then warm caches and the allocator with a short discarded pass.
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = open_loop_pass(&warm, &req, 200);
+    let secs = cfg.open_loop().as_secs_f64();
+    let n = u32::try_from(cfg.open_loop().as_millis()).unwrap_or(u32::MAX);
+    let mut r = open_loop_pass(&warm, &req, n);
+    if r.wrong > 0 {
+        log.fail(format!(
+            "{kind}: {} of {n} `1+1` runs did not return 2",
+            r.wrong
+        ));
+    }
+    r.latency_ns.sort_unstable();
+    let p50 = stats::percentile(&r.latency_ns, 50.0).unwrap_or(0);
+    let p99 = stats::percentile(&r.latency_ns, 99.0).unwrap_or(0);
+    let max = r.latency_ns.last().copied().unwrap_or(0);
+    let engine_p50 = stats::median(&mut r.engine_us).unwrap_or(0);
+    let what = format!(
+        "open-loop latency of `1+1`, 1,000/s offered for {secs:.1} s ({n} runs), prewarm({PREWARM}); completion − scheduled arrival"
+    );
+    rows.push(Row::new(1, format!("{what}: **p50**"), micros(p50)).target(
+        format!("p50 ≤ {LATENCY_P50_TARGET_US:.0} µs"),
+        p50 as f64 / 1e3 <= LATENCY_P50_TARGET_US,
+    ));
+    rows.push(Row::new(1, "… p99", micros(p99)));
+    rows.push(Row::new(1, "… max", micros(max)));
+    rows.push(Row::new(
+        1,
+        "… arrivals that started > 100 µs late (queued)",
+        format!(
+            "{} of {n} ({:.2}%)",
+            r.late,
+            100.0 * r.late as f64 / f64::from(n.max(1))
+        ),
+    ));
+    rows.push(Row::new(
+        1,
+        "… the engine's own `metrics.wall_us`, p50",
+        format!("{engine_p50} µs"),
+    ));
+
+    // For comparison: the same schedule when every context is built on the calling thread.
+    let cold = match sandbox(kind, 0) {
+        Ok(s) => s,
+        Err(e) => return log.fail(format!("{kind}: {e}")),
+    };
+    let _ = open_loop_pass(&cold, &req, 200);
+    let mut c = open_loop_pass(&cold, &req, n);
+    if c.wrong > 0 {
+        log.fail(format!(
+            "{kind}: {} of {n} `1+1` runs did not return 2",
+            c.wrong
+        ));
+    }
+    c.latency_ns.sort_unstable();
+    rows.push(Row::new(
+        1,
+        "… for comparison, the same schedule WITHOUT prewarm (context built on the calling thread): p50 / p99",
+        format!(
+            "{} / {}",
+            micros(stats::percentile(&c.latency_ns, 50.0).unwrap_or(0)),
+            micros(stats::percentile(&c.latency_ns, 99.0).unwrap_or(0))
+        ),
+    ));
+}
+
+/// Runs `req` back to back for `trial`; returns executions per second and wrong results.
+fn saturate(sandbox: &Sandbox, req: &Request, trial: Duration) -> (f64, usize) {
+    let start = Instant::now();
+    let mut n = 0u64;
+    let mut wrong = 0;
+    loop {
+        let outcome = sandbox.run(req);
+        if !is_two(&outcome) {
+            wrong += 1;
+        }
+        n += 1;
+        let elapsed = start.elapsed();
+        if elapsed >= trial {
+            return (n as f64 / elapsed.as_secs_f64(), wrong);
+        }
+    }
+}
+
+/// Row 2: saturated fresh executions per second from one calling thread.
+fn throughput(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
+    let (trial, trials) = cfg.trials();
+    let req = one_plus_one();
+    for (prewarm, label) in [
+        (0, "no prewarm: everything on the calling thread".to_owned()),
+        (
+            PREWARM,
+            format!(
+                "prewarm({PREWARM}): calling thread + the engine's background (pre-warm) threads"
+            ),
+        ),
+    ] {
+        let sandbox = match sandbox(kind, prewarm) {
+            Ok(s) => s,
+            Err(e) => return log.fail(format!("{kind}: {e}")),
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let hwm_before = sys::peak_rss();
+        let _ = saturate(&sandbox, &req, trial / 4);
+        let mut rates = Vec::with_capacity(trials);
+        let mut wrong = 0;
+        for _ in 0..trials {
+            let (rate, w) = saturate(&sandbox, &req, trial);
+            rates.push(rate);
+            wrong += w;
+        }
+        if wrong > 0 {
+            log.fail(format!("{kind}: {wrong} `1+1` runs did not return 2"));
+        }
+        let median = stats::median_f64(&mut rates).unwrap_or(0.0);
+        let spread = format!(
+            "{}–{}",
+            report::thousands_f(rates.first().copied().unwrap_or(0.0)),
+            report::thousands_f(rates.last().copied().unwrap_or(0.0))
+        );
+        rows.push(
+            Row::new(
+                2,
+                format!(
+                    "saturated fresh executions/s of `1+1`, ONE calling thread, {label} (median of {trials} × {:.1} s; range {spread})",
+                    trial.as_secs_f64()
+                ),
+                format!("{}/s", report::thousands_f(median)),
+            )
+            .target(
+                format!("≥ {}/s", report::thousands_f(THROUGHPUT_TARGET)),
+                median >= THROUGHPUT_TARGET,
+            ),
+        );
+        // Saturation is where a backlog (of contexts to build or to free) would pile up.
+        if let (Some(before), Some(after)) = (hwm_before, sys::peak_rss()) {
+            rows.push(Row::new(
+                2,
+                "… process peak RSS (VmHWM) before → after these trials",
+                format!("{} → {}", bytes(before), bytes(after)),
+            ));
+        }
+    }
+}
+
+/// The CLI binary: `$PALISADE_CLI`, or `target/release/palisade`, built if missing (and
+/// `build` allows it).
+fn ensure_cli(build: bool) -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("PALISADE_CLI").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let root = workspace_root();
+    let bin = root.join("target/release/palisade");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    if !build {
+        return Err(format!(
+            "{} is missing (not built in test mode; run `cargo build --release -p palisade-cli`)",
+            bin.display()
+        ));
+    }
+    eprintln!(
+        "{} is missing: running `cargo build --release -p palisade-cli` ...",
+        bin.display()
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "palisade-cli"])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() || !bin.is_file() {
+        return Err(format!(
+            "`cargo build --release -p palisade-cli` failed ({status})"
+        ));
+    }
+    Ok(bin)
+}
+
+/// Spawns `program args` `n` times (after 3 discarded warm-up spawns); returns the wall times in
+/// ns and the first run's stdout.
+fn time_spawns(program: &Path, args: &[&str], n: usize) -> Result<(Vec<u64>, String), String> {
+    let mut times = Vec::with_capacity(n);
+    let mut first = None;
+    for i in 0..n + 3 {
+        let t = Instant::now();
+        let out = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        let elapsed = t.elapsed();
+        if !out.status.success() {
+            return Err(format!(
+                "`{} {}` failed ({}): {}",
+                program.display(),
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        if first.is_none() {
+            first = Some(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+        }
+        if i >= 3 {
+            times.push(as_ns(elapsed));
+        }
+    }
+    times.sort_unstable();
+    Ok((times, first.unwrap_or_default()))
+}
+
+/// Row 3: wall time of one CLI process, against `node -e 1+1`.
+fn cli_row(kind: EngineKind, bin: &Path, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
+    let n = cfg.spawns();
+    if let Ok(meta) = std::fs::metadata(bin) {
+        if let Ok(age) = meta.modified().map(|m| m.elapsed().unwrap_or_default()) {
+            log.notes.push(format!(
+                "CLI binary {} was built {:.0} min before row 3 ran",
+                bin.display(),
+                age.as_secs_f64() / 60.0
+            ));
+        }
+    }
+    let args = ["run", "--engine", kind.as_str(), "-e", "1+1"];
+    let (times, stdout) = match time_spawns(bin, &args, n) {
+        Ok(r) => r,
+        Err(e) => {
+            rows.push(Row::new(3, "CLI wall time", format!("error: {e}")));
+            return log.fail(e);
+        }
+    };
+    if stdout != "2" {
+        log.fail(format!(
+            "`palisade {}` printed {stdout:?}, not 2",
+            args.join(" ")
+        ));
+    }
+    let median = stats::percentile(&times, 50.0).unwrap_or(0);
+    let p90 = stats::percentile(&times, 90.0).unwrap_or(0);
+
+    let node = sys::find_on_path("node").and_then(|node| {
+        let version = sys::command_line(&node, &["--version"], None).unwrap_or_default();
+        match time_spawns(&node, &["-e", "1+1"], n) {
+            Ok((t, _)) => Some((version, t)),
+            Err(e) => {
+                log.notes.push(format!("node peer not timed: {e}"));
+                None
+            }
+        }
+    });
+    let peer = |p: f64| match &node {
+        Some((version, t)) => {
+            let theirs = stats::percentile(t, p).unwrap_or(0);
+            (
+                format!(
+                    "`node -e 1+1` ({version}, measured here): {}",
+                    millis(theirs)
+                ),
+                ratio(if p <= 50.0 { median } else { p90 } as f64 / theirs.max(1) as f64),
+            )
+        }
+        None => ("node not on PATH".to_owned(), String::new()),
+    };
+    let (peer50, ratio50) = peer(50.0);
+    let (peer90, ratio90) = peer(90.0);
+    rows.push(
+        Row::new(
+            3,
+            format!(
+                "CLI process wall time, `palisade {}` (spawn to exit, {n} spawns): **median**",
+                args.join(" ")
+            ),
+            millis(median),
+        )
+        .target(
+            format!("≤ {CLI_TARGET_MS:.0} ms"),
+            median as f64 / 1e6 <= CLI_TARGET_MS,
+        )
+        .peer(peer50, ratio50),
+    );
+    rows.push(Row::new(3, "… p90", millis(p90)).peer(peer90, ratio90));
+}
+
+/// Polls RSS until it has not changed for 200 ms (or 10 s pass).
+fn settled_rss() -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = sys::rss().unwrap_or(0);
+    let mut same = 0;
+    while same < 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        let now = sys::rss().unwrap_or(0);
+        if now == last {
+            same += 1;
+        } else {
+            same = 0;
+            last = now;
+        }
+    }
+    last
+}
+
+/// Row 4: peak RSS, guest memory per execution, and memory per live (pre-warmed) context.
+fn memory(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
+    let sandbox = match sandbox(kind, 0) {
+        Ok(s) => s,
+        Err(e) => return log.fail(format!("{kind}: {e}")),
+    };
+    let req = one_plus_one();
+    let n = cfg.memory_samples();
+    let mut mem = Vec::with_capacity(n);
+    let mut wrong = 0;
+    for _ in 0..n {
+        let outcome = sandbox.run(&req);
+        if !is_two(&outcome) {
+            wrong += 1;
+        }
+        mem.push(outcome.metrics.memory_bytes);
+    }
+    if wrong > 0 {
+        log.fail(format!("{kind}: {wrong} `1+1` runs did not return 2"));
+    }
+    drop(sandbox);
+    let per_exec = stats::median(&mut mem).unwrap_or(0);
+    rows.push(Row::new(
+        4,
+        format!("peak RSS of this row's process (VmHWM) after {n} runs of `1+1`"),
+        sys::peak_rss().map_or("unknown".to_owned(), bytes),
+    ));
+    rows.push(Row::new(
+        4,
+        format!("guest memory per execution of `1+1` (`metrics.memory_bytes`, median of {n})"),
+        bytes(per_exec),
+    ));
+
+    // Memory per live context: the RSS a pool of unused pre-warmed contexts adds.
+    const LIVE: usize = 64;
+    let before = settled_rss();
+    let pool = match Sandbox::builder().engine(kind).prewarm(LIVE).build() {
+        Ok(s) => s,
+        Err(e) => return log.fail(format!("{kind}: {e}")),
+    };
+    let after = settled_rss();
+    drop(pool);
+    let delta = i64::try_from(after).unwrap_or(0) - i64::try_from(before).unwrap_or(0);
+    let per_context = u64::try_from(delta.max(0)).unwrap_or(0) / LIVE as u64;
+    rows.push(Row::new(
+        4,
+        format!(
+            "memory per live context, estimated: settled RSS delta of a prewarm({LIVE}) pool ÷ {LIVE} ({} → {})",
+            bytes(before),
+            bytes(after)
+        ),
+        format!("≈ {}", bytes(per_context)),
+    ));
+}
+
+/// Row 5: the V8 Benchmark Suite v7, as one script in one run.
+fn v8_suite(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
+    if cfg.quick && !cfg.v8v7 {
+        rows.push(Row::new(
+            5,
+            "V8 Benchmark Suite v7",
+            "skipped in quick mode (set PALISADE_BENCH_V8V7=1 to run it)",
+        ));
+        return;
+    }
+    let dir = v8v7::corpus_dir();
+    if !dir.join("base.js").is_file() {
+        let msg = format!(
+            "skipped: corpus not found at {} (set PALISADE_SHARED to the directory holding corpora/bench/v8-v7)",
+            dir.display()
+        );
+        eprintln!("{msg}");
+        rows.push(Row::new(5, "V8 Benchmark Suite v7", msg));
+        return;
+    }
+    let script = match v8v7::build_script(&dir) {
+        Ok(s) => s,
+        Err(e) => return log.fail(format!("V8 v7: cannot read the corpus: {e}")),
+    };
+    let sandbox = match sandbox(kind, 0) {
+        Ok(s) => s,
+        Err(e) => return log.fail(format!("{kind}: {e}")),
+    };
+    let limits = Limits {
+        timeout: Duration::from_secs(300),
+        memory: 1 << 30,
+        ..Limits::default()
+    };
+    let req = Request::script(script)
+        .with_limits(limits)
+        .with_filename("v8-v7.js");
+    let t = Instant::now();
+    let outcome = sandbox.run(&req);
+    let wall = t.elapsed();
+    let scores = v8v7::parse(&outcome.stdout);
+    for (name, score) in &scores.suites {
+        rows.push(Row::new(5, format!("V8 v7: {name}"), fmt_score(*score)));
+    }
+    for (name, e) in &scores.errors {
+        rows.push(Row::new(5, format!("V8 v7: {name}"), format!("ERROR {e}")));
+        log.fail(format!("V8 v7: {name} reported an error: {e}"));
+    }
+    if let Err(e) = &outcome.result {
+        log.fail(format!("V8 v7: the run failed: {} ({e})", e.kind()));
+    }
+    match scores.total {
+        Some(total) => rows.push(
+            Row::new(
+                5,
+                format!(
+                    "V8 v7 **total** (geometric mean; one run, {:.0} s, peak guest heap {})",
+                    wall.as_secs_f64(),
+                    bytes(outcome.metrics.memory_bytes)
+                ),
+                fmt_score(total),
+            )
+            .target(
+                format!("≥ {}", report::thousands_f(V8V7_TARGET)),
+                total >= V8V7_TARGET,
+            )
+            .peer(
+                format!(
+                    "reference constants, not measured here: node 24 = {}; quickjs-emscripten ≈ {}",
+                    report::thousands_f(v8v7::NODE24_TOTAL),
+                    report::thousands_f(v8v7::QUICKJS_EMSCRIPTEN_TOTAL)
+                ),
+                format!(
+                    "{} of node 24; {} quickjs-emscripten",
+                    ratio(total / v8v7::NODE24_TOTAL),
+                    ratio(total / v8v7::QUICKJS_EMSCRIPTEN_TOTAL)
+                ),
+            ),
+        ),
+        None => {
+            let why = match &outcome.result {
+                Err(e) => format!("{}: {e}", e.kind()),
+                Ok(_) => "no `Score:` line in the output".to_owned(),
+            };
+            rows.push(
+                Row::new(5, "V8 v7 total", format!("no score: {why}"))
+                    .target(format!("≥ {V8V7_TARGET:.0}"), false),
+            );
+            log.fail(format!("V8 v7: no total score ({why})"));
+        }
+    }
+}
+
+fn fmt_score(score: f64) -> String {
+    if score >= 100.0 {
+        report::thousands_f(score)
+    } else {
+        format!("{score}")
+    }
+}
+
+/// What a soak case must end with.
+#[derive(Debug, Clone, PartialEq)]
+enum Expect {
+    Value(serde_json::Value),
+    Error(ErrorKind),
+}
+
+/// The soak's mix: four hostile cases and a normal one.
+fn soak_cases() -> Vec<(&'static str, Request, Expect)> {
+    let limits = |f: fn(&mut Limits)| {
+        let mut l = Limits {
+            timeout: Duration::from_secs(2),
+            ..Limits::default()
+        };
+        f(&mut l);
+        l
+    };
+    vec![
+        (
+            "infinite loop, 5 ms timeout",
+            Request::script("for (;;) {}")
+                .with_limits(limits(|l| l.timeout = Duration::from_millis(5))),
+            Expect::Error(ErrorKind::Timeout),
+        ),
+        (
+            "memory bomb, 4 MiB limit",
+            Request::script("const a = []; for (;;) a.push(new Array(4096).fill(1.5));")
+                .with_limits(limits(|l| l.memory = 4 << 20)),
+            Expect::Error(ErrorKind::MemoryLimit),
+        ),
+        (
+            "deep recursion",
+            Request::script("function f(n) { return f(n + 1) + 1; } f(0)")
+                .with_limits(limits(|_| {})),
+            Expect::Error(ErrorKind::StackOverflow),
+        ),
+        (
+            "throw",
+            Request::script("throw new TypeError('soak')").with_limits(limits(|_| {})),
+            Expect::Error(ErrorKind::Exception),
+        ),
+        (
+            "normal result",
+            Request::script(
+                "console.log('soak'); ({ sum: [1, 2, 3].reduce((a, b) => a + b, 0), s: 'ok' })",
+            )
+            .with_limits(limits(|_| {})),
+            Expect::Value(json!({"sum": 6, "s": "ok"})),
+        ),
+    ]
+}
+
+fn matches(outcome: &Outcome, expect: &Expect) -> bool {
+    match expect {
+        Expect::Value(v) => outcome.result.as_ref() == Ok(v),
+        Expect::Error(k) => outcome.error_kind() == Some(*k),
+    }
+}
+
+/// Row 6: many hostile runs on one sandbox; RSS must not grow.
+fn soak(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
+    let sandbox = match sandbox(kind, PREWARM) {
+        Ok(s) => s,
+        Err(e) => return log.fail(format!("{kind}: {e}")),
+    };
+    let cases = soak_cases();
+    let mut mismatches: Vec<String> = Vec::new();
+    let check = |i: usize, outcome: &Outcome, mismatches: &mut Vec<String>| {
+        let (name, _, expect) = &cases[i % cases.len()];
+        if !matches(outcome, expect) {
+            mismatches.push(format!(
+                "{name}: expected {expect:?}, got {}",
+                match &outcome.result {
+                    Ok(v) => format!("value {v}"),
+                    Err(e) => format!("{} ({e})", e.kind()),
+                }
+            ));
+        }
+    };
+    // Warm up: every case a few times, so allocator pools and lazy statics exist before `before`.
+    for i in 0..10 * cases.len() {
+        let outcome = sandbox.run(&cases[i % cases.len()].1);
+        check(i, &outcome, &mut mismatches);
+    }
+    let before = settled_rss();
+    let n = cfg.soak_runs();
+    let t = Instant::now();
+    for i in 0..n {
+        let outcome = sandbox.run(&cases[i % cases.len()].1);
+        check(i, &outcome, &mut mismatches);
+        if (i + 1) % 2_000 == 0 {
+            eprintln!(
+                "  soak {}/{n}, RSS {}",
+                i + 1,
+                sys::rss().map_or("?".into(), bytes)
+            );
+        }
+    }
+    let wall = t.elapsed();
+    let after = settled_rss();
+    drop(sandbox);
+    let delta = i64::try_from(after).unwrap_or(0) - i64::try_from(before).unwrap_or(0);
+    let names: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    rows.push(Row::new(
+        6,
+        format!(
+            "soak: {} runs cycling {} on one prewarm({PREWARM}) sandbox ({:.1} s): VmRSS before → after",
+            thousands(n as u64),
+            names.join(" / "),
+            wall.as_secs_f64()
+        ),
+        format!("{} → {}", bytes(before), bytes(after)),
+    ));
+    let ok = delta <= SOAK_RSS_LIMIT;
+    rows.push(
+        Row::new(6, "… RSS delta", bytes_delta(delta))
+            .target("≤ +64 MiB (else exit 1)", ok)
+            .verdict(if ok { "met" } else { "**FAILED**" }),
+    );
+    if !ok {
+        log.fail(format!(
+            "{kind}: soak RSS grew by {} (limit 64 MiB)",
+            bytes_delta(delta)
+        ));
+    }
+    let total = n + 10 * cases.len();
+    rows.push(
+        Row::new(
+            6,
+            "… runs that did not end as expected (timeout, memory_limit, stack_overflow, exception, value)",
+            format!("{} of {}", mismatches.len(), thousands(total as u64)),
+        )
+        .target("0", mismatches.is_empty())
+        .verdict(if mismatches.is_empty() {
+            "met"
+        } else {
+            "**FAILED**"
+        }),
+    );
+    if !mismatches.is_empty() {
+        let mut shown = mismatches.clone();
+        shown.dedup();
+        shown.truncate(5);
+        log.fail(format!(
+            "{kind}: {} soak runs ended unexpectedly, e.g. {}",
+            mismatches.len(),
+            shown.join("; ")
+        ));
+    }
+}
