@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use palisade::units::{parse_duration, parse_size};
-use palisade::{EngineKind, ErrorKind, Limits, Mode, Outcome, Request, Sandbox};
+use palisade::{EngineKind, ErrorKind, Limits, Mode, Outcome, Policy, Request, Sandbox};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -36,7 +36,7 @@ struct Cli {
 enum Command {
     /// Run a script or module and print its result.
     #[command(after_help = EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the engines, their versions, and whether they are available here.
     Engines {
         /// Print JSON instead of a table.
@@ -84,6 +84,18 @@ struct RunArgs {
     /// Run as an ES module (the default for .mjs and .mts files).
     #[arg(long)]
     module: bool,
+    /// A policy file, TOML or JSON (see README); the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Allow eval and the Function constructors.
+    #[arg(long)]
+    allow_eval: bool,
+    /// Allow SharedArrayBuffer and Atomics.
+    #[arg(long)]
+    allow_shared_memory: bool,
+    /// Deterministic mode with this seed: seeded Math.random and crypto, a fixed clock.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
     /// Print exactly one JSON outcome object on stdout.
     #[arg(long)]
     json: bool,
@@ -126,7 +138,7 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Engines { json } => engines(json),
     };
     ExitCode::from(code)
@@ -159,6 +171,24 @@ fn run(args: RunArgs) -> u8 {
     } else {
         Mode::Script
     };
+    let mut policy = match &args.policy {
+        None => Policy::default(),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => match Policy::parse(&text) {
+                Ok(p) => p,
+                Err(e) => return usage_error(format!("{}: {e}", path.display())),
+            },
+            Err(e) => return usage_error(format!("cannot read {}: {e}", path.display())),
+        },
+    };
+    policy.allow_eval |= args.allow_eval;
+    policy.allow_shared_memory |= args.allow_shared_memory;
+    if let Some(seed) = args.seed {
+        policy
+            .deterministic
+            .get_or_insert_with(Default::default)
+            .seed = seed;
+    }
     let defaults = Limits::default();
     let limits = Limits {
         memory: args.memory.unwrap_or(defaults.memory),
@@ -175,6 +205,7 @@ fn run(args: RunArgs) -> u8 {
         input: args.input.clone().unwrap_or(serde_json::Value::Null),
         limits: limits.clone(),
         modules: Default::default(),
+        policy,
     };
     let outcome = match Sandbox::builder()
         .engine(args.engine)

@@ -180,3 +180,38 @@ fn engines_lists_all_three() {
     }
     assert!(text.contains("available"));
 }
+
+#[test]
+fn issue_4_policy_file_and_flags() {
+    let dir = std::env::temp_dir().join(format!("palisade-policy-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "allow_eval = true\nallow_evil = true\n").expect("write");
+    let out = palisade(&["run", "-e", "1", "--policy", bad.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("allow_evil"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let good = dir.join("good.json");
+    std::fs::write(&good, r#"{"allow_eval": true, "globals": ["console"]}"#).expect("write");
+    let out = palisade(&[
+        "run",
+        "-e",
+        "[eval('2'), typeof input]",
+        "--policy",
+        good.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(json(&out)["value"], serde_json::json!([2, "undefined"]));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let out = palisade(&["run", "-e", "eval('1')", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["error"]["kind"], "policy_denied");
+    let out = palisade(&["run", "-e", "eval('1')", "--allow-eval", "--json"]);
+    assert_eq!(json(&out)["value"], 1);
+}

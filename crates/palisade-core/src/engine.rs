@@ -2,6 +2,7 @@
 
 use crate::limits::{ConfigError, Limit, Limits};
 use crate::outcome::Outcome;
+use crate::policy::Policy;
 use crate::request::Request;
 
 /// What an engine can enforce beyond the limits every engine must (memory, timeout, stack depth,
@@ -13,12 +14,18 @@ pub struct Capabilities {
     pub fuel: bool,
     /// Accepts an explicit [`Limits::stack`] size (otherwise only its default applies).
     pub stack_size: bool,
+    /// Can offer `WebAssembly` when a policy allows it.
+    pub wasm: bool,
 }
 
 impl Capabilities {
     /// Capabilities with the given flags.
-    pub const fn new(fuel: bool, stack_size: bool) -> Self {
-        Capabilities { fuel, stack_size }
+    pub const fn new(fuel: bool, stack_size: bool, wasm: bool) -> Self {
+        Capabilities {
+            fuel,
+            stack_size,
+            wasm,
+        }
     }
 }
 
@@ -68,7 +75,18 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Checks that this engine can honour `policy`.
+    fn check_policy(&self, policy: &Policy) -> Result<(), ConfigError> {
+        if policy.allow_wasm && !self.capabilities().wasm {
+            return Err(ConfigError::Invalid(format!(
+                "engine `{}` cannot provide WebAssembly (policy.allow_wasm)",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
     /// Runs one request in a fresh context. The request's limits have passed
-    /// [`Engine::check_limits`].
+    /// [`Engine::check_limits`] and its policy [`Engine::check_policy`].
     fn execute(&self, request: &Request) -> Outcome;
 }

@@ -17,8 +17,10 @@ pub mod limits;
 pub mod modules;
 pub mod outcome;
 pub mod output;
+pub mod policy;
 pub mod primordials;
 pub mod request;
+pub mod rng;
 pub mod units;
 
 pub use engine::{Capabilities, Engine, EngineInfo};
@@ -27,6 +29,7 @@ pub use outcome::{
     ErrorKind, ErrorRecord, ExecError, GuestError, LimitExceeded, Metrics, Outcome, OutcomeRecord,
     Status,
 };
+pub use policy::{HostGlobal, Policy, PolicyError};
 pub use request::{Mode, Request};
 
 /// The console formatter every engine installs in the guest, so that `console.log` prints the
@@ -34,6 +37,11 @@ pub use request::{Mode, Request};
 /// object of [`primordials::PRIMORDIALS`] (captured before guest code ran) yields a function
 /// `(args: any[]) => string`.
 pub const CONSOLE_JS: &str = include_str!("../js/console.js");
+
+/// Deterministic mode's clock shim: evaluating it yields a function that takes the host's
+/// `now()` (milliseconds) and replaces the global `Date` so every way of reading the current time
+/// goes through it.
+pub const DETERMINISTIC_JS: &str = include_str!("../js/deterministic.js");
 
 /// The message engines use for a stack overflow (`RangeError`), the same as V8's.
 pub const STACK_OVERFLOW_MESSAGE: &str = "Maximum call stack size exceeded";

@@ -4,10 +4,12 @@
 //! Specifiers starting with `./` or `../` resolve against the importing module's directory (the
 //! main module sits at the root); any other specifier is a bare name looked up as is.
 
-/// The stable message for an import of a module that was not supplied.
+/// The stable message for an import of a module that was not supplied or that the policy does
+/// not allow. Uncaught, it is reported as `policy_denied`.
 pub fn not_found_message(specifier: &str, importer: &str) -> String {
-    format!(
-        "Cannot find module '{specifier}' imported from '{importer}': only modules supplied with the request can be imported"
+    crate::policy::denied_message(
+        &format!("importing '{specifier}' from '{importer}'"),
+        "only modules supplied with the request and allowed by policy.modules can be imported",
     )
 }
 

@@ -183,4 +183,6 @@ pub const PRIMORDIALS: &[(&str, &str, Capture)] = &[
     ("Number", "Number", Capture::Value),
     ("String", "String", Capture::Value),
     ("SymbolToStringTag", "Symbol.toStringTag", Capture::Value),
+    ("TypeError", "TypeError", Capture::Value),
+    ("EvalError", "EvalError", Capture::Value),
 ];

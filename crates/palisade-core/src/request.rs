@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::Limits;
+use crate::policy::Policy;
 
 /// How the source is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -57,6 +58,9 @@ pub struct Request {
     /// else can be imported: see [`crate::modules`].
     #[serde(default)]
     pub modules: BTreeMap<String, String>,
+    /// What the guest may touch.
+    #[serde(default)]
+    pub policy: Policy,
 }
 
 impl Request {
@@ -69,6 +73,7 @@ impl Request {
             input: serde_json::Value::Null,
             limits: Limits::default(),
             modules: BTreeMap::new(),
+            policy: Policy::default(),
         }
     }
 
@@ -95,6 +100,12 @@ impl Request {
     /// Adds a module the guest may import.
     pub fn with_module(mut self, specifier: impl Into<String>, source: impl Into<String>) -> Self {
         self.modules.insert(specifier.into(), source.into());
+        self
+    }
+
+    /// Sets the policy.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
         self
     }
 

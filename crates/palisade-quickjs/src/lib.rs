@@ -19,6 +19,7 @@
 #[allow(unsafe_code)]
 mod ffi;
 mod modules;
+mod policy;
 mod pool;
 mod run;
 
@@ -107,7 +108,7 @@ impl Engine for QuickJs {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(false, true)
+        Capabilities::new(false, true, false)
     }
 
     fn execute(&self, request: &Request) -> Outcome {
@@ -197,6 +198,8 @@ pub(crate) struct Fresh {
     guard: Arc<Guard>,
     output: Arc<Mutex<Output>>,
     modules: modules::Modules,
+    /// Policy denials thrown to the guest during the current run.
+    denials: Arc<Mutex<Vec<String>>>,
 }
 
 /// A runtime a run has used: never reused, only dropped (context first).
@@ -223,14 +226,17 @@ impl Fresh {
         let ctx = Context::full(&rt)
             .map_err(|e| ExecError::internal(format!("cannot create a QuickJS context: {e}")))?;
         let output = Arc::new(Mutex::new(Output::default()));
-        let modules = modules::Modules::default();
+        let denials = Arc::new(Mutex::new(Vec::new()));
+        let modules = modules::Modules::new(denials.clone());
         rt.set_loader(modules.clone(), modules.clone());
         // Before any guest code: keep the pristine built-ins the console formatter uses, and
         // install the console.
         ctx.with(|ctx| {
             let p = run::capture_primordials(&ctx)?;
+            run::install_console(&ctx, &output)?;
+            policy::prepare(&ctx, &p, &denials)?;
             let _ = ctx.store_userdata(p);
-            run::install_console(&ctx, &output)
+            Ok::<_, rquickjs::Error>(())
         })
         .map_err(|e| ExecError::internal(format!("cannot prepare a QuickJS context: {e}")))?;
         Ok(Fresh {
@@ -240,6 +246,7 @@ impl Fresh {
             guard,
             output,
             modules,
+            denials,
         })
     }
 }

@@ -5,29 +5,49 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use palisade_core::modules::{normalize_key, not_found_message, resolve};
+use palisade_core::Policy;
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
 use rquickjs::{Ctx, Exception, Module};
 
 /// The current request's modules, keyed by normalized name. Installed as the runtime's
 /// resolver and loader when the runtime is built, filled in when a run starts.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Modules(Arc<Mutex<Table>>);
+#[derive(Debug, Clone)]
+pub(crate) struct Modules {
+    table: Arc<Mutex<Table>>,
+    denials: Arc<Mutex<Vec<String>>>,
+}
 
 #[derive(Debug, Default)]
 struct Table {
+    /// Supplied and allowed by the policy, keyed by normalized name.
     sources: BTreeMap<String, String>,
     main: String,
 }
 
 impl Modules {
-    pub(crate) fn set(&self, supplied: &BTreeMap<String, String>, main: &str) {
-        let mut t = crate::lock(&self.0);
+    pub(crate) fn new(denials: Arc<Mutex<Vec<String>>>) -> Self {
+        Modules {
+            table: Arc::default(),
+            denials,
+        }
+    }
+
+    pub(crate) fn set(&self, supplied: &BTreeMap<String, String>, main: &str, policy: &Policy) {
+        let mut t = crate::lock(&self.table);
         t.sources = supplied
             .iter()
             .map(|(k, v)| (normalize_key(k), v.clone()))
+            .filter(|(k, _)| policy.allows_module(k))
             .collect();
         t.main = main.to_owned();
+    }
+
+    /// Records and throws the policy error for an import that is not allowed.
+    fn deny(&self, ctx: &Ctx<'_>, name: &str, base: &str) -> rquickjs::Error {
+        let message = not_found_message(name, base);
+        crate::lock(&self.denials).push(message.clone());
+        Exception::throw_type(ctx, &message)
     }
 }
 
@@ -39,12 +59,12 @@ impl Resolver for Modules {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
-        let t = crate::lock(&self.0);
-        let importer = (base != t.main).then_some(base);
-        match resolve(importer, name) {
-            Some(key) if t.sources.contains_key(&key) => Ok(key),
-            _ => Err(Exception::throw_type(ctx, &not_found_message(name, base))),
-        }
+        let found = {
+            let t = crate::lock(&self.table);
+            let importer = (base != t.main).then_some(base);
+            resolve(importer, name).filter(|key| t.sources.contains_key(key))
+        };
+        found.ok_or_else(|| self.deny(ctx, name, base))
     }
 }
 
@@ -56,12 +76,12 @@ impl Loader for Modules {
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, Declared>> {
         let (source, main) = {
-            let t = crate::lock(&self.0);
+            let t = crate::lock(&self.table);
             (t.sources.get(name).cloned(), t.main.clone())
         };
         match source {
             Some(src) => Module::declare(ctx.clone(), name, src.into_bytes()),
-            None => Err(Exception::throw_type(ctx, &not_found_message(name, &main))),
+            None => Err(self.deny(ctx, name, &main)),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use palisade_core::output::{Output, Stream};
+use palisade_core::policy::{HostGlobal, DENIED_PREFIX};
 use palisade_core::primordials::{Capture, PRIMORDIALS};
 use palisade_core::{
     is_stack_overflow, stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome,
@@ -22,6 +23,7 @@ struct RunState<'a> {
     request: &'a Request,
     guard: &'a Guard,
     meter: &'a Meter,
+    denials: &'a Mutex<Vec<String>>,
     start: Instant,
 }
 
@@ -33,19 +35,22 @@ pub(crate) fn run(fresh: Fresh, request: &Request, start: Instant) -> (Outcome, 
         guard,
         output,
         modules,
+        denials,
     } = fresh;
     let limits = &request.limits;
     meter.set_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
     guard.set_deadline(start + limits.timeout);
     let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
     rt.set_max_stack_size(usize::try_from(stack).unwrap_or(usize::MAX));
-    modules.set(&request.modules, request.file_name());
+    modules.set(&request.modules, request.file_name(), &request.policy);
+    lock(&denials).clear();
     *lock(&output) = Output::new(limits.output);
 
     let state = RunState {
         request,
         guard: &guard,
         meter: &meter,
+        denials: &denials,
         start,
     };
     let result = ctx.with(|ctx| execute(&ctx, &state));
@@ -70,6 +75,9 @@ pub(crate) fn run(fresh: Fresh, request: &Request, start: Instant) -> (Outcome, 
 fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, ExecError> {
     let req = st.request;
     let file = req.file_name();
+    if let Some(p) = ctx.userdata::<Object<'js>>().map(|p| p.clone()) {
+        crate::policy::apply(ctx, &p, &req.policy).map_err(|_| failure(ctx, st))?;
+    }
     let input = set_input(ctx, st).map_err(|_| failure(ctx, st))?;
     let value = match req.mode {
         Mode::Script => {
@@ -97,7 +105,9 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
 fn set_input<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> rquickjs::Result<Value<'js>> {
     let json = serde_json::to_string(&st.request.input).unwrap_or_else(|_| "null".into());
     let input = ctx.json_parse(json)?;
-    ctx.globals().set("input", input.clone())?;
+    if st.request.policy.allows_global(HostGlobal::Input) {
+        ctx.globals().set("input", input.clone())?;
+    }
     Ok(input)
 }
 
@@ -361,6 +371,11 @@ fn failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
     // Reading the error's properties runs guest code (getters), which can hit a limit too.
     if let Some(e) = limit_hit(st) {
         return e;
+    }
+    if guest.message.starts_with(DENIED_PREFIX) && lock(st.denials).contains(&guest.message) {
+        return ExecError::PolicyDenied {
+            message: guest.message,
+        };
     }
     if is_stack_overflow(&guest) {
         let stack = st.request.limits.stack.unwrap_or(crate::DEFAULT_STACK);

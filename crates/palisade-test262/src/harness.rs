@@ -123,6 +123,7 @@ pub fn request(
             input: serde_json::Value::Null,
             limits: limits.clone(),
             modules,
+            policy: palisade::Policy::permissive(),
         });
     }
     let mut source = String::new();
@@ -156,6 +157,7 @@ pub fn request(
                 input: serde_json::Value::Null,
                 limits: limits.clone(),
                 modules,
+                policy: palisade::Policy::permissive(),
             });
         }
         Mode::Module
@@ -170,6 +172,7 @@ pub fn request(
         input: serde_json::Value::Null,
         limits: limits.clone(),
         modules,
+        policy: palisade::Policy::permissive(),
     })
 }
 

@@ -26,9 +26,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 pub use palisade_core::{
-    output, units, Capabilities, ConfigError, Engine, EngineInfo, ErrorKind, ErrorRecord,
-    ExecError, GuestError, Limit, LimitExceeded, Limits, Metrics, Mode, Outcome, OutcomeRecord,
-    Request, Status,
+    output, policy, units, Capabilities, ConfigError, Engine, EngineInfo, ErrorKind, ErrorRecord,
+    ExecError, GuestError, HostGlobal, Limit, LimitExceeded, Limits, Metrics, Mode, Outcome,
+    OutcomeRecord, Policy, PolicyError, Request, Status,
 };
 
 /// The engines Palisade knows, by their stable names.
@@ -216,7 +216,11 @@ impl Sandbox {
     /// Runs one request. Invalid limits give `invalid_request`; nothing here panics on guest
     /// input, and a host bug that does is reported as `internal`.
     pub fn run(&self, request: &Request) -> Outcome {
-        if let Err(e) = self.engine.check_limits(&request.limits) {
+        let checked = self
+            .engine
+            .check_limits(&request.limits)
+            .and_then(|()| self.engine.check_policy(&request.policy));
+        if let Err(e) = checked {
             return Outcome::failed(
                 self.engine.name(),
                 ExecError::InvalidRequest {

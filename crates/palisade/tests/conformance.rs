@@ -20,6 +20,10 @@ struct Case {
     input: serde_json::Value,
     #[serde(default)]
     limits: Option<Limits>,
+    #[serde(default)]
+    policy: Option<palisade::Policy>,
+    #[serde(default)]
+    modules: std::collections::BTreeMap<String, String>,
     expect: Expect,
 }
 
@@ -210,7 +214,8 @@ fn conformance_suite_passes_on_every_engine() {
                 filename: Some(name.to_owned()),
                 input: case.input.clone(),
                 limits: case.limits.clone().unwrap_or_default(),
-                modules: Default::default(),
+                modules: case.modules.clone(),
+                policy: case.policy.clone().unwrap_or_default(),
             };
             let outcome = sandbox.run(&request);
             for f in check(&case, &outcome) {

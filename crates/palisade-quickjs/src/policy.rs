@@ -1,0 +1,243 @@
+//! Enforcing a [`Policy`] in a QuickJS context.
+//!
+//! A fresh runtime is prepared with the *default* policy already applied (the dangerous
+//! built-ins replaced by functions that throw a policy error), keeping the originals aside; a run
+//! whose policy allows more restores them. So the default costs nothing per run.
+
+use std::sync::{Arc, Mutex};
+
+use palisade_core::policy::{denied_message, Deterministic, HostGlobal, Policy};
+use palisade_core::rng::{DeterministicClock, DeterministicRng};
+use palisade_core::DETERMINISTIC_JS;
+use rquickjs::object::Property;
+use rquickjs::{Ctx, Function, Object, Value};
+
+use crate::lock;
+
+const ATOMICS_METHODS: &[&str] = &[
+    "add",
+    "and",
+    "compareExchange",
+    "exchange",
+    "isLockFree",
+    "load",
+    "notify",
+    "or",
+    "pause",
+    "store",
+    "sub",
+    "wait",
+    "waitAsync",
+    "xor",
+];
+
+const WASM_MEMBERS: &[&str] = &[
+    "compile",
+    "compileStreaming",
+    "instantiate",
+    "instantiateStreaming",
+    "validate",
+    "Module",
+    "Instance",
+    "Memory",
+    "Table",
+    "Global",
+    "Tag",
+    "Exception",
+];
+
+/// Globals QuickJS adds that are neither ECMAScript nor Palisade host globals; removed so every
+/// engine offers the same global object.
+const ENGINE_EXTRAS: &[&str] = &[
+    "performance",
+    "atob",
+    "btoa",
+    "queueMicrotask",
+    "DOMException",
+    "InternalError",
+];
+
+/// A function that records the denial and throws `kind` (a primordial error constructor key)
+/// with the policy message.
+///
+/// The closure must not capture JS values: the garbage collector cannot see references held by
+/// Rust closures, so a captured value on a cycle would never be freed (and QuickJS asserts on
+/// leaks when the runtime is freed). The constructor is looked up when the function is called.
+fn thrower<'js>(
+    ctx: &Ctx<'js>,
+    name: &str,
+    kind: &'static str,
+    message: String,
+    denials: &Arc<Mutex<Vec<String>>>,
+) -> rquickjs::Result<Function<'js>> {
+    let denials = denials.clone();
+    Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<()> {
+        lock(&denials).push(message.clone());
+        let primordials = ctx
+            .userdata::<Object<'js>>()
+            .map(|p| p.clone())
+            .ok_or(rquickjs::Error::Unknown)?;
+        let ctor: rquickjs::Constructor<'js> = primordials.get(kind)?;
+        let err: Value<'js> = ctor.construct((message.clone(),))?;
+        Err(ctx.throw(err))
+    })?
+    .with_name(name)
+    // `new Function(...)` and `new SharedArrayBuffer(...)` must throw the policy error too.
+    .map(|f| f.with_constructor(true))
+}
+
+/// Applies the default policy to a fresh context, keeping the originals for [`apply`].
+pub(crate) fn prepare<'js>(
+    ctx: &Ctx<'js>,
+    primordials: &Object<'js>,
+    denials: &Arc<Mutex<Vec<String>>>,
+) -> rquickjs::Result<()> {
+    let g = ctx.globals();
+    for extra in ENGINE_EXTRAS {
+        g.remove(*extra)?;
+    }
+    let originals = Object::new(ctx.clone())?;
+    // The constructors' prototypes that carry a `constructor` back-reference.
+    let protos: rquickjs::Array<'js> = ctx.eval(
+        "[Object.getPrototypeOf(async function () {}), Object.getPrototypeOf(function* () {}), \
+         Object.getPrototypeOf(async function* () {})]",
+    )?;
+    let function: Function<'js> = g.get("Function")?;
+    let function_proto: Object<'js> = function.get("prototype")?;
+    originals.set("eval", g.get::<_, Value<'js>>("eval")?)?;
+    originals.set("Function", function.clone())?;
+    originals.set("protos", protos.clone())?;
+    let ctors = rquickjs::Array::new(ctx.clone())?;
+    for i in 0..3 {
+        let proto: Object<'js> = protos.get(i)?;
+        ctors.set(i, proto.get::<_, Value<'js>>("constructor")?)?;
+    }
+    originals.set("ctors", ctors)?;
+    originals.set(
+        "SharedArrayBuffer",
+        g.get::<_, Value<'js>>("SharedArrayBuffer")?,
+    )?;
+    originals.set("Atomics", g.get::<_, Value<'js>>("Atomics")?)?;
+
+    // eval and the Function constructors.
+    let code = denied_message(
+        "generating code from strings: eval and the Function constructors",
+        "allow it with policy.allow_eval",
+    );
+    g.set(
+        "eval",
+        thrower(ctx, "eval", "EvalError", code.clone(), denials)?,
+    )?;
+    let fake = thrower(ctx, "Function", "EvalError", code.clone(), denials)?;
+    fake.set("prototype", function_proto.clone())?;
+    function_proto.set("constructor", fake.clone())?;
+    g.set("Function", fake)?;
+    let names = [
+        "AsyncFunction",
+        "GeneratorFunction",
+        "AsyncGeneratorFunction",
+    ];
+    for (i, name) in names.into_iter().enumerate() {
+        let proto: Object<'js> = protos.get(i)?;
+        let fake = thrower(ctx, name, "EvalError", code.clone(), denials)?;
+        // Read-only but configurable, as the spec defines these `constructor` properties.
+        proto.prop("constructor", Property::from(fake).configurable())?;
+    }
+
+    // SharedArrayBuffer and Atomics.
+    let shared = denied_message(
+        "shared memory: SharedArrayBuffer and Atomics",
+        "allow it with policy.allow_shared_memory",
+    );
+    g.set(
+        "SharedArrayBuffer",
+        thrower(
+            ctx,
+            "SharedArrayBuffer",
+            "TypeError",
+            shared.clone(),
+            denials,
+        )?,
+    )?;
+    let atomics = Object::new(ctx.clone())?;
+    for m in ATOMICS_METHODS {
+        atomics.set(*m, thrower(ctx, m, "TypeError", shared.clone(), denials)?)?;
+    }
+    g.set("Atomics", atomics)?;
+
+    // WebAssembly: QuickJS has none; the stub keeps the global object the same on every engine.
+    let wasm_denied = denied_message(
+        "WebAssembly",
+        "allow it with policy.allow_wasm on an engine that has it",
+    );
+    let wasm = Object::new(ctx.clone())?;
+    for m in WASM_MEMBERS {
+        wasm.set(
+            *m,
+            thrower(ctx, m, "TypeError", wasm_denied.clone(), denials)?,
+        )?;
+    }
+    g.set("WebAssembly", wasm)?;
+
+    // Kept beside the primordials, which guest code never sees.
+    primordials.set(ORIGINALS, originals)?;
+    Ok(())
+}
+
+const ORIGINALS: &str = "originals";
+
+/// Applies a run's policy on top of [`prepare`]'s default.
+pub(crate) fn apply<'js>(
+    ctx: &Ctx<'js>,
+    primordials: &Object<'js>,
+    policy: &Policy,
+) -> rquickjs::Result<()> {
+    let g = ctx.globals();
+    for global in HostGlobal::ALL {
+        if !policy.allows_global(global) {
+            g.remove(global.name())?;
+        }
+    }
+    if let Some(d) = &policy.deterministic {
+        deterministic(ctx, d)?;
+    }
+    if !(policy.allow_eval || policy.allow_shared_memory) {
+        return Ok(());
+    }
+    let originals: Object<'js> = primordials.get(ORIGINALS)?;
+    if policy.allow_eval {
+        g.set("eval", originals.get::<_, Value<'js>>("eval")?)?;
+        let function: Function<'js> = originals.get("Function")?;
+        let proto: Object<'js> = function.get("prototype")?;
+        proto.set("constructor", function.clone())?;
+        g.set("Function", function)?;
+        let protos: rquickjs::Array<'js> = originals.get("protos")?;
+        let ctors: rquickjs::Array<'js> = originals.get("ctors")?;
+        for i in 0..3 {
+            let p: Object<'js> = protos.get(i)?;
+            let ctor: Value<'js> = ctors.get(i)?;
+            p.prop("constructor", Property::from(ctor).configurable())?;
+        }
+    }
+    if policy.allow_shared_memory {
+        g.set(
+            "SharedArrayBuffer",
+            originals.get::<_, Value<'js>>("SharedArrayBuffer")?,
+        )?;
+        g.set("Atomics", originals.get::<_, Value<'js>>("Atomics")?)?;
+    }
+    Ok(())
+}
+
+/// Deterministic mode: a seeded `Math.random` and the deterministic clock behind `Date`.
+fn deterministic<'js>(ctx: &Ctx<'js>, d: &Deterministic) -> rquickjs::Result<()> {
+    let rng = Arc::new(Mutex::new(DeterministicRng::new(d.seed)));
+    let random = Function::new(ctx.clone(), move || lock(&rng).next_f64())?.with_name("random")?;
+    let math: Object<'js> = ctx.globals().get("Math")?;
+    math.set("random", random)?;
+    let clock = Arc::new(Mutex::new(DeterministicClock::new(d)));
+    // Milliseconds as a double, as Date.now returns them.
+    let now = Function::new(ctx.clone(), move || lock(&clock).now_ms() as f64)?.with_name("now")?;
+    let install: Function<'js> = ctx.eval(DETERMINISTIC_JS)?;
+    install.call::<_, ()>((now,))
+}

@@ -1,0 +1,1 @@
+Atomics.load(new Int32Array(4), 0)

@@ -1,0 +1,2 @@
+try { eval('1') } catch (e) { }
+throw new TypeError('mine')

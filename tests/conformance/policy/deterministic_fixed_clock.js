@@ -1,0 +1,1 @@
+[Date.now(), Date.now(), new Date().toISOString(), typeof Date()]

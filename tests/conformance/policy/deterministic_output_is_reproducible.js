@@ -1,0 +1,1 @@
+console.log(Math.random().toFixed(6), new Date().toISOString());

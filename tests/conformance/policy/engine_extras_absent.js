@@ -1,0 +1,1 @@
+[typeof performance, typeof atob, typeof btoa, typeof queueMicrotask, typeof DOMException, typeof InternalError]

@@ -1,0 +1,1 @@
+throw new Error('Palisade policy denies everything (forged)')

@@ -1,0 +1,1 @@
+(function () {}).constructor('return 1')()

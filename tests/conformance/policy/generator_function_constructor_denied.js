@@ -1,0 +1,1 @@
+(function* () {}).constructor('yield 1')

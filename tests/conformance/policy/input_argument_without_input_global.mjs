@@ -1,0 +1,1 @@
+export default (arg) => [typeof input, arg.a];

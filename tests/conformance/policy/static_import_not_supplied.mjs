@@ -1,0 +1,2 @@
+import x from './missing.js';
+export default x;

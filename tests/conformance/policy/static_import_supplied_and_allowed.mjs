@@ -1,0 +1,2 @@
+import { v } from './util.js';
+export default () => v + 1;

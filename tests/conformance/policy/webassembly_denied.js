@@ -1,0 +1,1 @@
+[typeof WebAssembly, typeof WebAssembly.instantiate]
