@@ -166,10 +166,11 @@ fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
     if let Some(f) = ctx.userdata::<Function<'js>>() {
         return Ok(f.clone());
     }
-    let primordials = match ctx.userdata::<Object<'js>>() {
-        Some(p) => p.clone(),
-        None => capture_primordials(ctx)?,
-    };
+    // Captured when the runtime was built; capturing now would see the guest's replacements.
+    let primordials = ctx
+        .userdata::<Object<'js>>()
+        .map(|p| p.clone())
+        .ok_or(rquickjs::Error::Unknown)?;
     let mut opts = rquickjs::context::EvalOptions::default();
     opts.strict = true;
     opts.backtrace_barrier = true;
