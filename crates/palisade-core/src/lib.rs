@@ -77,6 +77,45 @@ pub fn stack_position(stack: &str, file: &str) -> Option<(u32, u32)> {
     stack.lines().find_map(|l| frame_position(l, file))
 }
 
+/// The deepest result nesting Palisade converts; deeper results are `not_serializable`.
+pub const MAX_RESULT_DEPTH: usize = 1000;
+
+/// Turns an engine's `JSON.stringify` text of the result into the outcome's value, with the rules
+/// every engine shares: over `limit` bytes is `result_limit`; nesting deeper than
+/// [`MAX_RESULT_DEPTH`] and lone surrogates (valid JSON text, but not Unicode) are
+/// `not_serializable`.
+///
+/// ```
+/// use palisade_core::{result_from_json, ErrorKind};
+/// assert_eq!(result_from_json("[1]", 10).unwrap(), serde_json::json!([1]));
+/// assert_eq!(result_from_json("\"long\"", 3).unwrap_err().kind(), ErrorKind::ResultLimit);
+/// assert_eq!(result_from_json(r#""\ud800""#, 99).unwrap_err().kind(), ErrorKind::NotSerializable);
+/// ```
+pub fn result_from_json(json: &str, limit: u64) -> Result<serde_json::Value, ExecError> {
+    let len = json.len() as u64;
+    if len > limit {
+        return Err(ExecError::limit(
+            Limit::Result,
+            limit,
+            Some(len),
+            format!("the result is {len} bytes, over the result limit of {limit} bytes"),
+        ));
+    }
+    let depth = json_depth(json);
+    if depth > MAX_RESULT_DEPTH {
+        return Err(ExecError::NotSerializable {
+            message: format!(
+                "the result is nested {depth} levels deep, deeper than the {MAX_RESULT_DEPTH} Palisade converts"
+            ),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    de.disable_recursion_limit();
+    serde::Deserialize::deserialize(&mut de).map_err(|e| ExecError::NotSerializable {
+        message: format!("the result cannot be represented as Unicode JSON: {e}"),
+    })
+}
+
 /// The maximum nesting depth of arrays and objects in a JSON text (0 for a scalar), found by a
 /// linear scan that skips string contents.
 ///

@@ -73,11 +73,7 @@ fn thrower<'js>(
     let denials = denials.clone();
     Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<()> {
         lock(&denials).push(message.clone());
-        let primordials = ctx
-            .userdata::<Object<'js>>()
-            .map(|p| p.clone())
-            .ok_or(rquickjs::Error::Unknown)?;
-        let ctor: rquickjs::Constructor<'js> = primordials.get(kind)?;
+        let ctor: rquickjs::Constructor<'js> = crate::run::primordials(&ctx)?.get(kind)?;
         let err: Value<'js> = ctor.construct((message.clone(),))?;
         Err(ctx.throw(err))
     })?

@@ -9,7 +9,7 @@ use crate::{lock, Fresh, Spent};
 #[derive(Debug)]
 pub(crate) struct Pool {
     ready: Mutex<Receiver<Fresh>>,
-    reaper: Mutex<Option<SyncSender<Spent>>>,
+    reaper: Option<SyncSender<Spent>>,
 }
 
 impl std::fmt::Debug for Spent {
@@ -48,13 +48,13 @@ impl Pool {
             .map(|_| reap_tx);
         Pool {
             ready: Mutex::new(rx),
-            reaper: Mutex::new(reaper),
+            reaper,
         }
     }
 
     /// Frees a used runtime off the caller's thread when the reaper has room, else here.
     pub(crate) fn retire(&self, spent: Spent) {
-        let rejected = match &*lock(&self.reaper) {
+        let rejected = match &self.reaper {
             Some(tx) => match tx.try_send(spent) {
                 Ok(()) => None,
                 Err(TrySendError::Full(s) | TrySendError::Disconnected(s)) => Some(s),

@@ -75,9 +75,8 @@ pub(crate) fn run(fresh: Fresh, request: &Request, start: Instant) -> (Outcome, 
 fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, ExecError> {
     let req = st.request;
     let file = req.file_name();
-    if let Some(p) = ctx.userdata::<Object<'js>>().map(|p| p.clone()) {
-        crate::policy::apply(ctx, &p, &req.policy).map_err(|_| failure(ctx, st))?;
-    }
+    let p = primordials(ctx).map_err(|_| failure(ctx, st))?;
+    crate::policy::apply(ctx, &p, &req.policy).map_err(|_| failure(ctx, st))?;
     let input = set_input(ctx, st).map_err(|_| failure(ctx, st))?;
     let value = match req.mode {
         Mode::Script => {
@@ -166,11 +165,7 @@ fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
     if let Some(f) = ctx.userdata::<Function<'js>>() {
         return Ok(f.clone());
     }
-    // Captured when the runtime was built; capturing now would see the guest's replacements.
-    let primordials = ctx
-        .userdata::<Object<'js>>()
-        .map(|p| p.clone())
-        .ok_or(rquickjs::Error::Unknown)?;
+    let primordials = primordials(ctx)?;
     let mut opts = rquickjs::context::EvalOptions::default();
     opts.strict = true;
     opts.backtrace_barrier = true;
@@ -180,6 +175,14 @@ fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
     // The context is fresh for this run, so nothing else stores a function here.
     let _ = ctx.store_userdata(f.clone());
     Ok(f)
+}
+
+/// The primordials captured when the runtime was built (never re-captured: a capture now would
+/// see the guest's replacements).
+pub(crate) fn primordials<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    ctx.userdata::<Object<'js>>()
+        .map(|p| p.clone())
+        .ok_or(rquickjs::Error::Unknown)
 }
 
 /// Captures [`PRIMORDIALS`] from the global object into one plain object. Called before any
@@ -318,40 +321,7 @@ fn to_json<'js>(
             })
         }
     };
-    let cap = st.request.limits.result;
-    if json.len() as u64 > cap {
-        return Err(ExecError::limit(
-            Limit::Result,
-            cap,
-            Some(json.len() as u64),
-            format!(
-                "the result is {} bytes, over the result limit of {cap} bytes",
-                json.len()
-            ),
-        ));
-    }
-    parse_result(&json)
-}
-
-/// The deepest result nesting Palisade converts; deeper results are `not_serializable`.
-pub(crate) const MAX_RESULT_DEPTH: usize = 1000;
-
-/// Parses the engine's JSON text into a value, refusing what the host cannot hold: nesting
-/// deeper than [`MAX_RESULT_DEPTH`] and lone surrogates (valid JSON text, but not Unicode).
-fn parse_result(json: &str) -> Result<serde_json::Value, ExecError> {
-    let depth = palisade_core::json_depth(json);
-    if depth > MAX_RESULT_DEPTH {
-        return Err(ExecError::NotSerializable {
-            message: format!(
-                "the result is nested {depth} levels deep, deeper than the {MAX_RESULT_DEPTH} Palisade converts"
-            ),
-        });
-    }
-    let mut de = serde_json::Deserializer::from_str(json);
-    de.disable_recursion_limit();
-    serde::Deserialize::deserialize(&mut de).map_err(|e| ExecError::NotSerializable {
-        message: format!("the result cannot be represented as Unicode JSON: {e}"),
-    })
+    palisade_core::result_from_json(&json, st.request.limits.result)
 }
 
 /// Turns a failed compile into `syntax_error` (or a limit, if one was hit while compiling).
