@@ -1,5 +1,8 @@
 //! The small trait every engine implements.
 
+use std::sync::Arc;
+
+use crate::host::HostCalls;
 use crate::limits::{ConfigError, Limit, Limits};
 use crate::outcome::Outcome;
 use crate::policy::Policy;
@@ -87,6 +90,7 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
     }
 
     /// Runs one request in a fresh context. The request's limits have passed
-    /// [`Engine::check_limits`] and its policy [`Engine::check_policy`].
-    fn execute(&self, request: &Request) -> Outcome;
+    /// [`Engine::check_limits`] and its policy [`Engine::check_policy`]. `host` serves this one
+    /// execution's host calls (`crypto`, `fetch`, `secrets`): see [`crate::host`].
+    fn execute(&self, request: &Request, host: Arc<dyn HostCalls>) -> Outcome;
 }

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod engine;
+pub mod host;
 pub mod limits;
 pub mod modules;
 pub mod outcome;
@@ -24,6 +25,7 @@ pub mod rng;
 pub mod units;
 
 pub use engine::{Capabilities, Engine, EngineInfo};
+pub use host::{HostCalls, HostError, HostValue};
 pub use limits::{ConfigError, Limit, Limits};
 pub use outcome::{
     ErrorKind, ErrorRecord, ExecError, GuestError, LimitExceeded, Metrics, Outcome, OutcomeRecord,
@@ -42,6 +44,12 @@ pub const CONSOLE_JS: &str = include_str!("../js/console.js");
 /// `now()` (milliseconds) and replaces the global `Date` so every way of reading the current time
 /// goes through it.
 pub const DETERMINISTIC_JS: &str = include_str!("../js/deterministic.js");
+
+/// The host prelude every engine installs: evaluating it yields a factory; calling the factory
+/// with the primordials object and the engine's `hostcall` primitive (see [`host`]) yields
+/// `{crypto, fetch, Headers, Response, secrets}`, which the engine defines as globals, keeping
+/// only those [`Policy::host_globals`] lists for the run.
+pub const HOST_JS: &str = include_str!("../js/host.js");
 
 /// The message engines use for a stack overflow (`RangeError`), the same as V8's.
 pub const STACK_OVERFLOW_MESSAGE: &str = "Maximum call stack size exceeded";

@@ -102,6 +102,157 @@ pub struct Policy {
     pub modules: Option<BTreeSet<String>>,
     /// Deterministic time and randomness. Default: off.
     pub deterministic: Option<Deterministic>,
+    /// `fetch`: which URLs it may reach, and its per-run caps. `fetch` (with `Headers` and
+    /// `Response`) exists only when [`FetchPolicy::allow`] names at least one origin. Default:
+    /// no origins.
+    pub fetch: FetchPolicy,
+    /// Names the guest may read with `secrets.get(name)`; `secrets` exists only when this is
+    /// not empty. The secret store still decides per tenant and function. Default: none.
+    pub secrets: BTreeSet<String>,
+}
+
+/// `fetch`'s allowlist and caps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchPolicy {
+    /// URL patterns: scheme, exact host, port (explicit or the scheme's default), and an optional
+    /// path prefix, e.g. `https://api.example.com/v1/`. No wildcards, no suffix matching.
+    pub allow: Vec<UrlPattern>,
+    /// Per-request timeout in milliseconds (connect to last body byte); the run's own deadline
+    /// still applies. Default 10000.
+    pub timeout_ms: u64,
+    /// Response body cap per request, in bytes. Default 5 MiB.
+    pub max_response_bytes: u64,
+    /// Requests per run, redirects included. Default 16.
+    pub max_requests: u32,
+    /// Redirects followed per request. Default 5.
+    pub max_redirects: u32,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        FetchPolicy {
+            allow: Vec::new(),
+            timeout_ms: 10_000,
+            max_response_bytes: 5 << 20,
+            max_requests: 16,
+            max_redirects: 5,
+        }
+    }
+}
+
+/// One `fetch` allowlist entry, parsed and normalized as browsers parse URLs (WHATWG): IDNA
+/// applied to the host, IPv4 literals in any form (`2130706433`, `0x7f000001`, `0177.0.0.1`)
+/// normalized to dotted decimal.
+///
+/// ```
+/// use palisade_core::policy::UrlPattern;
+/// let p: UrlPattern = "https://API.example.com/v1/".parse().unwrap();
+/// assert!(p.matches(&"https://api.example.com:443/v1/users".parse().unwrap()));
+/// assert!(!p.matches(&"https://api.example.com/v2".parse().unwrap()));
+/// assert!(!p.matches(&"https://api.example.com.evil/v1/".parse().unwrap()));
+/// assert!("https://user@api.example.com/".parse::<UrlPattern>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UrlPattern {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The normalized host: a domain, a dotted IPv4 address, or a bracketed IPv6 address.
+    pub host: String,
+    /// The port, explicit or the scheme's default.
+    pub port: u16,
+    /// A path prefix; `/` matches every path.
+    pub path: String,
+}
+
+impl UrlPattern {
+    /// Whether `url` falls under this entry: same scheme, host and port, and a path that starts
+    /// with the prefix (at a segment boundary when the prefix does not end in `/`).
+    pub fn matches(&self, url: &url::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        if url.scheme() != self.scheme
+            || host != self.host
+            || url.port_or_known_default() != Some(self.port)
+        {
+            return false;
+        }
+        let path = url.path();
+        if self.path == "/" || path == self.path {
+            return true;
+        }
+        match path.strip_prefix(&self.path) {
+            Some(rest) => self.path.ends_with('/') || rest.starts_with('/'),
+            None => false,
+        }
+    }
+}
+
+impl std::str::FromStr for UrlPattern {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = url::Url::parse(s).map_err(|e| format!("invalid URL pattern `{s}`: {e}"))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(format!(
+                "invalid URL pattern `{s}`: the scheme must be http or https"
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "invalid URL pattern `{s}`: user names and passwords are not allowed"
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "invalid URL pattern `{s}`: a pattern has no query or fragment"
+            ));
+        }
+        if s.contains('*') {
+            return Err(format!(
+                "invalid URL pattern `{s}`: wildcards are not supported; list each origin"
+            ));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("invalid URL pattern `{s}`: no host"))?
+            .to_owned();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| format!("invalid URL pattern `{s}`: no port"))?;
+        Ok(UrlPattern {
+            scheme: url.scheme().to_owned(),
+            host,
+            port,
+            path: url.path().to_owned(),
+        })
+    }
+}
+
+impl TryFrom<String> for UrlPattern {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<UrlPattern> for String {
+    fn from(p: UrlPattern) -> String {
+        p.to_string()
+    }
+}
+
+impl std::fmt::Display for UrlPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}://{}:{}{}",
+            self.scheme, self.host, self.port, self.path
+        )
+    }
 }
 
 impl Default for Policy {
@@ -115,6 +266,8 @@ impl Default for Policy {
             allow_shared_memory: false,
             modules: None,
             deterministic: None,
+            fetch: FetchPolicy::default(),
+            secrets: BTreeSet::new(),
         }
     }
 }
@@ -151,8 +304,30 @@ impl Policy {
             allow_shared_memory: true,
             modules: None,
             deterministic: None,
+            fetch: FetchPolicy::default(),
+            secrets: BTreeSet::new(),
         }
     }
+
+    /// The globals of the host prelude ([`crate::HOST_JS`]) that exist in the guest under this
+    /// policy; engines delete the others.
+    pub fn host_globals(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.allows_global(HostGlobal::Crypto) {
+            out.push("crypto");
+        }
+        if !self.fetch.allow.is_empty() {
+            out.extend(["fetch", "Headers", "Response"]);
+        }
+        if !self.secrets.is_empty() {
+            out.push("secrets");
+        }
+        out
+    }
+
+    /// Every global the host prelude can define.
+    pub const HOST_PRELUDE_GLOBALS: [&'static str; 5] =
+        ["crypto", "fetch", "Headers", "Response", "secrets"];
 
     /// Whether `global` exists in the guest.
     pub fn allows_global(&self, global: HostGlobal) -> bool {
@@ -231,6 +406,39 @@ mod tests {
         assert!(e.message.contains("window"), "{e}");
         let e = Policy::from_toml("[deterministic]\nseed = -1\n").unwrap_err();
         assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn fetch_patterns_are_validated_with_their_line() {
+        let p = Policy::from_toml(
+            "secrets = [\"API_KEY\"]\n[fetch]\nallow = [\"http://2130706433:8080/api\"]\nmax_requests = 3\n",
+        )
+        .unwrap();
+        assert_eq!(p.fetch.allow[0].host, "127.0.0.1");
+        assert_eq!(p.fetch.allow[0].to_string(), "http://127.0.0.1:8080/api");
+        assert_eq!(
+            p.host_globals(),
+            ["crypto", "fetch", "Headers", "Response", "secrets"]
+        );
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(p.fetch.allow[0].matches(&u("http://0x7f000001:8080/api/x")));
+        assert!(!p.fetch.allow[0].matches(&u("http://127.0.0.1:8080/apix")));
+        assert!(!p.fetch.allow[0].matches(&u("http://127.0.0.1/api")));
+        for bad in [
+            "ftp://a.example",
+            "https://*.example.com",
+            "http://u:p@a.example/",
+            "nope",
+        ] {
+            let text = format!("[fetch]\n\nallow = [\"{bad}\"]\n");
+            let e = Policy::from_toml(&text).unwrap_err();
+            assert_eq!(e.line, 3, "{bad}: {e}");
+            assert!(e.message.contains("invalid URL pattern"), "{e}");
+        }
+        let e =
+            Policy::from_json("{\"fetch\": {\"allow\": [\"https://a.example\"], \"retries\": 1}}")
+                .unwrap_err();
+        assert!(e.message.contains("retries"), "{e}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! use palisade_quickjs::QuickJs;
 //!
 //! let engine = QuickJs::new();
-//! let outcome = engine.execute(&Request::script("console.log('hi'); 1 + 2"));
+//! let outcome = engine.execute(&Request::script("console.log('hi'); 1 + 2"), palisade_core::host::no_host());
 //! assert_eq!(outcome.result.unwrap(), serde_json::json!(3));
 //! assert_eq!(outcome.stdout, "hi\n");
 //! ```
@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use palisade_core::output::Output;
-use palisade_core::{Capabilities, Engine, EngineInfo, ExecError, Outcome, Request};
+use palisade_core::{Capabilities, Engine, EngineInfo, ExecError, HostCalls, Outcome, Request};
 use rquickjs::{Context, Runtime};
 
 use crate::ffi::{Meter, MeteredAllocator};
@@ -111,7 +111,7 @@ impl Engine for QuickJs {
         Capabilities::new(false, true, false)
     }
 
-    fn execute(&self, request: &Request) -> Outcome {
+    fn execute(&self, request: &Request, host: Arc<dyn HostCalls>) -> Outcome {
         let start = Instant::now();
         let mut outcome = match self.fresh() {
             Ok(fresh) => {
@@ -121,7 +121,7 @@ impl Engine for QuickJs {
                 // stack must have room for the whole JS limit plus the host's own frames.
                 let (outcome, spent) =
                     stacker::maybe_grow(stack + (256 << 10), stack + (2 << 20), || {
-                        run::run(fresh, request, start)
+                        run::run(fresh, request, host, start)
                     });
                 // Freeing a runtime takes tens of µs; with a pool, its thread does it.
                 match &self.pool {

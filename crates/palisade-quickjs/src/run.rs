@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use palisade_core::host::HostCalls;
 use palisade_core::output::{Output, Stream};
 use palisade_core::policy::{HostGlobal, DENIED_PREFIX};
 use palisade_core::primordials::{Capture, PRIMORDIALS};
@@ -27,7 +28,12 @@ struct RunState<'a> {
     start: Instant,
 }
 
-pub(crate) fn run(fresh: Fresh, request: &Request, start: Instant) -> (Outcome, Spent) {
+pub(crate) fn run(
+    fresh: Fresh,
+    request: &Request,
+    host: Arc<dyn HostCalls>,
+    start: Instant,
+) -> (Outcome, Spent) {
     let Fresh {
         rt,
         ctx,

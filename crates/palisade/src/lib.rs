@@ -228,7 +228,9 @@ impl Sandbox {
                 },
             );
         }
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.engine.execute(request))) {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.engine.execute(request, palisade_core::host::no_host())
+        })) {
             Ok(outcome) => outcome,
             Err(panic) => {
                 let what = panic
