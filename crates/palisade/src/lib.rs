@@ -84,14 +84,8 @@ pub fn engines() -> Vec<EngineInfo> {
 pub fn engine_info(kind: EngineKind) -> EngineInfo {
     match kind {
         EngineKind::QuickJs => palisade_quickjs::QuickJs::new().info(),
-        EngineKind::Wasm | EngineKind::V8 => EngineInfo {
-            name: kind.as_str(),
-            version: String::new(),
-            available: false,
-            detail: Some(format!(
-                "the `{kind}` engine is not part of this build of Palisade yet"
-            )),
-        },
+        EngineKind::Wasm => palisade_wasm::info(),
+        EngineKind::V8 => palisade_v8::info(),
     }
 }
 
@@ -130,13 +124,24 @@ impl SandboxBuilder {
             EngineKind::QuickJs => Arc::new(palisade_quickjs::QuickJs::with_options(
                 palisade_quickjs::QuickJsOptions::default().prewarm(self.prewarm),
             )),
-            other => {
-                let info = engine_info(other);
-                return Err(BuildError::Unavailable {
-                    engine: other,
-                    reason: info.detail.unwrap_or_default(),
-                });
-            }
+            EngineKind::Wasm => Arc::new(
+                palisade_wasm::Wasm::with_options(
+                    palisade_wasm::WasmOptions::default().prewarm(self.prewarm),
+                )
+                .map_err(|reason| BuildError::Unavailable {
+                    engine: EngineKind::Wasm,
+                    reason,
+                })?,
+            ),
+            EngineKind::V8 => Arc::new(
+                palisade_v8::V8::with_options(
+                    palisade_v8::V8Options::default().prewarm(self.prewarm),
+                )
+                .map_err(|reason| BuildError::Unavailable {
+                    engine: EngineKind::V8,
+                    reason,
+                })?,
+            ),
         };
         if let Some(limits) = &self.limits {
             engine.check_limits(limits)?;
