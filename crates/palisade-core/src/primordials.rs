@@ -185,4 +185,61 @@ pub const PRIMORDIALS: &[(&str, &str, Capture)] = &[
     ("SymbolToStringTag", "Symbol.toStringTag", Capture::Value),
     ("TypeError", "TypeError", Capture::Value),
     ("EvalError", "EvalError", Capture::Value),
+    ("Error", "Error", Capture::Value),
+    ("RangeError", "RangeError", Capture::Value),
+    (
+        "ObjectDefineProperty",
+        "Object.defineProperty",
+        Capture::Value,
+    ),
+    ("ObjectFreeze", "Object.freeze", Capture::Value),
+    ("ObjectCreate", "Object.create", Capture::Value),
+    ("JSONParse", "JSON.parse", Capture::Value),
+    ("ArrayBuffer", "ArrayBuffer", Capture::Value),
+    (
+        "ArrayBufferPrototypeSlice",
+        "ArrayBuffer.prototype.slice",
+        Capture::Value,
+    ),
+    (
+        "TypedArrayPrototypeBuffer",
+        "Uint8Array.prototype.__proto__.buffer",
+        Capture::Getter,
+    ),
+    (
+        "TypedArrayPrototypeByteOffset",
+        "Uint8Array.prototype.__proto__.byteOffset",
+        Capture::Getter,
+    ),
+    (
+        "TypedArrayPrototypeByteLength",
+        "Uint8Array.prototype.__proto__.byteLength",
+        Capture::Getter,
+    ),
+    (
+        "TypedArrayPrototypeSet",
+        "Uint8Array.prototype.__proto__.set",
+        Capture::Value,
+    ),
+    (
+        "DataViewPrototypeBuffer",
+        "DataView.prototype.buffer",
+        Capture::Getter,
+    ),
+    (
+        "DataViewPrototypeByteOffset",
+        "DataView.prototype.byteOffset",
+        Capture::Getter,
+    ),
+    (
+        "DataViewPrototypeByteLength",
+        "DataView.prototype.byteLength",
+        Capture::Getter,
+    ),
+    (
+        "StringPrototypeToLowerCase",
+        "String.prototype.toLowerCase",
+        Capture::Value,
+    ),
+    ("SymbolIterator", "Symbol.iterator", Capture::Value),
 ];

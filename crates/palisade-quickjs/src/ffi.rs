@@ -208,3 +208,11 @@ pub(crate) fn run_compiled<'js>(
     // SAFETY: JS_EvalFunction returned an owned reference in this context's runtime.
     Ok(unsafe { Value::from_raw(ctx.clone(), out) })
 }
+
+/// A copy of an `ArrayBuffer`'s bytes (`None` if it is detached).
+pub(crate) fn array_buffer_copy(buffer: &rquickjs::ArrayBuffer<'_>) -> Option<Vec<u8>> {
+    // SAFETY: `as_bytes` is unsafe because the slice would dangle if guest code detached or
+    // resized the buffer while it is borrowed. The slice is copied at once, with no JS running
+    // (nothing here can call back into the guest), so it never outlives that window.
+    unsafe { buffer.as_bytes() }.map(<[u8]>::to_vec)
+}

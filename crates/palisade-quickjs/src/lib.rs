@@ -200,7 +200,12 @@ pub(crate) struct Fresh {
     modules: modules::Modules,
     /// Policy denials thrown to the guest during the current run.
     denials: Arc<Mutex<Vec<String>>>,
+    /// The current run's host, behind the guest's `hostcall` primitive.
+    host: HostSlot,
 }
+
+/// Where the `hostcall` primitive finds the current run's host (empty between runs).
+pub(crate) type HostSlot = Arc<Mutex<Option<Arc<dyn HostCalls>>>>;
 
 /// A runtime a run has used: never reused, only dropped (context first).
 pub(crate) struct Spent {
@@ -227,6 +232,7 @@ impl Fresh {
             .map_err(|e| ExecError::internal(format!("cannot create a QuickJS context: {e}")))?;
         let output = Arc::new(Mutex::new(Output::default()));
         let denials = Arc::new(Mutex::new(Vec::new()));
+        let host: HostSlot = Arc::new(Mutex::new(None));
         let modules = modules::Modules::new(denials.clone());
         rt.set_loader(modules.clone(), modules.clone());
         // Before any guest code: keep the pristine built-ins the console formatter uses, and
@@ -234,6 +240,7 @@ impl Fresh {
         ctx.with(|ctx| {
             let p = run::capture_primordials(&ctx)?;
             run::install_console(&ctx, &output)?;
+            run::install_host(&ctx, &p, &host)?;
             policy::prepare(&ctx, &p, &denials)?;
             let _ = ctx.store_userdata(p);
             Ok::<_, rquickjs::Error>(())
@@ -247,6 +254,7 @@ impl Fresh {
             output,
             modules,
             denials,
+            host,
         })
     }
 }

@@ -194,6 +194,12 @@ pub(crate) fn apply<'js>(
             g.remove(global.name())?;
         }
     }
+    let keep = policy.host_globals();
+    for name in Policy::HOST_PRELUDE_GLOBALS {
+        if !keep.contains(&name) {
+            g.remove(name)?;
+        }
+    }
     if let Some(d) = &policy.deterministic {
         deterministic(ctx, d)?;
     }

@@ -4,20 +4,21 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use palisade_core::host::HostCalls;
+use palisade_core::host::{HostCalls, HostError, HostValue};
 use palisade_core::output::{Output, Stream};
+use palisade_core::policy::Policy;
 use palisade_core::policy::{HostGlobal, DENIED_PREFIX};
 use palisade_core::primordials::{Capture, PRIMORDIALS};
 use palisade_core::{
     is_stack_overflow, stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome,
-    Request, CONSOLE_JS,
+    Request, CONSOLE_JS, HOST_JS,
 };
 use rquickjs::function::Rest;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Ctx, Function, Module, Object, Promise, Value};
 
 use crate::ffi::{self, Meter};
-use crate::{lock, millis, Fresh, Guard, Spent};
+use crate::{lock, millis, Fresh, Guard, HostSlot, Spent};
 
 /// Per-run host state the guest's functions reach.
 struct RunState<'a> {
@@ -25,6 +26,7 @@ struct RunState<'a> {
     guard: &'a Guard,
     meter: &'a Meter,
     denials: &'a Mutex<Vec<String>>,
+    host: &'a dyn HostCalls,
     start: Instant,
 }
 
@@ -42,6 +44,7 @@ pub(crate) fn run(
         output,
         modules,
         denials,
+        host: host_slot,
     } = fresh;
     let limits = &request.limits;
     meter.set_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
@@ -51,15 +54,18 @@ pub(crate) fn run(
     modules.set(&request.modules, request.file_name(), &request.policy);
     lock(&denials).clear();
     *lock(&output) = Output::new(limits.output);
+    *lock(&host_slot) = Some(host.clone());
 
     let state = RunState {
         request,
         guard: &guard,
         meter: &meter,
         denials: &denials,
+        host: host.as_ref(),
         start,
     };
     let result = ctx.with(|ctx| execute(&ctx, &state));
+    *lock(&host_slot) = None;
     let peak = meter.peak();
     let (stdout, stderr, truncated) = std::mem::take(&mut *lock(&output)).into_parts();
     let outcome = Outcome {
@@ -138,6 +144,82 @@ pub(crate) fn install_console<'js>(
     }
     ctx.globals().set("console", console)?;
     Ok(())
+}
+
+/// Installs the host prelude ([`palisade_core::HOST_JS`]) over the `hostcall` primitive, which
+/// reaches the current run's host through `slot`. Its globals are defined here, once per
+/// runtime; [`crate::policy::apply`] deletes those a run's policy does not allow.
+pub(crate) fn install_host<'js>(
+    ctx: &Ctx<'js>,
+    primordials: &Object<'js>,
+    slot: &HostSlot,
+) -> rquickjs::Result<()> {
+    let slot = slot.clone();
+    let hostcall = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>,
+              op: String,
+              arg: String,
+              bytes: rquickjs::function::Opt<Value<'js>>|
+              -> rquickjs::Result<Value<'js>> {
+            let host = lock(&slot).clone();
+            let Some(host) = host else {
+                return Err(throw_host_error(
+                    &ctx,
+                    &HostError::type_error("host calls are unavailable outside a run"),
+                ));
+            };
+            let buffer = match bytes.0 {
+                Some(v) if v.is_object() => {
+                    Some(rquickjs::ArrayBuffer::from_value(v).ok_or_else(|| {
+                        throw_host_error(
+                            &ctx,
+                            &HostError::type_error("hostcall: bytes must be an ArrayBuffer"),
+                        )
+                    })?)
+                }
+                _ => None,
+            };
+            let data: Option<Vec<u8>> = buffer.as_ref().and_then(ffi::array_buffer_copy);
+            match host.call(&op, &arg, data.as_deref()) {
+                Ok(HostValue::Str(s)) => {
+                    Ok(rquickjs::String::from_str(ctx.clone(), &s)?.into_value())
+                }
+                Ok(HostValue::Bytes(b)) => {
+                    Ok(rquickjs::ArrayBuffer::new(ctx.clone(), b)?.into_value())
+                }
+                Ok(HostValue::Undefined) => Ok(Value::new_undefined(ctx.clone())),
+                Err(e) => Err(throw_host_error(&ctx, &e)),
+            }
+        },
+    )?
+    .with_name("hostcall")?;
+    let factory: Function<'js> = ctx.eval(HOST_JS)?;
+    let api: Object<'js> = factory.call((primordials.clone(), hostcall))?;
+    let g = ctx.globals();
+    for name in Policy::HOST_PRELUDE_GLOBALS {
+        let v: Value<'js> = api.get(name)?;
+        if !v.is_undefined() {
+            g.prop(
+                name,
+                rquickjs::object::Property::from(v)
+                    .writable()
+                    .configurable(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Throws an `Error` with the host error's name and message.
+fn throw_host_error(ctx: &Ctx<'_>, e: &HostError) -> rquickjs::Error {
+    match rquickjs::Exception::from_message(ctx.clone(), &e.message) {
+        Ok(exc) => {
+            let _ = exc.as_object().set("name", e.name.as_str());
+            ctx.throw(exc.into_value())
+        }
+        Err(err) => err,
+    }
 }
 
 /// Formats the arguments of one console call into one line, with the shared formatter.
@@ -349,7 +431,9 @@ fn failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
     if let Some(e) = limit_hit(st) {
         return e;
     }
-    if guest.message.starts_with(DENIED_PREFIX) && lock(st.denials).contains(&guest.message) {
+    if guest.message.starts_with(DENIED_PREFIX)
+        && (lock(st.denials).contains(&guest.message) || st.host.denied(&guest.message))
+    {
         return ExecError::PolicyDenied {
             message: guest.message,
         };

@@ -25,6 +25,12 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+pub use palisade_host::{
+    fetch::denied_range, AccessContext, AccessResult, AuditLog, AuditRecord, AuditSink,
+    FileSecretStore, HostConfigError, HostServices, MasterKey, MemoryAudit, MemorySecretStore,
+    SecretEntry, SecretError, SecretStore, MASTER_KEY_ENV, REDACTED,
+};
+
 pub use palisade_core::{
     output, policy, units, Capabilities, ConfigError, Engine, EngineInfo, ErrorKind, ErrorRecord,
     ExecError, GuestError, HostGlobal, Limit, LimitExceeded, Limits, Metrics, Mode, Outcome,
@@ -95,6 +101,7 @@ pub struct SandboxBuilder {
     engine: EngineKind,
     prewarm: usize,
     limits: Option<Limits>,
+    services: HostServices,
 }
 
 impl SandboxBuilder {
@@ -108,6 +115,13 @@ impl SandboxBuilder {
     /// one on demand). Pre-warmed contexts have never run guest code.
     pub fn prewarm(mut self, n: usize) -> Self {
         self.prewarm = n;
+        self
+    }
+
+    /// The host's services: the secret store and its audit log, extra TLS roots for `fetch`.
+    /// Default: no secrets, the public web's roots.
+    pub fn host_services(mut self, services: HostServices) -> Self {
+        self.services = services;
         self
     }
 
@@ -146,7 +160,10 @@ impl SandboxBuilder {
         if let Some(limits) = &self.limits {
             engine.check_limits(limits)?;
         }
-        Ok(Sandbox { engine })
+        Ok(Sandbox {
+            engine,
+            services: self.services,
+        })
     }
 }
 
@@ -192,6 +209,7 @@ impl BuildError {
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     engine: Arc<dyn Engine>,
+    services: HostServices,
 }
 
 impl Default for Sandbox {
@@ -205,6 +223,7 @@ impl Sandbox {
     pub fn new() -> Self {
         Sandbox {
             engine: Arc::new(palisade_quickjs::QuickJs::new()),
+            services: HostServices::new(),
         }
     }
 
@@ -218,9 +237,17 @@ impl Sandbox {
         self.engine.info()
     }
 
-    /// Runs one request. Invalid limits give `invalid_request`; nothing here panics on guest
-    /// input, and a host bug that does is reported as `internal`.
+    /// Runs one request as the `default` tenant, outside any deployed function. Invalid limits
+    /// give `invalid_request`; nothing here panics on guest input, and a host bug that does is
+    /// reported as `internal`.
     pub fn run(&self, request: &Request) -> Outcome {
+        self.run_as(request, AccessContext::anonymous())
+    }
+
+    /// Runs one request on behalf of `context` (tenant, function, execution id): secret reads
+    /// are decided and audited against it. Secret values the guest read are replaced with
+    /// `[REDACTED]` in the outcome's output, result and error.
+    pub fn run_as(&self, request: &Request, context: AccessContext) -> Outcome {
         let checked = self
             .engine
             .check_limits(&request.limits)
@@ -233,10 +260,19 @@ impl Sandbox {
                 },
             );
         }
-        match std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.engine.execute(request, palisade_core::host::no_host())
-        })) {
-            Ok(outcome) => outcome,
+        let deadline = std::time::Instant::now() + request.limits.timeout;
+        let session = Arc::new(palisade_host::Session::new(
+            &self.services,
+            &request.policy,
+            deadline,
+            context,
+        ));
+        let host: Arc<dyn palisade_core::HostCalls> = session.clone();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.engine.execute(request, host))) {
+            Ok(mut outcome) => {
+                palisade_host::redact_outcome(&mut outcome, &session.revealed());
+                outcome
+            }
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
