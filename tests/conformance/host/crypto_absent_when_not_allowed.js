@@ -1,0 +1,1 @@
+[typeof crypto, typeof globalThis.crypto, 'crypto' in globalThis]

@@ -1,0 +1,1 @@
+fetch("file:///etc/passwd").then(() => 'fetched', (e) => [e instanceof TypeError, e.message])

@@ -1,0 +1,1 @@
+fetch("https://api.example.com/v2/users").then(() => 'fetched', (e) => [e instanceof TypeError, e.message])

@@ -1,0 +1,1 @@
+fetch("https://api.example.com.evil/v1/x").then(() => 'fetched', (e) => [e instanceof TypeError, e.message])

@@ -1,0 +1,1 @@
+fetch("https://user:pw@api.example.com/v1/").then(() => 'fetched', (e) => [e instanceof TypeError, e.message])

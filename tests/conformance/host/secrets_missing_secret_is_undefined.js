@@ -1,0 +1,1 @@
+[typeof secrets.get, secrets.get('API_KEY')]

@@ -1,0 +1,1 @@
+secrets.get('DB_PASSWORD')
