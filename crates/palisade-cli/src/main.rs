@@ -15,6 +15,10 @@ Examples:
   palisade run -e '1 + 2'
   palisade run -e 'input.a * 2' --input '{\"a\": 21}' --json
   palisade run job.mjs --timeout 500ms --memory 16MiB
+  palisade run job.js --allow-fetch https://api.example.com/v1/
+  palisade secrets keygen            # then: export PALISADE_MASTER_KEY=...
+  printf %s \"$TOKEN\" | palisade secrets set --store secrets.json API_TOKEN
+  palisade run job.js --secrets secrets.json --audit-log audit.jsonl --allow-secret API_TOKEN
   echo 'console.log(\"from stdin\")' | palisade run -
   palisade engines
 
@@ -37,11 +41,34 @@ enum Command {
     /// Run a script or module and print its result.
     #[command(after_help = EXAMPLES)]
     Run(Box<RunArgs>),
+    /// Manage an encrypted secret store (keyed by PALISADE_MASTER_KEY).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// List the engines, their versions, and whether they are available here.
     Engines {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Print a fresh master key for PALISADE_MASTER_KEY.
+    Keygen,
+    /// Store a secret; its value is read from standard input (a trailing newline is dropped).
+    Set {
+        /// The store file (created if missing).
+        #[arg(long, value_name = "FILE")]
+        store: PathBuf,
+        /// The tenant owning the secret.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Only these deployed functions may read it (repeatable; default: any).
+        #[arg(long = "function", value_name = "NAME")]
+        functions: Vec<String>,
+        /// The secret's name.
+        name: String,
     },
 }
 
@@ -96,6 +123,21 @@ struct RunArgs {
     /// Deterministic mode with this seed: seeded Math.random and crypto, a fixed clock.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Let fetch reach this URL prefix (scheme, host, port, optional path; repeatable).
+    #[arg(long = "allow-fetch", value_name = "URL")]
+    allow_fetch: Vec<String>,
+    /// Let secrets.get read this secret (repeatable).
+    #[arg(long = "allow-secret", value_name = "NAME")]
+    allow_secret: Vec<String>,
+    /// The encrypted secret store (see `palisade secrets`); needs --audit-log.
+    #[arg(long, value_name = "FILE", requires = "audit_log")]
+    secrets: Option<PathBuf>,
+    /// Append every secret access to this JSON-lines audit log.
+    #[arg(long = "audit-log", value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+    /// The tenant secrets are read for.
+    #[arg(long, default_value = "default")]
+    tenant: String,
     /// Print exactly one JSON outcome object on stdout.
     #[arg(long)]
     json: bool,
@@ -139,6 +181,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Run(args) => run(*args),
+        Command::Secrets(cmd) => secrets(cmd),
         Command::Engines { json } => engines(json),
     };
     ExitCode::from(code)
@@ -183,6 +226,30 @@ fn run(args: RunArgs) -> u8 {
     };
     policy.allow_eval |= args.allow_eval;
     policy.allow_shared_memory |= args.allow_shared_memory;
+    for url in &args.allow_fetch {
+        match url.parse() {
+            Ok(p) => policy.fetch.allow.push(p),
+            Err(e) => return usage_error(format!("--allow-fetch: {e}")),
+        }
+    }
+    policy.secrets.extend(args.allow_secret.iter().cloned());
+    let mut services = palisade::HostServices::new();
+    if let Some(path) = &args.secrets {
+        let store = palisade::MasterKey::from_env()
+            .and_then(|key| palisade::FileSecretStore::open(path, &key));
+        let store = match store {
+            Ok(s) => s,
+            Err(e) => return usage_error(e),
+        };
+        let Some(log) = &args.audit_log else {
+            return usage_error("--secrets needs --audit-log FILE");
+        };
+        let audit = match palisade::AuditLog::open(log) {
+            Ok(a) => a,
+            Err(e) => return usage_error(format!("cannot open {}: {e}", log.display())),
+        };
+        services = services.secrets(std::sync::Arc::new(store), std::sync::Arc::new(audit));
+    }
     if let Some(seed) = args.seed {
         policy
             .deterministic
@@ -207,15 +274,61 @@ fn run(args: RunArgs) -> u8 {
         modules: Default::default(),
         policy,
     };
+    let context = palisade::AccessContext {
+        tenant: args.tenant.clone(),
+        ..palisade::AccessContext::anonymous()
+    };
     let outcome = match Sandbox::builder()
         .engine(args.engine)
         .expect_limits(limits)
+        .host_services(services)
         .build()
     {
-        Ok(sandbox) => sandbox.run(&request),
+        Ok(sandbox) => sandbox.run_as(&request, context),
         Err(e) => e.to_outcome(),
     };
     report(&outcome, args.json)
+}
+
+fn secrets(cmd: SecretsCommand) -> u8 {
+    match cmd {
+        SecretsCommand::Keygen => match palisade::MasterKey::generate() {
+            Ok(k) => {
+                println!("{}", k.to_base64());
+                0
+            }
+            Err(e) => {
+                eprintln!("palisade: {e}");
+                3
+            }
+        },
+        SecretsCommand::Set {
+            store,
+            tenant,
+            functions,
+            name,
+        } => {
+            let mut value = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut value) {
+                return usage_error(format!("cannot read standard input: {e}"));
+            }
+            let value = value.strip_suffix('\n').unwrap_or(&value);
+            if value.len() < palisade::MIN_REDACTED_LEN {
+                return usage_error(format!(
+                    "a secret must be at least {} bytes, so that it can be redacted",
+                    palisade::MIN_REDACTED_LEN
+                ));
+            }
+            let functions = (!functions.is_empty()).then(|| functions.into_iter().collect());
+            let result = palisade::MasterKey::from_env()
+                .and_then(|key| palisade::FileSecretStore::open(&store, &key))
+                .and_then(|s| s.put(&tenant, &name, value, functions));
+            match result {
+                Ok(()) => 0,
+                Err(e) => usage_error(e),
+            }
+        }
+    }
 }
 
 fn report(outcome: &Outcome, json: bool) -> u8 {

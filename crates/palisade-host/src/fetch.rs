@@ -158,7 +158,7 @@ pub(crate) struct Fetcher {
     deadline: Instant,
     extra_roots: Arc<Vec<reqwest::Certificate>>,
     requests: u32,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<Arc<tokio::runtime::Runtime>>,
     client: Option<reqwest::Client>,
     pinned: Pinned,
     bodies: Vec<Option<Vec<u8>>>,
@@ -191,14 +191,14 @@ impl Fetcher {
         }
     }
 
-    fn client(&mut self) -> Result<(tokio::runtime::Handle, reqwest::Client), HostError> {
+    fn client(&mut self) -> Result<(Arc<tokio::runtime::Runtime>, reqwest::Client), HostError> {
         if self.runtime.is_none() {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
                 .enable_time()
                 .build()
                 .map_err(|e| failed(format!("cannot start the HTTP client: {e}")))?;
-            self.runtime = Some(rt);
+            self.runtime = Some(Arc::new(rt));
         }
         if self.client.is_none() {
             let mut builder = reqwest::Client::builder()
@@ -215,11 +215,9 @@ impl Fetcher {
                     .map_err(|e| failed(format!("cannot start the HTTP client: {e}")))?,
             );
         }
-        let handle = self
-            .runtime
-            .as_ref()
-            .map(|r| r.handle().clone())
-            .ok_or_else(|| failed("no runtime"))?;
+        // Runtime::block_on, not Handle::block_on: only the former drives a current-thread
+        // runtime's IO and timers.
+        let handle = self.runtime.clone().ok_or_else(|| failed("no runtime"))?;
         let client = self.client.clone().ok_or_else(|| failed("no client"))?;
         Ok((handle, client))
     }
@@ -234,15 +232,19 @@ impl Fetcher {
     }
 
     /// Checks a URL against the allowlist and resolves it to the addresses it may reach.
-    fn admit(&mut self, url: &url::Url, handle: &tokio::runtime::Handle) -> Result<(), HostError> {
+    fn admit(&mut self, url: &url::Url, handle: &tokio::runtime::Runtime) -> Result<(), HostError> {
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(denied(format!(
                 "fetch of {url}: only http and https URLs can be fetched"
             )));
         }
         if !url.username().is_empty() || url.password().is_some() {
+            // The message names the URL without the credentials.
+            let mut shown = url.clone();
+            let _ = shown.set_username("");
+            let _ = shown.set_password(None);
             return Err(denied(format!(
-                "fetch of {url}: URLs with credentials (user info) are refused"
+                "fetch of {shown}: URLs with credentials (user info) are refused"
             )));
         }
         if !self.policy.allow.iter().any(|p| p.matches(url)) {
@@ -322,6 +324,13 @@ impl Fetcher {
             let v = reqwest::header::HeaderValue::from_bytes(&latin1(value)?)
                 .map_err(|_| HostError::type_error(format!("Invalid header value for {name:?}")))?;
             headers.append(n, v);
+        }
+        if req.body_text.is_some() && !headers.contains_key(reqwest::header::CONTENT_TYPE) {
+            // As the Fetch standard extracts a string body.
+            headers.insert(
+                reqwest::header::CONTENT_TYPE,
+                reqwest::header::HeaderValue::from_static("text/plain;charset=UTF-8"),
+            );
         }
         let mut body: Option<Vec<u8>> = match (bytes, &req.body_text) {
             (Some(b), _) => Some(b.to_vec()),

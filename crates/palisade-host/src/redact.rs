@@ -54,7 +54,7 @@ fn redact_stream(s: &str, secrets: &[&str]) -> String {
 }
 
 /// Finds `secret` in `s` with the `\n`s removed and replaces each matching span of the original,
-/// line breaks included, with one `[REDACTED]` followed by a line break if the span had any.
+/// line breaks included, with one `[REDACTED]`.
 fn redact_across_lines(s: &str, secret: &str) -> String {
     if !s.contains('\n') {
         return s.to_owned();
@@ -91,7 +91,6 @@ fn redact_across_lines(s: &str, secret: &str) -> String {
             .unwrap_or(s.len());
         out.push_str(&s[at..a]);
         out.push_str(REDACTED);
-        out.push('\n');
         at = b;
     }
     out.push_str(&s[at..]);
@@ -149,7 +148,7 @@ mod tests {
         );
         assert_eq!(
             redact_stream("a hunt\ner22 b\n", &["hunter22"]),
-            "a [REDACTED]\n b\n"
+            "a [REDACTED] b\n"
         );
         assert_eq!(
             redact_stream("nothing\nhere\n", &["hunter22"]),

@@ -28,7 +28,7 @@ use std::sync::Arc;
 pub use palisade_host::{
     fetch::denied_range, AccessContext, AccessResult, AuditLog, AuditRecord, AuditSink,
     FileSecretStore, HostConfigError, HostServices, MasterKey, MemoryAudit, MemorySecretStore,
-    SecretEntry, SecretError, SecretStore, MASTER_KEY_ENV, REDACTED,
+    SecretEntry, SecretError, SecretStore, MASTER_KEY_ENV, MIN_REDACTED_LEN, REDACTED,
 };
 
 pub use palisade_core::{
