@@ -215,3 +215,98 @@ fn issue_4_policy_file_and_flags() {
     let out = palisade(&["run", "-e", "eval('1')", "--allow-eval", "--json"]);
     assert_eq!(json(&out)["value"], 1);
 }
+
+#[test]
+fn issue_4_secrets_store_audit_log_and_fetch_flags() {
+    let dir = std::env::temp_dir().join(format!("palisade-cli-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store = dir.join("secrets.json");
+    let audit = dir.join("audit.jsonl");
+    let keygen = palisade(&["secrets", "keygen"]);
+    assert_eq!(keygen.status.code(), Some(0));
+    let key = String::from_utf8_lossy(&keygen.stdout).trim().to_owned();
+    assert_eq!(key.len(), 44, "32 bytes in base64: {key}");
+
+    let set = |value: &str, key: Option<&str>| {
+        use std::io::Write;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_palisade"));
+        cmd.args(["secrets", "set", "--store"])
+            .arg(&store)
+            .args(["--tenant", "acme", "API_TOKEN"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .env_remove("PALISADE_MASTER_KEY");
+        if let Some(k) = key {
+            cmd.env("PALISADE_MASTER_KEY", k);
+        }
+        let mut child = cmd.spawn().expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(value.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    let no_key = set("tok-123456789\n", None);
+    assert_eq!(no_key.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("PALISADE_MASTER_KEY"));
+    assert_eq!(
+        set("abc", Some(&key)).status.code(),
+        Some(2),
+        "too short to redact"
+    );
+    assert_eq!(set("tok-123456789\n", Some(&key)).status.code(), Some(0));
+    assert!(!std::fs::read_to_string(&store)
+        .expect("store")
+        .contains("tok-123456789"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+        .args([
+            "run",
+            "-e",
+            "console.log(secrets.get('API_TOKEN')); secrets.get('API_TOKEN').length",
+        ])
+        .args([
+            "--allow-secret",
+            "API_TOKEN",
+            "--tenant",
+            "acme",
+            "--json",
+            "--secrets",
+        ])
+        .arg(&store)
+        .arg("--audit-log")
+        .arg(&audit)
+        .env("PALISADE_MASTER_KEY", &key)
+        .output()
+        .expect("run");
+    let v = json(&out);
+    assert_eq!(v["value"], 13);
+    assert_eq!(v["stdout"], "[REDACTED]\n");
+    let log = std::fs::read_to_string(&audit).expect("audit log");
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(log
+        .lines()
+        .all(|l| l.contains("\"result\":\"granted\"") && l.contains("\"tenant\":\"acme\"")));
+    assert!(!log.contains("tok-123456789"));
+
+    // --secrets needs an audit log; bad fetch patterns are usage errors.
+    let out = palisade(&["run", "-e", "1", "--secrets", "x.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = palisade(&["run", "-e", "1", "--allow-fetch", "https://*.example.com/"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("wildcards are not supported"), "{err}");
+    let out = palisade(&[
+        "run",
+        "-e",
+        "typeof fetch",
+        "--allow-fetch",
+        "https://api.example.com/v1/",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"function\"");
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
