@@ -405,8 +405,16 @@ fn to_json<'js>(
                 ExecError::Exception(g) => ExecError::NotSerializable {
                     message: g.to_string(),
                 },
+                // QuickJS's JSON.stringify recurses; an engine that converts iteratively (V8)
+                // reaches the shared depth rule instead. Both are "too deep to convert".
+                ExecError::Limit(l) if l.limit == Limit::Stack => ExecError::NotSerializable {
+                    message: format!(
+                        "the result is nested too deeply to convert (more than the {} levels Palisade converts)",
+                        palisade_core::MAX_RESULT_DEPTH
+                    ),
+                },
                 other => other,
-            })
+            });
         }
     };
     palisade_core::result_from_json(&json, st.request.limits.result)

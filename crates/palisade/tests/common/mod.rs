@@ -4,16 +4,19 @@
 
 use palisade::{EngineKind, Sandbox};
 
-/// Every engine available on this host, with a sandbox for it.
+/// Every engine available on this host, with a sandbox for it. Engines named in
+/// `PALISADE_REQUIRE_ENGINES` (comma-separated; CI sets it) must be available: a missing one
+/// fails the test instead of being skipped.
 pub fn engines() -> Vec<(EngineKind, Sandbox)> {
+    let required = std::env::var("PALISADE_REQUIRE_ENGINES").unwrap_or_default();
     EngineKind::ALL
         .into_iter()
-        .filter_map(|kind| {
-            Sandbox::builder()
-                .engine(kind)
-                .build()
-                .ok()
-                .map(|s| (kind, s))
+        .filter_map(|kind| match Sandbox::builder().engine(kind).build() {
+            Ok(s) => Some((kind, s)),
+            Err(e) if required.split(',').any(|r| r.trim() == kind.as_str()) => {
+                panic!("engine `{kind}` is required (PALISADE_REQUIRE_ENGINES) but {e}")
+            }
+            Err(_) => None,
         })
         .collect()
 }

@@ -1,0 +1,759 @@
+//! libmini_racer runs classic scripts only, so ES modules are rewritten into scripts here, keeping
+//! every line and column of the guest's code where it was.
+//!
+//! A module becomes `(async function ($_impt, $_x, $_m) {<prologue>\n<body>\n})`: import and
+//! export declarations in the body are blanked out (spaces, newlines kept) or replaced by text of
+//! the same length, and the one-line prologue awaits the imports (in order, before any module code
+//! runs, so a denied import fails at "link time"), binds the imported names, and defines the
+//! exports as live getters on the namespace object `$_x`. The async function gives top-level
+//! `await`; its `"use strict"` directive and `undefined` receiver give module semantics. The body
+//! starts on line 2, so positions in the stack are shifted back by one line.
+//!
+//! Dynamic `import(` (in scripts and modules) becomes `$_impt(`, the same length.
+//!
+//! The scanner is a tokenizer, not a parser: it knows strings, template literals, comments and
+//! regular expression literals (told from division by the previous token), which is what finding
+//! top-level `import`/`export` needs.
+
+/// The identifier `import(` is rewritten to (same length as `import`).
+pub(crate) const DYN_IMPORT: &str = "$_impt";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ident,
+    Punct,
+    Str,
+    Template,
+    Regex,
+    Num,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tok {
+    kind: Kind,
+    start: usize,
+    end: usize,
+    depth: usize,
+}
+
+const REGEX_AFTER: &[&str] = &[
+    "return",
+    "typeof",
+    "instanceof",
+    "in",
+    "of",
+    "new",
+    "delete",
+    "void",
+    "throw",
+    "case",
+    "do",
+    "else",
+    "yield",
+    "await",
+];
+
+fn is_ident_start(c: char) -> bool {
+    c == '$' || c == '_' || c.is_alphabetic() || c == '\\'
+}
+
+fn is_ident_part(c: char) -> bool {
+    is_ident_start(c) || c.is_alphanumeric() || c == '\u{200c}' || c == '\u{200d}'
+}
+
+/// Splits `src` into tokens (comments and whitespace dropped). Never fails: unterminated
+/// constructs end at the end of the source (the engine reports the syntax error).
+fn tokenize(src: &str) -> Vec<Tok> {
+    let b: Vec<(usize, char)> = src.char_indices().collect();
+    let n = b.len();
+    let at = |i: usize| b.get(i).map_or('\0', |x| x.1);
+    let pos = |i: usize| b.get(i).map_or(src.len(), |x| x.0);
+    let mut toks: Vec<Tok> = Vec::new();
+    // Stack of open brackets; `T` marks a template substitution `${`.
+    let mut stack: Vec<char> = Vec::new();
+    let mut i = 0;
+    // Scans template characters from `i` (just after '`' or '}'), returns the index after the
+    // closing '`' or after '${' (pushing 'T').
+    let scan_template = |mut i: usize, stack: &mut Vec<char>| -> usize {
+        while i < n {
+            match at(i) {
+                '\\' => i += 2,
+                '`' => return i + 1,
+                '$' if at(i + 1) == '{' => {
+                    stack.push('T');
+                    return i + 2;
+                }
+                _ => i += 1,
+            }
+        }
+        n
+    };
+    while i < n {
+        let c = at(i);
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == '/' && at(i + 1) == '/' {
+            while i < n
+                && at(i) != '\n'
+                && at(i) != '\r'
+                && at(i) != '\u{2028}'
+                && at(i) != '\u{2029}'
+            {
+                i += 1;
+            }
+            continue;
+        }
+        if c == '/' && at(i + 1) == '*' {
+            i += 2;
+            while i < n && !(at(i) == '*' && at(i + 1) == '/') {
+                i += 1;
+            }
+            i = (i + 2).min(n);
+            continue;
+        }
+        let depth = stack.len();
+        let start = i;
+        let kind;
+        if c == '"' || c == '\'' {
+            i += 1;
+            while i < n && at(i) != c && at(i) != '\n' {
+                if at(i) == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i = (i + 1).min(n);
+            kind = Kind::Str;
+        } else if c == '`' {
+            i = scan_template(i + 1, &mut stack);
+            kind = Kind::Template;
+        } else if c == '}' && stack.last() == Some(&'T') {
+            stack.pop();
+            i = scan_template(i + 1, &mut stack);
+            kind = Kind::Template;
+        } else if is_ident_start(c) {
+            i += 1;
+            while i < n && is_ident_part(at(i)) {
+                i += 1;
+            }
+            kind = Kind::Ident;
+        } else if c.is_ascii_digit() || (c == '.' && at(i + 1).is_ascii_digit()) {
+            i += 1;
+            while i < n && (at(i).is_alphanumeric() || at(i) == '.' || at(i) == '_') {
+                i += 1;
+            }
+            kind = Kind::Num;
+        } else if c == '/' && regex_allowed(src, toks.last()) {
+            i += 1;
+            let mut class = false;
+            while i < n && at(i) != '\n' {
+                match at(i) {
+                    '\\' => i += 1,
+                    '[' => class = true,
+                    ']' => class = false,
+                    '/' if !class => break,
+                    _ => {}
+                }
+                i += 1;
+            }
+            i = (i + 1).min(n);
+            while i < n && is_ident_part(at(i)) {
+                i += 1;
+            }
+            kind = Kind::Regex;
+        } else {
+            match c {
+                '{' | '(' | '[' => stack.push(c),
+                '}' | ')' | ']' => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+            i += 1;
+            // Keep `?.` and `=>` as one token; other punctuation can stay single characters.
+            if (c == '?' && at(i) == '.' && !at(i + 1).is_ascii_digit())
+                || (c == '=' && at(i) == '>')
+            {
+                i += 1;
+            }
+            kind = Kind::Punct;
+        }
+        let depth = if kind == Kind::Punct && matches!(c, '}' | ')' | ']') {
+            stack.len()
+        } else {
+            depth
+        };
+        toks.push(Tok {
+            kind,
+            start: pos(start),
+            end: pos(i),
+            depth,
+        });
+    }
+    toks
+}
+
+fn regex_allowed(src: &str, prev: Option<&Tok>) -> bool {
+    let Some(t) = prev else { return true };
+    let text = &src[t.start..t.end];
+    match t.kind {
+        Kind::Ident => REGEX_AFTER.contains(&text),
+        Kind::Punct => !matches!(text, ")" | "]" | "}"),
+        Kind::Num | Kind::Str | Kind::Template | Kind::Regex => false,
+    }
+}
+
+/// Edits to the source, each replacing a byte range with text.
+#[derive(Debug, Default)]
+struct Edits(Vec<(usize, usize, String)>);
+
+impl Edits {
+    /// Replaces `[start, end)` with spaces, keeping line breaks.
+    fn blank(&mut self, src: &str, start: usize, end: usize) {
+        let text: String = src[start..end]
+            .chars()
+            .map(|c| {
+                if matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}') {
+                    c
+                } else {
+                    ' '
+                }
+            })
+            .collect();
+        self.0.push((start, end, text));
+    }
+
+    fn replace(&mut self, start: usize, end: usize, text: &str) {
+        self.0.push((start, end, text.to_owned()));
+    }
+
+    fn apply(mut self, src: &str) -> String {
+        self.0.sort_by_key(|e| e.0);
+        let mut out = String::with_capacity(src.len() + 16);
+        let mut last = 0;
+        for (s, e, t) in self.0 {
+            if s < last {
+                continue;
+            }
+            out.push_str(&src[last..s]);
+            out.push_str(&t);
+            last = e;
+        }
+        out.push_str(&src[last..]);
+        out
+    }
+}
+
+fn is_dynamic_import(src: &str, toks: &[Tok], k: usize) -> bool {
+    let t = toks[k];
+    if t.kind != Kind::Ident || &src[t.start..t.end] != "import" {
+        return false;
+    }
+    let next_paren = toks.get(k + 1).is_some_and(|n| &src[n.start..n.end] == "(");
+    let after_dot = k > 0 && matches!(&src[toks[k - 1].start..toks[k - 1].end], "." | "?.");
+    next_paren && !after_dot
+}
+
+/// Rewrites dynamic `import(` in a classic script. Returns the source and whether it changed.
+pub(crate) fn rewrite_script(src: &str) -> (String, bool) {
+    if !src.contains("import") {
+        return (src.to_owned(), false);
+    }
+    let toks = tokenize(src);
+    let mut edits = Edits::default();
+    for k in 0..toks.len() {
+        if is_dynamic_import(src, &toks, k) {
+            edits.replace(toks[k].start, toks[k].end, DYN_IMPORT);
+        }
+    }
+    let changed = !edits.0.is_empty();
+    (edits.apply(src), changed)
+}
+
+/// JS string literal for `s`.
+fn lit(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// The text of a string-literal token as its value (escapes other than quotes kept verbatim,
+/// which is enough for module specifiers).
+fn unquote(text: &str) -> String {
+    let inner = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A module rewritten as a script: an async function expression (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Wrapped {
+    /// The script text.
+    pub code: String,
+    /// Lines the wrapper adds before the module's first line.
+    pub line_offset: u32,
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    toks: Vec<Tok>,
+    prologue: String,
+    edits: Edits,
+    ns: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn text(&self, k: usize) -> &'a str {
+        self.toks.get(k).map_or("", |t| &self.src[t.start..t.end])
+    }
+
+    fn import_ns(&mut self, spec: &str) -> String {
+        let name = format!("$_n{}", self.ns);
+        self.ns += 1;
+        self.prologue.push_str(&format!(
+            "const {name} = await {DYN_IMPORT}({});",
+            lit(spec)
+        ));
+        name
+    }
+
+    fn export(&mut self, name: &str, expr: &str) {
+        self.prologue
+            .push_str(&format!("$_m.e($_x, {}, () => {expr});", lit(name)));
+    }
+
+    /// End (token index, exclusive) of a statement ending with token `last`: includes a `;`.
+    fn finish(&self, last: usize) -> usize {
+        if self.text(last + 1) == ";" {
+            last + 2
+        } else {
+            last + 1
+        }
+    }
+
+    fn blank_tokens(&mut self, from: usize, to: usize) {
+        let start = self.toks[from].start;
+        let end = self.toks[to.min(self.toks.len()) - 1].end;
+        self.edits.blank(self.src, start, end);
+    }
+
+    /// Parses `{ a, b as c, "s" as d }` from token `k` (the `{`); returns (pairs, index after `}`).
+    fn specifiers(&self, mut k: usize) -> (Vec<(String, String)>, usize) {
+        let mut out = Vec::new();
+        k += 1;
+        while k < self.toks.len() && self.text(k) != "}" {
+            let first = self.text(k);
+            let first = if self.toks[k].kind == Kind::Str {
+                unquote(first)
+            } else {
+                first.to_owned()
+            };
+            if self.text(k + 1) == "as" {
+                let second = self.text(k + 2);
+                let second = if self.toks[k + 2].kind == Kind::Str {
+                    unquote(second)
+                } else {
+                    second.to_owned()
+                };
+                out.push((first, second));
+                k += 3;
+            } else {
+                out.push((first.clone(), first));
+                k += 1;
+            }
+            if self.text(k) == "," {
+                k += 1;
+            }
+        }
+        (out, k + 1)
+    }
+
+    /// Skips `with { ... }` import attributes after token `k`; returns the last token index.
+    fn attributes(&self, k: usize) -> usize {
+        if matches!(self.text(k + 1), "with" | "assert") && self.text(k + 2) == "{" {
+            let mut j = k + 3;
+            while j < self.toks.len() && self.text(j) != "}" {
+                j += 1;
+            }
+            return j;
+        }
+        k
+    }
+
+    fn import_decl(&mut self, k: usize) -> usize {
+        let mut j = k + 1;
+        if self.toks.get(j).is_some_and(|t| t.kind == Kind::Str) {
+            let spec = unquote(self.text(j));
+            self.import_ns(&spec);
+            let last = self.attributes(j);
+            let end = self.finish(last);
+            self.blank_tokens(k, end);
+            return end;
+        }
+        let mut default = None;
+        let mut star = None;
+        let mut named = Vec::new();
+        loop {
+            let t = self.text(j);
+            if t == "*" && self.text(j + 1) == "as" {
+                star = Some(self.text(j + 2).to_owned());
+                j += 3;
+            } else if t == "{" {
+                let (pairs, next) = self.specifiers(j);
+                named = pairs;
+                j = next;
+            } else if self.toks.get(j).is_some_and(|t| t.kind == Kind::Ident) && t != "from" {
+                default = Some(t.to_owned());
+                j += 1;
+            } else {
+                break;
+            }
+            if self.text(j) == "," {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if self.text(j) != "from" || self.toks.get(j + 1).is_none_or(|t| t.kind != Kind::Str) {
+            // Not something we understand: leave it for the engine to report.
+            return k + 1;
+        }
+        let spec = unquote(self.text(j + 1));
+        let ns = self.import_ns(&spec);
+        if let Some(d) = default {
+            self.prologue
+                .push_str(&format!("const {d} = {ns}.default;"));
+        }
+        if let Some(s) = star {
+            self.prologue.push_str(&format!("const {s} = {ns};"));
+        }
+        if !named.is_empty() {
+            let parts: Vec<String> = named
+                .iter()
+                .map(|(imported, local)| format!("{}: {local}", lit(imported)))
+                .collect();
+            self.prologue
+                .push_str(&format!("const {{{}}} = {ns};", parts.join(", ")));
+        }
+        let last = self.attributes(j + 1);
+        let end = self.finish(last);
+        self.blank_tokens(k, end);
+        end
+    }
+
+    /// Names declared by `var|let|const` starting at token `k` (the keyword), at its depth.
+    fn declared_names(&self, k: usize) -> Vec<String> {
+        let depth = self.toks[k].depth;
+        let mut names = Vec::new();
+        let mut j = k + 1;
+        let mut expect = true;
+        while j < self.toks.len() {
+            let t = self.toks[j];
+            let text = self.text(j);
+            if t.depth == depth && (text == ";" || (t.kind == Kind::Punct && text == "}")) {
+                break;
+            }
+            if expect && t.depth == depth {
+                if t.kind == Kind::Ident {
+                    names.push(text.to_owned());
+                    expect = false;
+                } else if text == "{" || text == "[" {
+                    // A destructuring pattern: take the identifiers that are bindings.
+                    let mut m = j + 1;
+                    while m < self.toks.len() && self.toks[m].depth > depth {
+                        let tk = self.toks[m];
+                        let nx = self.text(m + 1);
+                        if tk.kind == Kind::Ident
+                            && nx != ":"
+                            && self.text(m.saturating_sub(1)) != "="
+                        {
+                            names.push(self.text(m).to_owned());
+                        }
+                        m += 1;
+                    }
+                    expect = false;
+                    j = m;
+                    continue;
+                }
+            }
+            if t.depth == depth && text == "," {
+                expect = true;
+            }
+            // A new statement on the next line (no semicolon) ends the declaration.
+            if t.depth == depth && !expect && t.kind == Kind::Ident && j > k + 1 {
+                let prev = self.toks[j - 1];
+                let gap = &self.src[prev.end..t.start];
+                let prev_text = self.text(j - 1);
+                if gap.contains('\n') && !matches!(prev_text, "=" | ",") && !is_operator(prev_text)
+                {
+                    break;
+                }
+            }
+            j += 1;
+        }
+        names
+    }
+
+    fn export_decl(&mut self, k: usize) -> usize {
+        let next = self.text(k + 1);
+        let tok_start = self.toks[k].start;
+        match next {
+            "default" => {
+                let after = self.text(k + 2);
+                let named_decl = match after {
+                    "function" => {
+                        let mut j = k + 3;
+                        if self.text(j) == "*" {
+                            j += 1;
+                        }
+                        (self.toks.get(j).is_some_and(|t| t.kind == Kind::Ident))
+                            .then(|| self.text(j))
+                    }
+                    "async" if self.text(k + 3) == "function" => {
+                        let mut j = k + 4;
+                        if self.text(j) == "*" {
+                            j += 1;
+                        }
+                        (self.toks.get(j).is_some_and(|t| t.kind == Kind::Ident))
+                            .then(|| self.text(j))
+                    }
+                    "class" => (self
+                        .toks
+                        .get(k + 3)
+                        .is_some_and(|t| t.kind == Kind::Ident && self.text(k + 3) != "extends"))
+                    .then(|| self.text(k + 3)),
+                    _ => None,
+                };
+                let end = self.toks[k + 1].end;
+                match named_decl {
+                    Some(name) => {
+                        self.export("default", name);
+                        self.edits.blank(self.src, tok_start, end);
+                    }
+                    None => {
+                        // `export default` is 14 characters, and so is the replacement.
+                        self.export("default", "$_dflt");
+                        let width = end - tok_start;
+                        let mut text = String::from("const $_dflt =");
+                        while text.len() < width {
+                            text.push(' ');
+                        }
+                        self.edits.replace(tok_start, end, &text);
+                    }
+                }
+                k + 2
+            }
+            "var" | "let" | "const" => {
+                for name in self.declared_names(k + 1) {
+                    self.export(&name, &name);
+                }
+                self.edits.blank(self.src, tok_start, self.toks[k].end);
+                k + 1
+            }
+            "function" | "class" | "async" => {
+                let mut j = k + 1;
+                if next == "async" {
+                    j += 1;
+                }
+                j += 1;
+                if self.text(j) == "*" {
+                    j += 1;
+                }
+                if let Some(name) = self
+                    .toks
+                    .get(j)
+                    .filter(|t| t.kind == Kind::Ident)
+                    .map(|_| self.text(j))
+                {
+                    self.export(name, name);
+                }
+                self.edits.blank(self.src, tok_start, self.toks[k].end);
+                k + 1
+            }
+            "{" => {
+                let (pairs, after) = self.specifiers(k + 1);
+                if self.text(after) == "from"
+                    && self
+                        .toks
+                        .get(after + 1)
+                        .is_some_and(|t| t.kind == Kind::Str)
+                {
+                    let spec = unquote(self.text(after + 1));
+                    let ns = self.import_ns(&spec);
+                    for (imported, exported) in pairs {
+                        self.export(&exported, &format!("{ns}[{}]", lit(&imported)));
+                    }
+                    let last = self.attributes(after + 1);
+                    let end = self.finish(last);
+                    self.blank_tokens(k, end);
+                    end
+                } else {
+                    for (local, exported) in pairs {
+                        self.export(&exported, &local);
+                    }
+                    let end = self.finish(after - 1);
+                    self.blank_tokens(k, end);
+                    end
+                }
+            }
+            "*" => {
+                let (alias, from) = if self.text(k + 2) == "as" {
+                    (Some(self.text(k + 3).to_owned()), k + 4)
+                } else {
+                    (None, k + 2)
+                };
+                if self.text(from) != "from"
+                    || self.toks.get(from + 1).is_none_or(|t| t.kind != Kind::Str)
+                {
+                    return k + 1;
+                }
+                let spec = unquote(self.text(from + 1));
+                let ns = self.import_ns(&spec);
+                match alias {
+                    Some(a) => {
+                        let a = if a.starts_with('"') || a.starts_with('\'') {
+                            unquote(&a)
+                        } else {
+                            a
+                        };
+                        self.export(&a, &ns);
+                    }
+                    None => self.prologue.push_str(&format!("$_m.s($_x, {ns});")),
+                }
+                let last = self.attributes(from + 1);
+                let end = self.finish(last);
+                self.blank_tokens(k, end);
+                end
+            }
+            _ => k + 1,
+        }
+    }
+}
+
+fn is_operator(t: &str) -> bool {
+    matches!(
+        t,
+        "+" | "-"
+            | "*"
+            | "/"
+            | "%"
+            | "&"
+            | "|"
+            | "^"
+            | "?"
+            | ":"
+            | "<"
+            | ">"
+            | "!"
+            | "~"
+            | "."
+            | "?."
+    )
+}
+
+/// Rewrites a module as a script (see the module docs); `name` becomes its `sourceURL`.
+pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
+    let toks = tokenize(src);
+    let mut p = Parser {
+        src,
+        toks,
+        prologue: String::from("\"use strict\";"),
+        edits: Edits::default(),
+        ns: 0,
+    };
+    let mut k = 0;
+    while k < p.toks.len() {
+        let t = p.toks[k];
+        let text = p.text(k);
+        let prev = if k > 0 { p.text(k - 1) } else { "" };
+        let after_dot = matches!(prev, "." | "?.");
+        if t.kind == Kind::Ident && t.depth == 0 && !after_dot {
+            if text == "import" && !matches!(p.text(k + 1), "(" | ".") {
+                k = p.import_decl(k);
+                continue;
+            }
+            if text == "export" {
+                k = p.export_decl(k);
+                continue;
+            }
+        }
+        if is_dynamic_import(src, &p.toks, k) {
+            p.edits.replace(t.start, t.end, DYN_IMPORT);
+        }
+        k += 1;
+    }
+    let body = std::mem::take(&mut p.edits).apply(src);
+    let url = name.replace(['\n', '\r'], "");
+    Wrapped {
+        code: format!(
+            "(async function ({DYN_IMPORT}, $_x, $_m) {{{}\n{body}\n}})\n//# sourceURL={url}",
+            p.prologue
+        ),
+        line_offset: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(w: &Wrapped) -> &str {
+        let start = w.code.find('\n').map_or(0, |i| i + 1);
+        let end = w.code.rfind("\n})").unwrap_or(w.code.len());
+        &w.code[start..end]
+    }
+
+    #[test]
+    fn script_dynamic_import_is_rewritten_in_place() {
+        let (s, changed) = rewrite_script("a.import(1); import('x'); 'import(' // import(\n");
+        assert!(changed);
+        assert_eq!(s, "a.import(1); $_impt('x'); 'import(' // import(\n");
+        assert!(!rewrite_script("1 + 1").1);
+    }
+
+    #[test]
+    fn module_keeps_positions() {
+        let src = "import { v as w } from './u.js';\nexport const a = w + 1, b = 2;\nexport default function f() {}\nthrow new Error('x');";
+        let w = wrap_module(src, "m.mjs");
+        let b = body(&w);
+        assert_eq!(b.len(), src.len());
+        for (x, y) in b.lines().zip(src.lines()) {
+            assert_eq!(x.len(), y.len());
+        }
+        assert!(b.ends_with("throw new Error('x');"));
+        assert!(w.code.contains("const {\"v\": w} = $_n0;"), "{}", w.code);
+        assert!(w.code.contains("$_m.e($_x, \"a\", () => a);"));
+        assert!(w.code.contains("$_m.e($_x, \"b\", () => b);"));
+        assert!(w.code.contains("$_m.e($_x, \"default\", () => f);"));
+    }
+
+    #[test]
+    fn default_expression_and_reexports() {
+        let w = wrap_module(
+            "export default 6 * 7;\nexport * from 'lib';\nexport { x as y } from \"./z.js\";",
+            "m.mjs",
+        );
+        assert!(w.code.contains("const $_dflt = 6 * 7;"), "{}", w.code);
+        assert!(w.code.contains("$_m.s($_x, $_n0);"));
+        assert!(w.code.contains("$_m.e($_x, \"y\", () => $_n1[\"x\"]);"));
+    }
+
+    #[test]
+    fn templates_regexes_and_nesting() {
+        let src = "const t = `a ${ {b: 1}.b } export c`;\nconst r = /export {/g;\nif (x) { import('q'); }\nexport { t };";
+        let w = wrap_module(src, "m.mjs");
+        assert!(w.code.contains("$_impt('q')"));
+        assert!(w.code.contains("$_m.e($_x, \"t\", () => t);"));
+        assert!(!w.code.contains("\"c\""));
+    }
+}

@@ -1,0 +1,333 @@
+//! Worker processes, seen from the host: spawning (exec, never fork), handing out idle ones,
+//! relaying host calls, the host-side deadline watchdog, and replacing workers that died, hit a
+//! memory limit or timed out.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufReader, BufWriter, Read};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use palisade_core::{ExecError, HostCalls, Limit, Outcome, Request};
+
+use crate::protocol::{self, FromWorker, HostReply, ToWorker};
+use crate::worker;
+use crate::Located;
+
+/// How long past the deadline the host waits for a worker before killing it.
+const GRACE: Duration = Duration::from_millis(35);
+/// How long a worker may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle workers kept per stack size.
+const MAX_IDLE: usize = 8;
+/// The worker's data-segment backstop (`RLIMIT_DATA`): V8 reserves ~1 GiB at start; the per-run
+/// watch stops guests long before this.
+const RLIMIT_DATA: u64 = 24 << 30;
+
+type Key = Option<u64>;
+
+#[derive(Debug)]
+pub(crate) struct Pool {
+    located: Located,
+    prepared: usize,
+    spare: bool,
+    version: String,
+    idle: Arc<Mutex<HashMap<Key, Vec<Worker>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One worker process.
+#[derive(Debug)]
+struct Worker {
+    child: Child,
+    stdin: BufWriter<ChildStdin>,
+    rx: Receiver<FromWorker>,
+    stderr: Arc<Mutex<VecDeque<u8>>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Worker {
+    fn spawn(located: &Located, stack: Key, prepared: usize) -> Result<(Worker, String), String> {
+        let exe = match std::env::var_os(crate::WORKER_ENV) {
+            Some(p) => std::path::PathBuf::from(p),
+            None => std::env::current_exe()
+                .map_err(|e| format!("cannot find the current executable: {e}"))?,
+        };
+        let mut flags = String::from("--single-threaded");
+        if let Some(bytes) = stack {
+            flags.push_str(&format!(" --stack-size={}", (bytes / 1024).max(64)));
+        }
+        let mut child = Command::new(&exe)
+            .env(worker::ENV_FLAG, "1")
+            .env(worker::ENV_LIB, &located.lib)
+            .env(worker::ENV_ICU, &located.icu)
+            .env(worker::ENV_FLAGS, flags)
+            .env(worker::ENV_RLIMIT, RLIMIT_DATA.to_string())
+            .env(worker::ENV_PREPARED, prepared.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start a V8 worker ({}): {e}", exe.display()))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the V8 worker has no pipes".into());
+        };
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let t = tail.clone();
+        let _ = std::thread::Builder::new()
+            .name("palisade-v8-stderr".into())
+            .spawn(move || {
+                let mut stderr = stderr;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stderr.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut q = lock(&t);
+                    q.extend(&buf[..n]);
+                    while q.len() > 4096 {
+                        q.pop_front();
+                    }
+                }
+            });
+        let (tx, rx) = channel();
+        std::thread::Builder::new()
+            .name("palisade-v8-reader".into())
+            .spawn(move || {
+                let mut r = BufReader::new(stdout);
+                while let Ok(Some(m)) = protocol::recv::<FromWorker>(&mut r) {
+                    if tx.send(m).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start a reader thread: {e}"))?;
+        let mut w = Worker {
+            child,
+            stdin: BufWriter::new(stdin),
+            rx,
+            stderr: tail,
+        };
+        match w.rx.recv_timeout(START_TIMEOUT) {
+            Ok(FromWorker::Ready { version }) => Ok((w, version)),
+            Ok(FromWorker::Failed { message }) => Err(format!("V8 cannot start: {message}")),
+            Ok(_) => Err("the V8 worker sent an unexpected message".into()),
+            Err(_) => Err(format!("the V8 worker did not start: {}", w.death())),
+        }
+    }
+
+    /// Why the worker is gone: its exit status and the end of its stderr.
+    fn death(&mut self) -> String {
+        let _ = self.child.kill();
+        let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
+        // Give the stderr thread a moment to collect the last words.
+        std::thread::sleep(Duration::from_millis(5));
+        let tail =
+            String::from_utf8_lossy(&lock(&self.stderr).iter().copied().collect::<Vec<u8>>())
+                .into_owned();
+        let tail: String = tail
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('/') && !l.trim().is_empty())
+            .take(6)
+            .collect::<Vec<_>>()
+            .join(" | ");
+        format!("{status}; {tail}")
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(located: Located, prewarm: usize) -> Result<Pool, String> {
+        let prepared = prewarm.clamp(1, 16);
+        let (w, version) = Worker::spawn(&located, None, prepared)?;
+        let pool = Pool {
+            located,
+            prepared,
+            spare: prewarm > 0,
+            version,
+            idle: Arc::new(Mutex::new(HashMap::new())),
+        };
+        pool.put_back(None, w);
+        Ok(pool)
+    }
+
+    pub(crate) fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn put_back(&self, key: Key, w: Worker) {
+        let mut idle = lock(&self.idle);
+        let list = idle.entry(key).or_default();
+        if list.len() < MAX_IDLE {
+            list.push(w);
+        }
+    }
+
+    fn checkout(&self, key: Key) -> Result<Worker, ExecError> {
+        if let Some(w) = lock(&self.idle).get_mut(&key).and_then(Vec::pop) {
+            return Ok(w);
+        }
+        Worker::spawn(&self.located, key, self.prepared)
+            .map(|(w, _)| w)
+            .map_err(ExecError::internal)
+    }
+
+    /// Keeps one idle default worker ready in the background (when pre-warming is on).
+    fn replenish(&self) {
+        if !self.spare {
+            return;
+        }
+        if lock(&self.idle).get(&None).is_some_and(|l| !l.is_empty()) {
+            return;
+        }
+        let (located, prepared, idle) = (self.located.clone(), self.prepared, self.idle.clone());
+        let _ = std::thread::Builder::new()
+            .name("palisade-v8-spawn".into())
+            .spawn(move || {
+                if let Ok((w, _)) = Worker::spawn(&located, None, prepared) {
+                    let mut idle = lock(&idle);
+                    let list = idle.entry(None).or_default();
+                    if list.len() < MAX_IDLE {
+                        list.push(w);
+                    }
+                }
+            });
+    }
+
+    pub(crate) fn execute(
+        &self,
+        request: &Request,
+        host: &dyn HostCalls,
+        start: Instant,
+    ) -> Result<Outcome, ExecError> {
+        let key = request.limits.stack;
+        let mut w = self.checkout(key)?;
+        let budget = |start: Instant| {
+            let left = request.limits.timeout.saturating_sub(start.elapsed());
+            u64::try_from(left.as_micros()).unwrap_or(u64::MAX)
+        };
+        if protocol::send(
+            &mut w.stdin,
+            &ToWorker::Run(Box::new(request.clone()), budget(start)),
+        )
+        .is_err()
+        {
+            // An idle worker that died: try once with a new one.
+            drop(w);
+            w = Worker::spawn(&self.located, key, self.prepared)
+                .map(|(w, _)| w)
+                .map_err(ExecError::internal)?;
+            protocol::send(
+                &mut w.stdin,
+                &ToWorker::Run(Box::new(request.clone()), budget(start)),
+            )
+            .map_err(|e| ExecError::internal(format!("cannot reach the V8 worker: {e}")))?;
+        }
+        let deadline = start + request.limits.timeout + GRACE;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match w.rx.recv_timeout(wait) {
+                Ok(FromWorker::HostCall { op, arg, bytes }) => {
+                    let reply = HostReply::from(host.call(&op, &arg, bytes.as_deref()));
+                    if protocol::send(&mut w.stdin, &ToWorker::HostReply(reply)).is_err() {
+                        let why = w.death();
+                        self.replenish();
+                        return Err(died(&why));
+                    }
+                }
+                Ok(FromWorker::Done {
+                    outcome,
+                    recycle,
+                    check_denied,
+                }) => {
+                    let mut outcome = Outcome::from(*outcome);
+                    if let Some(message) = check_denied {
+                        if host.denied(&message) {
+                            outcome.result = Err(ExecError::PolicyDenied { message });
+                        }
+                    }
+                    if recycle || outcome_needs_new_worker(&outcome) {
+                        drop(w);
+                        self.replenish();
+                    } else {
+                        self.put_back(key, w);
+                    }
+                    return Ok(outcome);
+                }
+                Ok(_) => {
+                    drop(w);
+                    self.replenish();
+                    return Err(ExecError::internal(
+                        "the V8 worker sent an unexpected message",
+                    ));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    drop(w);
+                    self.replenish();
+                    let limits = &request.limits;
+                    return Err(ExecError::limit(
+                        Limit::Timeout,
+                        crate::millis(limits.timeout),
+                        Some(crate::millis(start.elapsed())),
+                        format!(
+                            "the timeout of {} ms was exceeded",
+                            crate::millis(limits.timeout)
+                        ),
+                    ));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let why = w.death();
+                    drop(w);
+                    self.replenish();
+                    return Err(died_or_oom(&why, request));
+                }
+            }
+        }
+    }
+}
+
+/// After an internal error, the worker is not trusted any more.
+fn outcome_needs_new_worker(o: &Outcome) -> bool {
+    o.error_kind() == Some(palisade_core::ErrorKind::Internal)
+}
+
+fn died(why: &str) -> ExecError {
+    ExecError::internal(format!("the V8 worker died: {why}"))
+}
+
+/// V8 aborts the process on some out-of-memory shapes even under its heap limit; those are the
+/// guest's memory use, so they are reported as `memory_limit`.
+fn died_or_oom(why: &str, request: &Request) -> ExecError {
+    let oom = [
+        "out of memory",
+        "invalid table size",
+        "invalid size error",
+        "Allocation failed",
+    ];
+    if oom.iter().any(|s| why.contains(s)) {
+        let limit = request.limits.memory;
+        return ExecError::limit(
+            Limit::Memory,
+            limit,
+            None,
+            format!(
+                "the memory limit of {} was exceeded (V8 ran out of memory)",
+                palisade_core::units::format_size(limit)
+            ),
+        );
+    }
+    died(why)
+}
