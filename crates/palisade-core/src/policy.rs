@@ -288,6 +288,42 @@ pub struct PolicyError {
 /// denial is reported as `policy_denied`.
 pub const DENIED_PREFIX: &str = "Palisade policy denies ";
 
+/// The `Atomics` methods a policy without `allow_shared_memory` replaces with throwers; the same
+/// list on every engine.
+pub const ATOMICS_METHODS: &[&str] = &[
+    "add",
+    "and",
+    "compareExchange",
+    "exchange",
+    "isLockFree",
+    "load",
+    "notify",
+    "or",
+    "pause",
+    "store",
+    "sub",
+    "wait",
+    "waitAsync",
+    "xor",
+];
+
+/// The `WebAssembly` members a policy without `allow_wasm` replaces with throwers; the same list
+/// on every engine.
+pub const WASM_MEMBERS: &[&str] = &[
+    "compile",
+    "compileStreaming",
+    "instantiate",
+    "instantiateStreaming",
+    "validate",
+    "Module",
+    "Instance",
+    "Memory",
+    "Table",
+    "Global",
+    "Tag",
+    "Exception",
+];
+
 /// The message of the error thrown to the guest for a denied operation.
 pub fn denied_message(what: &str, how_to_allow: &str) -> String {
     format!("{DENIED_PREFIX}{what} ({how_to_allow})")

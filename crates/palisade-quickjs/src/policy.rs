@@ -6,45 +6,15 @@
 
 use std::sync::{Arc, Mutex};
 
-use palisade_core::policy::{denied_message, Deterministic, HostGlobal, Policy};
+use palisade_core::policy::{
+    denied_message, Deterministic, HostGlobal, Policy, ATOMICS_METHODS, WASM_MEMBERS,
+};
 use palisade_core::rng::{DeterministicClock, DeterministicRng};
 use palisade_core::DETERMINISTIC_JS;
 use rquickjs::object::Property;
 use rquickjs::{Ctx, Function, Object, Value};
 
 use crate::lock;
-
-const ATOMICS_METHODS: &[&str] = &[
-    "add",
-    "and",
-    "compareExchange",
-    "exchange",
-    "isLockFree",
-    "load",
-    "notify",
-    "or",
-    "pause",
-    "store",
-    "sub",
-    "wait",
-    "waitAsync",
-    "xor",
-];
-
-const WASM_MEMBERS: &[&str] = &[
-    "compile",
-    "compileStreaming",
-    "instantiate",
-    "instantiateStreaming",
-    "validate",
-    "Module",
-    "Instance",
-    "Memory",
-    "Table",
-    "Global",
-    "Tag",
-    "Exception",
-];
 
 /// Globals QuickJS adds that are neither ECMAScript nor Palisade host globals; removed so every
 /// engine offers the same global object.

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use palisade_core::output::{Output, Stream};
-use palisade_core::policy::{denied_message, HostGlobal, Policy, DENIED_PREFIX};
+use palisade_core::policy::{
+    denied_message, HostGlobal, Policy, ATOMICS_METHODS, DENIED_PREFIX, WASM_MEMBERS,
+};
 use palisade_core::primordials::{Capture, PRIMORDIALS};
 use palisade_core::rng::{DeterministicClock, DeterministicRng};
 use palisade_core::units::format_size;
@@ -37,38 +39,6 @@ pub(crate) const ENV_PREPARED: &str = "PALISADE_V8_WORKER_PREPARED";
 
 /// V8's own default JS stack (its `--stack-size`, 984 KiB), reported in stack-overflow messages.
 pub(crate) const V8_DEFAULT_STACK: u64 = 984 << 10;
-
-const ATOMICS_METHODS: &[&str] = &[
-    "add",
-    "and",
-    "compareExchange",
-    "exchange",
-    "isLockFree",
-    "load",
-    "notify",
-    "or",
-    "pause",
-    "store",
-    "sub",
-    "wait",
-    "waitAsync",
-    "xor",
-];
-
-const WASM_MEMBERS: &[&str] = &[
-    "compile",
-    "compileStreaming",
-    "instantiate",
-    "instantiateStreaming",
-    "validate",
-    "Module",
-    "Instance",
-    "Memory",
-    "Table",
-    "Global",
-    "Tag",
-    "Exception",
-];
 
 type Out = Arc<Mutex<BufWriter<std::fs::File>>>;
 
