@@ -1,20 +1,72 @@
 //! Palisade's `wasm` engine: QuickJS-NG compiled to WASI, run under Wasmtime.
 //!
-//! Skeleton: the engine is being built; until then it reports itself unavailable.
+//! ```
+//! use palisade_core::{Engine, Request};
+//! use palisade_wasm::{Wasm, WasmOptions};
+//!
+//! let engine = Wasm::with_options(WasmOptions::default()).expect("the wasm engine starts");
+//! let outcome = engine.execute(&Request::script("console.log('hi'); 1 + 2"), palisade_core::host::no_host());
+//! assert_eq!(outcome.result.unwrap(), serde_json::json!(3));
+//! assert_eq!(outcome.stdout, "hi\n");
+//! ```
+//!
+//! # Design
+//! - **The guest** (`guest/palisade-guest.wasm`, built by `scripts/build-wasm-guest` from the
+//!   QuickJS-NG sources vendored in `rquickjs-sys` plus `guest/glue.c`) is committed, so a
+//!   machine without the WASI toolchain still runs the engine; CI rebuilds it and compares bytes.
+//!   It imports only the `palisade.*` functions of [`run`]'s ABI and five stubbed WASI calls.
+//! - **The snapshot**: once per process, the host instantiates the guest, runs its
+//!   `wizer-initialize` (runtime, context, primordials, console, host prelude, default policy —
+//!   fed the JS texts of `palisade-core`, so the guest binary never changes when they do) and
+//!   snapshots the result with `wasmtime-wizer`. The snapshot is compiled with Cranelift and
+//!   cached on disk (see [`WasmOptions::cache_dir`]), keyed by the guest, the texts and
+//!   `Engine::precompile_compatibility_hash`, so later processes start in milliseconds.
+//! - **A fresh instance per execution**, from the pooling allocator with copy-on-write memory
+//!   images: a run never sees another run's memory. After the run (or any trap) the instance is
+//!   dropped.
+//! - **Limits**: memory by the glue's metered allocator (the native engine's latch: a caught
+//!   out-of-memory still ends as `memory_limit`) plus a `StoreLimits` cap on linear memory; the
+//!   deadline by epoch interruption (uncatchable: a trap); fuel by Wasmtime's fuel (a second,
+//!   fuel-counting compilation made on first use); the JS stack by QuickJS's own check, set by
+//!   the glue from the linker's shadow-stack bounds, with a native stack for Wasmtime large
+//!   enough that QuickJS's check always fires first.
+#![deny(unsafe_code)]
 
+mod error;
+#[allow(unsafe_code)]
+mod ffi;
+mod guest;
+mod run;
+
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
+use palisade_core::limits::{ConfigError, Limit, Limits};
 use palisade_core::{Capabilities, Engine, EngineInfo, ExecError, HostCalls, Outcome, Request};
 
-const NAME: &str = "wasm";
+pub use error::WasmError;
+
+/// The engine's stable name.
+pub const NAME: &str = "wasm";
+
+/// The QuickJS-NG version inside the guest.
+pub const QUICKJS_VERSION: &str = "QuickJS-NG 0.16.2";
+
+/// The JS stack budget when the request sets none, and the largest one accepted: 1 MiB of the
+/// guest's shadow stack (about 9,000 plain JS frames).
+pub const DEFAULT_STACK: u64 = 1 << 20;
+
+/// The largest memory limit a 32-bit guest can honour.
+pub const MAX_MEMORY: u64 = 3 << 30;
 
 /// Describes the engine without starting it (cheap: for `palisade engines`).
 pub fn info() -> EngineInfo {
     EngineInfo {
         name: NAME,
-        version: String::new(),
-        available: false,
-        detail: Some("the `wasm` engine is not part of this build of Palisade yet".into()),
+        version: format!("{QUICKJS_VERSION} on Wasmtime {}", guest::WASMTIME_VERSION),
+        available: true,
+        detail: None,
     }
 }
 
@@ -22,8 +74,14 @@ pub fn info() -> EngineInfo {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct WasmOptions {
-    /// Unused instances kept ready in the background.
+    /// Unused instances kept ready in the background. Instances come from a copy-on-write pool
+    /// in microseconds, so this is accepted and needs no thread.
     pub prewarm: usize,
+    /// Where compiled snapshots are cached. `None` (the default): `$PALISADE_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/palisade/wasm`, else `~/.cache/palisade/wasm`, else no disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Disables the disk cache (each process compiles the guest once).
+    pub no_disk_cache: bool,
 }
 
 impl WasmOptions {
@@ -32,19 +90,41 @@ impl WasmOptions {
         self.prewarm = n;
         self
     }
+
+    /// Sets [`WasmOptions::cache_dir`].
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets [`WasmOptions::no_disk_cache`].
+    pub fn no_disk_cache(mut self, off: bool) -> Self {
+        self.no_disk_cache = off;
+        self
+    }
 }
 
 /// The `wasm` engine.
 #[derive(Debug)]
 pub struct Wasm {
-    _options: WasmOptions,
+    options: WasmOptions,
+    plain: Arc<guest::Compiled>,
 }
 
 impl Wasm {
-    /// Starts the engine; `Err` says why it cannot run here and how to fix that.
+    /// Starts the engine (compiling or loading the snapshot on first use in this process);
+    /// `Err` says why it cannot run here.
     pub fn with_options(options: WasmOptions) -> Result<Wasm, String> {
-        let _ = options;
-        Err(info().detail.unwrap_or_default())
+        let plain = guest::compiled(false, &options).map_err(|e| e.to_string())?;
+        Ok(Wasm { options, plain })
+    }
+
+    fn compiled(&self, fuel: bool) -> Result<Arc<guest::Compiled>, WasmError> {
+        if fuel {
+            guest::compiled(true, &self.options)
+        } else {
+            Ok(self.plain.clone())
+        }
     }
 }
 
@@ -58,16 +138,79 @@ impl Engine for Wasm {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
+        Capabilities::new(true, true, false)
     }
 
-    fn execute(&self, _request: &Request, _host: Arc<dyn HostCalls>) -> Outcome {
-        Outcome::failed(
-            NAME,
-            ExecError::EngineUnavailable {
-                engine: NAME.into(),
-                reason: info().detail.unwrap_or_default(),
+    fn check_limits(&self, limits: &Limits) -> Result<(), ConfigError> {
+        limits.validate()?;
+        if limits.memory > MAX_MEMORY {
+            return Err(ConfigError::OutOfRange {
+                limit: Limit::Memory,
+                value: palisade_core::units::format_size(limits.memory),
+                allowed: "1MiB..=3GiB on the wasm engine (a 32-bit guest)",
+            });
+        }
+        if let Some(stack) = limits.stack {
+            if stack > DEFAULT_STACK {
+                return Err(ConfigError::OutOfRange {
+                    limit: Limit::Stack,
+                    value: palisade_core::units::format_size(stack),
+                    allowed: "64KiB..=1MiB on the wasm engine",
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(&self, request: &Request, host: Arc<dyn HostCalls>) -> Outcome {
+        let start = Instant::now();
+        let mut outcome = match self.check_limits(&request.limits) {
+            Err(e) => Outcome::failed(
+                NAME,
+                ExecError::InvalidRequest {
+                    message: e.to_string(),
+                },
+            ),
+            Ok(()) => match self.compiled(request.limits.fuel.is_some()) {
+                Ok(compiled) => run::run(&compiled, request, host, start),
+                Err(e) => Outcome::failed(NAME, ExecError::internal(e.to_string())),
             },
-        )
+        };
+        outcome.metrics.engine = NAME.to_owned();
+        outcome.metrics.wall_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_is_cheap_and_available() {
+        let i = info();
+        assert!(i.available);
+        assert!(i.version.contains("QuickJS-NG"));
+    }
+
+    #[test]
+    fn refuses_limits_it_cannot_enforce() {
+        let engine = Wasm::with_options(WasmOptions::default()).unwrap();
+        let big = Limits {
+            memory: 8 << 30,
+            ..Limits::default()
+        };
+        assert!(engine.check_limits(&big).is_err());
+        let stack = Limits {
+            stack: Some(4 << 20),
+            ..Limits::default()
+        };
+        assert!(engine.check_limits(&stack).is_err());
+        let fuel = Limits {
+            fuel: Some(1_000_000),
+            stack: Some(256 << 10),
+            ..Limits::default()
+        };
+        assert!(engine.check_limits(&fuel).is_ok());
     }
 }

@@ -1,0 +1,437 @@
+//! The guest module: snapshotting it with `wasmtime-wizer`, compiling it once per process, the
+//! on-disk cache of compiled snapshots, and the epoch ticker behind the deadline.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use palisade_core::policy::{denied_message, Policy};
+use palisade_core::primordials::{Capture, PRIMORDIALS};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Module, OptLevel,
+    PoolingAllocationConfig, Store,
+};
+
+use crate::error::WasmError;
+use crate::run::{self, HostState};
+use crate::WasmOptions;
+
+/// The Wasmtime version this crate is built against.
+pub(crate) const WASMTIME_VERSION: &str = "48.0.8";
+
+/// The committed guest: QuickJS-NG + `guest/glue.c` for wasm32-wasi.
+pub(crate) const GUEST: &[u8] = include_bytes!("../guest/palisade-guest.wasm");
+
+const PREPARE_JS: &str = include_str!("js/prepare.js");
+
+/// Wasmtime's native stack per byte of the JS (shadow) stack budget. QuickJS's check measures
+/// only the shadow stack; its C frames use more native stack than that. At 4× the check still
+/// fires first for JS calls, getters, proxies and `toString` recursion (a catchable
+/// `RangeError`, as on the native engine), while C-only recursion (the parser on deeply nested
+/// source, `JSON.stringify` of deeply nested values) runs out of native stack at depths close to
+/// the native engine's and traps, which is reported as `stack_overflow` too.
+const NATIVE_PER_SHADOW: usize = 4;
+
+/// Wasmtime's native stack for guest code: the largest JS budget times the ratio above.
+pub(crate) const MAX_WASM_STACK: usize = crate::DEFAULT_STACK as usize * NATIVE_PER_SHADOW;
+
+/// Instances (and memories, tables, fiber stacks) the pool holds: the most executions that can
+/// run at once in one process.
+pub(crate) const POOL_SIZE: u32 = 256;
+
+/// Linear memory kept resident in a pool slot between instances (reset from the image, dirty
+/// pages only, instead of being unmapped): it covers the shadow stack and the snapshot's heap, so
+/// a fresh instance takes no page faults there.
+const KEEP_RESIDENT: usize = 8 << 20;
+
+/// A compiled snapshot, ready to instantiate.
+pub(crate) struct Compiled {
+    pub(crate) engine: Engine,
+    pub(crate) pre: InstancePre<HostState>,
+    /// The snapshot's initial linear memory, in bytes.
+    pub(crate) base_memory: u64,
+    /// Where the guest's memory meter lives in linear memory.
+    pub(crate) meter: u32,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("base_memory", &self.base_memory)
+            .finish_non_exhaustive()
+    }
+}
+
+type Slot = OnceLock<Result<Arc<Compiled>, WasmError>>;
+
+/// The process-wide compiled snapshot, without (`fuel == false`) or with fuel metering.
+pub(crate) fn compiled(fuel: bool, options: &WasmOptions) -> Result<Arc<Compiled>, WasmError> {
+    static PLAIN: Slot = OnceLock::new();
+    static FUEL: Slot = OnceLock::new();
+    let slot = if fuel { &FUEL } else { &PLAIN };
+    slot.get_or_init(|| build(fuel, options).map(Arc::new))
+        .clone()
+}
+
+/// The texts the guest's `wizer-initialize` evaluates, by field number (see `glue.c`).
+#[derive(Debug, Clone)]
+pub(crate) struct InitTexts {
+    pub(crate) capture: String,
+    pub(crate) console: &'static str,
+    pub(crate) host: &'static str,
+    pub(crate) prepare: String,
+    pub(crate) deterministic: &'static str,
+}
+
+impl InitTexts {
+    pub(crate) fn new() -> Self {
+        InitTexts {
+            capture: capture_js(),
+            console: palisade_core::CONSOLE_JS,
+            host: palisade_core::HOST_JS,
+            prepare: prepare_js(),
+            deterministic: palisade_core::DETERMINISTIC_JS,
+        }
+    }
+
+    fn hash(&self, h: &mut impl Hasher) {
+        self.capture.hash(h);
+        self.console.hash(h);
+        self.host.hash(h);
+        self.prepare.hash(h);
+        self.deterministic.hash(h);
+    }
+}
+
+/// JS that captures [`PRIMORDIALS`] into one object (evaluated before any guest code).
+fn capture_js() -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut js = String::from(
+        "(function () {\n\"use strict\";\nconst g = globalThis, P = {}, proto = Object.getPrototypeOf, \
+         desc = Object.getOwnPropertyDescriptor;\n",
+    );
+    for &(key, path, how) in PRIMORDIALS {
+        let (parent, last) = path.rsplit_once('.').unwrap_or(("", path));
+        let mut holder = String::from("g");
+        if !parent.is_empty() {
+            for seg in parent.split('.') {
+                holder = if seg == "__proto__" {
+                    format!("proto({holder})")
+                } else {
+                    format!("{holder}[{}]", q(seg))
+                };
+            }
+        }
+        let value = match how {
+            Capture::Value => format!("{holder}[{}]", q(last)),
+            Capture::Getter => format!("desc({holder}, {}).get", q(last)),
+        };
+        js.push_str(&format!("P[{}] = {value};\n", q(key)));
+    }
+    js.push_str("return P;\n})()");
+    js
+}
+
+/// The policy preparation with its messages (the same as the native engine's).
+fn prepare_js() -> String {
+    let messages = serde_json::json!({
+        "hostGlobals": Policy::HOST_PRELUDE_GLOBALS,
+        "extras": ["performance", "atob", "btoa", "queueMicrotask", "DOMException", "InternalError"],
+        "code": denied_message(
+            "generating code from strings: eval and the Function constructors",
+            "allow it with policy.allow_eval",
+        ),
+        "shared": denied_message(
+            "shared memory: SharedArrayBuffer and Atomics",
+            "allow it with policy.allow_shared_memory",
+        ),
+        "wasmDenied": denied_message(
+            "WebAssembly",
+            "allow it with policy.allow_wasm on an engine that has it",
+        ),
+        "atomics": ["add", "and", "compareExchange", "exchange", "isLockFree", "load", "notify",
+            "or", "pause", "store", "sub", "wait", "waitAsync", "xor"],
+        "wasm": ["compile", "compileStreaming", "instantiate", "instantiateStreaming", "validate",
+            "Module", "Instance", "Memory", "Table", "Global", "Tag", "Exception"],
+    });
+    format!("{}({messages})", PREPARE_JS.trim_end())
+}
+
+fn engine_config(fuel: bool) -> Result<Config, WasmError> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(POOL_SIZE)
+        .total_memories(POOL_SIZE)
+        .total_tables(POOL_SIZE)
+        .total_stacks(POOL_SIZE)
+        .total_component_instances(0)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(64 << 10);
+    let mut cfg = Config::new();
+    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .consume_fuel(fuel)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(MAX_WASM_STACK + (2 << 20))
+        .cranelift_opt_level(OptLevel::Speed)
+        .parallel_compilation(true)
+        .memory_init_cow(true);
+    Ok(cfg)
+}
+
+fn build(fuel: bool, options: &WasmOptions) -> Result<Compiled, WasmError> {
+    let cfg = engine_config(fuel)?;
+    let engine = Engine::new(&cfg).map_err(|e| WasmError::Config(e.to_string()))?;
+    let texts = InitTexts::new();
+    let key = cache_key(&engine, &texts);
+    let dir = if options.no_disk_cache {
+        None
+    } else {
+        cache_dir(options)
+    };
+    let path = dir.map(|d| d.join(format!("palisade-wasm-{key}.cwasm")));
+    let module = match path.as_deref().and_then(|p| load_cached(&engine, p)) {
+        Some(m) => m,
+        None => {
+            let snapshot = snapshot(&texts)?;
+            let module = Module::new(&engine, &snapshot)
+                .map_err(|e| WasmError::Compile(format!("{e:?}")))?;
+            if let Some(p) = &path {
+                // The cache is an optimisation: a failure to write it is not an error.
+                let _ = store_cached(&module, p);
+            }
+            module
+        }
+    };
+    let base_memory = module
+        .exports()
+        .find_map(|e| e.ty().memory().map(|m| m.minimum() * m.page_size()))
+        .unwrap_or(0);
+    let linker = run::linker(&engine)?;
+    let pre = linker
+        .instantiate_pre(&module)
+        .map_err(|e| WasmError::Compile(format!("{e:?}")))?;
+    let meter = run::meter_address(&engine, &pre)?;
+    ticker(&engine);
+    Ok(Compiled {
+        engine,
+        pre,
+        base_memory,
+        meter,
+    })
+}
+
+/// Runs the guest's `wizer-initialize` and snapshots the initialised instance.
+pub(crate) fn snapshot(texts: &InitTexts) -> Result<Vec<u8>, WasmError> {
+    let mut cfg = Config::new();
+    // Initialisation runs once: compile it fast rather than well.
+    cfg.cranelift_opt_level(OptLevel::None)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(MAX_WASM_STACK + (2 << 20));
+    let engine = Engine::new(&cfg).map_err(|e| WasmError::Config(e.to_string()))?;
+    let linker = run::linker(&engine)?;
+    let mut store = Store::new(&engine, HostState::for_init(texts.clone()));
+    let wizer = wasmtime_wizer::Wizer::new();
+    let fail = |store: &Store<HostState>, e: String| {
+        WasmError::Snapshot(format!("{e}{}", store.data().init_error()))
+    };
+    let (cx, instrumented) = wizer
+        .instrument(GUEST)
+        .map_err(|e| WasmError::Snapshot(format!("{e:?}")))?;
+    let module =
+        Module::new(&engine, &instrumented).map_err(|e| WasmError::Compile(format!("{e:?}")))?;
+    let instance = run::block_on(linker.instantiate_async(&mut store, &module))
+        .map_err(|e| fail(&store, format!("{e:?}")))?;
+    for name in ["_initialize", wizer.get_init_func()] {
+        let Ok(f) = instance.get_typed_func::<(), ()>(&mut store, name) else {
+            continue;
+        };
+        run::block_on(f.call_async(&mut store, ())).map_err(|e| fail(&store, format!("{e:?}")))?;
+    }
+    let mut state = Snapshotting {
+        store: &mut store,
+        instance,
+    };
+    run::block_on(wizer.snapshot(&cx, &mut state))
+        .map_err(|e| WasmError::Snapshot(format!("{e:?}")))
+}
+
+/// Reads an initialised instance's state for `wasmtime-wizer`.
+struct Snapshotting<'a> {
+    store: &'a mut Store<HostState>,
+    instance: wasmtime::Instance,
+}
+
+impl wasmtime_wizer::InstanceState for Snapshotting<'_> {
+    async fn global_get(
+        &mut self,
+        name: &str,
+        _hint: wasmtime_wizer::ValType,
+    ) -> wasmtime_wizer::SnapshotVal {
+        use wasmtime_wizer::SnapshotVal;
+        let Some(global) = self.instance.get_global(&mut *self.store, name) else {
+            return SnapshotVal::I32(0);
+        };
+        match global.get(&mut *self.store) {
+            wasmtime::Val::I32(x) => SnapshotVal::I32(x),
+            wasmtime::Val::I64(x) => SnapshotVal::I64(x),
+            wasmtime::Val::F32(x) => SnapshotVal::F32(x),
+            wasmtime::Val::F64(x) => SnapshotVal::F64(x),
+            wasmtime::Val::V128(x) => SnapshotVal::V128(x.as_u128()),
+            _ => SnapshotVal::I32(0),
+        }
+    }
+
+    async fn memory_contents(&mut self, name: &str, contents: impl FnOnce(&[u8]) + Send) {
+        match self.instance.get_memory(&mut *self.store, name) {
+            Some(memory) => contents(memory.data(&*self.store)),
+            None => contents(&[]),
+        }
+    }
+}
+
+fn cache_key(engine: &Engine, texts: &InitTexts) -> String {
+    let mut parts = [0u64; 2];
+    for (i, part) in parts.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        i.hash(&mut h);
+        GUEST.hash(&mut h);
+        texts.hash(&mut h);
+        WASMTIME_VERSION.hash(&mut h);
+        MAX_WASM_STACK.hash(&mut h);
+        engine.precompile_compatibility_hash().hash(&mut h);
+        *part = h.finish();
+    }
+    format!("{:016x}{:016x}", parts[0], parts[1])
+}
+
+fn cache_dir(options: &WasmOptions) -> Option<PathBuf> {
+    if let Some(d) = &options.cache_dir {
+        return Some(d.clone());
+    }
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("PALISADE_CACHE_DIR")
+        .map(|d| d.join("wasm"))
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("palisade").join("wasm")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache").join("palisade").join("wasm")))
+}
+
+fn checksum(bytes: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (i as u64 + 0x5eed).hash(&mut h);
+        bytes.hash(&mut h);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+/// A cached module, if the file exists, is intact and loads; a bad file is removed.
+fn load_cached(engine: &Engine, path: &Path) -> Option<Module> {
+    let bytes = std::fs::read(path).ok()?;
+    let body_len = bytes.len().checked_sub(16)?;
+    let (body, sum) = bytes.split_at(body_len);
+    if checksum(body) != sum {
+        let _ = std::fs::remove_file(path);
+        return None;
+    }
+    match crate::ffi::deserialize(engine, body, path) {
+        Ok(m) => Some(m),
+        Err(_) => {
+            let _ = std::fs::remove_file(path);
+            None
+        }
+    }
+}
+
+fn store_cached(module: &Module, path: &Path) -> Result<(), WasmError> {
+    let err = |message: String| WasmError::Cache {
+        path: path.to_owned(),
+        message,
+    };
+    let mut bytes = module.serialize().map_err(|e| err(e.to_string()))?;
+    let sum = checksum(&bytes);
+    bytes.extend_from_slice(&sum);
+    let dir = path
+        .parent()
+        .ok_or_else(|| err("no parent directory".into()))?;
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("cache"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, &bytes).map_err(|e| err(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(e.to_string())
+    })
+}
+
+/// How often the deadline is checked while guest code runs.
+pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// Starts (once) the thread that advances every engine's epoch each [`TICK`].
+fn ticker(engine: &Engine) {
+    static ENGINES: Mutex<Vec<Engine>> = Mutex::new(Vec::new());
+    static STARTED: OnceLock<()> = OnceLock::new();
+    ENGINES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(engine.clone());
+    STARTED.get_or_init(|| {
+        let spawned = std::thread::Builder::new()
+            .name("palisade-wasm-epoch".into())
+            .spawn(|| loop {
+                std::thread::sleep(TICK);
+                for e in ENGINES
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .iter()
+                {
+                    e.increment_epoch();
+                }
+            });
+        // Without the ticker, the deadline callback is never reached; runs would only end by
+        // themselves. Nothing better can be done if the OS refuses a thread.
+        drop(spawned);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_js_walks_prototypes_and_getters() {
+        let js = capture_js();
+        assert!(
+            js.contains(r#"P["ReflectApply"] = g["Reflect"]["apply"];"#),
+            "{js}"
+        );
+        assert!(
+            js.contains(r#"desc(proto(g["Uint8Array"]["prototype"]), "length").get"#),
+            "{js}"
+        );
+    }
+
+    #[test]
+    fn cache_key_depends_on_fuel() {
+        let texts = InitTexts::new();
+        let a = Engine::new(&engine_config(false).unwrap()).unwrap();
+        let b = Engine::new(&engine_config(true).unwrap()).unwrap();
+        assert_ne!(cache_key(&a, &texts), cache_key(&b, &texts));
+        assert_eq!(cache_key(&a, &texts), cache_key(&a, &texts));
+    }
+
+    #[test]
+    fn checksum_detects_changes() {
+        assert_ne!(checksum(b"abc"), checksum(b"abd"));
+    }
+}

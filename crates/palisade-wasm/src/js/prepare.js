@@ -1,0 +1,93 @@
+// Prepares a fresh guest context before any guest code runs (evaluated once, inside the
+// snapshot): installs the host prelude's globals and applies the default policy exactly as the
+// native engine does (palisade-quickjs/src/policy.rs), keeping the originals hidden. Returns the
+// per-run `apply(remove, allowEval, allowShared, random, now)`.
+//
+// Called as prepare(M)(P, thrower, det, hostFactory, hostcall): M holds the policy messages,
+// P the primordials, thrower(name, kind, message) makes a function that throws the policy error,
+// det is DETERMINISTIC_JS's installer, hostFactory HOST_JS's factory, hostcall the host door.
+(function (M) {
+  "use strict";
+  return function prepare(P, thrower, det, hostFactory, hostcall) {
+    const g = globalThis;
+    const defineProperty = Object.defineProperty;
+    const getPrototypeOf = Object.getPrototypeOf;
+
+    // The host prelude: each of its globals the factory defines becomes a global.
+    const host = hostFactory(P, hostcall);
+    for (let i = 0; i < M.hostGlobals.length; i++) {
+      const v = host[M.hostGlobals[i]];
+      if (v !== undefined) {
+        defineProperty(g, M.hostGlobals[i], { value: v, writable: true, configurable: true, enumerable: false });
+      }
+    }
+
+    for (let i = 0; i < M.extras.length; i++) delete g[M.extras[i]];
+    const originals = {};
+    const protos = [getPrototypeOf(async function () {}), getPrototypeOf(function* () {}),
+      getPrototypeOf(async function* () {})];
+    const Function_ = g.Function;
+    const functionProto = Function_.prototype;
+    originals.eval = g.eval;
+    originals.Function = Function_;
+    originals.protos = protos;
+    const ctors = [];
+    for (let i = 0; i < 3; i++) ctors[i] = protos[i].constructor;
+    originals.ctors = ctors;
+    originals.SharedArrayBuffer = g.SharedArrayBuffer;
+    originals.Atomics = g.Atomics;
+
+    // eval and the Function constructors.
+    g.eval = thrower("eval", "EvalError", M.code);
+    const fake = thrower("Function", "EvalError", M.code);
+    fake.prototype = functionProto;
+    functionProto.constructor = fake;
+    g.Function = fake;
+    const names = ["AsyncFunction", "GeneratorFunction", "AsyncGeneratorFunction"];
+    for (let i = 0; i < 3; i++) {
+      defineProperty(protos[i], "constructor", {
+        value: thrower(names[i], "EvalError", M.code), writable: false, enumerable: false, configurable: true,
+      });
+    }
+
+    // SharedArrayBuffer and Atomics.
+    g.SharedArrayBuffer = thrower("SharedArrayBuffer", "TypeError", M.shared);
+    const atomics = {};
+    for (let i = 0; i < M.atomics.length; i++) {
+      atomics[M.atomics[i]] = thrower(M.atomics[i], "TypeError", M.shared);
+    }
+    g.Atomics = atomics;
+
+    // WebAssembly: QuickJS has none; the stub keeps the global object the same on every engine.
+    const wasm = {};
+    for (let i = 0; i < M.wasm.length; i++) {
+      wasm[M.wasm[i]] = thrower(M.wasm[i], "TypeError", M.wasmDenied);
+    }
+    g.WebAssembly = wasm;
+    P.originals = originals;
+
+    return function apply(remove, allowEval, allowShared, random, now) {
+      for (let i = 0; i < remove.length; i++) delete g[remove[i]];
+      if (random !== undefined) {
+        g.Math.random = random;
+        det(now);
+      }
+      if (!(allowEval || allowShared)) return;
+      if (allowEval) {
+        g.eval = originals.eval;
+        const f = originals.Function;
+        f.prototype.constructor = f;
+        g.Function = f;
+        for (let i = 0; i < 3; i++) {
+          defineProperty(protos[i], "constructor", {
+            value: ctors[i], writable: false, enumerable: false, configurable: true,
+          });
+        }
+      }
+      if (allowShared) {
+        g.SharedArrayBuffer = originals.SharedArrayBuffer;
+        g.Atomics = originals.Atomics;
+      }
+    };
+  };
+})

@@ -1,0 +1,867 @@
+//! One execution in a fresh instance, the host side of the guest's ABI (`guest/glue.c`), and
+//! the mapping of every way a run can end onto the contract's outcome.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use palisade_core::host::{HostCalls, HostValue};
+use palisade_core::modules::{normalize_key, not_found_message, resolve};
+use palisade_core::output::{Output, Stream};
+use palisade_core::policy::{HostGlobal, Policy, DENIED_PREFIX};
+use palisade_core::rng::{DeterministicClock, DeterministicRng};
+use palisade_core::{
+    is_stack_overflow, stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome,
+    Request,
+};
+use wasmtime::{
+    Caller, Engine, Extern, Linker, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+};
+
+use crate::error::WasmError;
+use crate::guest::{Compiled, InitTexts};
+
+// Fields, report pieces, statuses and flags of the guest ABI (see glue.c).
+const FIELD_SOURCE: i32 = 0;
+const FIELD_FILENAME: i32 = 1;
+const FIELD_INPUT: i32 = 2;
+const FIELD_REMOVE: i32 = 3;
+const FIELD_CAPTURE_JS: i32 = 10;
+const FIELD_CONSOLE_JS: i32 = 11;
+const FIELD_HOST_JS: i32 = 12;
+const FIELD_PREPARE_JS: i32 = 13;
+const FIELD_DETERMINISTIC_JS: i32 = 14;
+
+const REPORT_JSON: i32 = 0;
+const REPORT_NAME: i32 = 1;
+const REPORT_MESSAGE: i32 = 2;
+const REPORT_STACK: i32 = 3;
+const REPORT_INIT_ERROR: i32 = 9;
+
+const STATUS_OK: i32 = 0;
+const STATUS_EXCEPTION: i32 = 1;
+const STATUS_COMPILE: i32 = 2;
+const STATUS_STRINGIFY: i32 = 3;
+const STATUS_NEVER_SETTLES: i32 = 4;
+
+const FLAG_MODULE: i32 = 1;
+const FLAG_INPUT: i32 = 2;
+const FLAG_EVAL: i32 = 4;
+const FLAG_SHARED: i32 = 8;
+const FLAG_DETERMINISTIC: i32 = 16;
+
+/// Room past the memory limit for the shadow stack, static data, the glue's own buffers and the
+/// allocator's fragmentation: the linear-memory cap is this plus 1.5× the limit.
+const MEMORY_SLACK: u64 = 16 << 20;
+
+/// What the guest reported about its run.
+#[derive(Debug, Default)]
+struct Report {
+    json: Option<String>,
+    name: Option<String>,
+    message: Option<String>,
+    stack: Option<String>,
+    init_error: Option<String>,
+}
+
+/// The store's data: everything the guest's imports reach during one instance's life.
+pub(crate) struct HostState {
+    limits: StoreLimits,
+    /// The buffer the next `take` copies into the guest.
+    pending: Vec<u8>,
+    source: String,
+    file: String,
+    input: String,
+    remove: String,
+    init: Option<InitTexts>,
+    output: Output,
+    output_cap: u64,
+    line: Vec<u8>,
+    denials: Vec<String>,
+    host: Option<Arc<dyn HostCalls>>,
+    rng: Option<DeterministicRng>,
+    clock: Option<DeterministicClock>,
+    /// Supplied and allowed modules, by normalized name.
+    modules: BTreeMap<String, String>,
+    report: Report,
+    deadline: Instant,
+    timed_out: bool,
+}
+
+impl HostState {
+    /// The state of the snapshotting instance: only the init texts.
+    pub(crate) fn for_init(texts: InitTexts) -> Self {
+        HostState {
+            limits: StoreLimits::default(),
+            pending: Vec::new(),
+            source: String::new(),
+            file: String::new(),
+            input: String::new(),
+            remove: String::new(),
+            init: Some(texts),
+            output: Output::new(1 << 20),
+            output_cap: 1 << 20,
+            line: Vec::new(),
+            denials: Vec::new(),
+            host: None,
+            rng: None,
+            clock: None,
+            modules: BTreeMap::new(),
+            report: Report::default(),
+            deadline: Instant::now() + Duration::from_secs(3600),
+            timed_out: false,
+        }
+    }
+
+    /// What the guest said when its initialisation failed, for the error message.
+    pub(crate) fn init_error(&self) -> String {
+        let r = &self.report;
+        match &r.init_error {
+            Some(what) => format!(
+                " ({what}: {}{})",
+                r.message.as_deref().unwrap_or(""),
+                r.stack
+                    .as_deref()
+                    .map(|s| format!("\n{s}"))
+                    .unwrap_or_default()
+            ),
+            None => String::new(),
+        }
+    }
+
+    fn for_request(
+        req: &Request,
+        host: Arc<dyn HostCalls>,
+        deadline: Instant,
+        memory_cap: usize,
+    ) -> Self {
+        let policy = &req.policy;
+        let modules = req
+            .modules
+            .iter()
+            .map(|(k, v)| (normalize_key(k), v.clone()))
+            .filter(|(k, _)| policy.allows_module(k))
+            .collect();
+        let det = policy.deterministic.as_ref();
+        HostState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_cap)
+                .instances(1)
+                .memories(1)
+                .tables(1)
+                .build(),
+            pending: Vec::new(),
+            source: req.source.clone(),
+            file: req.file_name().to_owned(),
+            input: serde_json::to_string(&req.input).unwrap_or_else(|_| "null".into()),
+            remove: removed_globals(policy).join("\n"),
+            init: None,
+            output: Output::new(req.limits.output),
+            output_cap: req.limits.output,
+            line: Vec::new(),
+            denials: Vec::new(),
+            host: Some(host),
+            rng: det.map(|d| DeterministicRng::new(d.seed)),
+            clock: det.map(DeterministicClock::new),
+            modules,
+            report: Report::default(),
+            deadline,
+            timed_out: false,
+        }
+    }
+
+    fn field(&self, which: i32) -> Option<&[u8]> {
+        let init = self.init.as_ref();
+        Some(match which {
+            FIELD_SOURCE => self.source.as_bytes(),
+            FIELD_FILENAME => self.file.as_bytes(),
+            FIELD_INPUT => self.input.as_bytes(),
+            FIELD_REMOVE => self.remove.as_bytes(),
+            FIELD_CAPTURE_JS => init?.capture.as_bytes(),
+            FIELD_CONSOLE_JS => init?.console.as_bytes(),
+            FIELD_HOST_JS => init?.host.as_bytes(),
+            FIELD_PREPARE_JS => init?.prepare.as_bytes(),
+            FIELD_DETERMINISTIC_JS => init?.deterministic.as_bytes(),
+            _ => return None,
+        })
+    }
+
+    /// Bytes of the current console line worth keeping: past the output cap's remaining room
+    /// (plus one character) they would be cut anyway.
+    fn line_room(&self) -> usize {
+        if self.output.truncated() {
+            return 0;
+        }
+        let used = (self.output.stdout().len() + self.output.stderr().len()) as u64;
+        usize::try_from(self.output_cap.saturating_sub(used))
+            .unwrap_or(usize::MAX)
+            .saturating_add(4)
+    }
+}
+
+/// The globals a run deletes: host globals the policy does not allow, then the host prelude's
+/// globals it does not list.
+fn removed_globals(policy: &Policy) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = HostGlobal::ALL
+        .into_iter()
+        .filter(|g| !policy.allows_global(*g))
+        .map(HostGlobal::name)
+        .collect();
+    let keep = policy.host_globals();
+    for g in Policy::HOST_PRELUDE_GLOBALS {
+        if !keep.contains(&g) && !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    out
+}
+
+/// Polls a future to completion on this thread. The guest's host functions are synchronous, so
+/// a call's future is ready at its first poll; this never parks.
+pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+type Ctx<'a> = Caller<'a, HostState>;
+
+fn trap(msg: &str) -> wasmtime::Error {
+    wasmtime::Error::msg(msg.to_owned())
+}
+
+/// The guest's memory and the host state, borrowed together.
+fn memory<'a>(caller: &'a mut Ctx<'_>) -> wasmtime::Result<(&'a mut [u8], &'a mut HostState)> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Ok(m.data_and_store_mut(caller)),
+        _ => Err(trap("the guest exports no memory")),
+    }
+}
+
+fn range(mem: &[u8], ptr: u32, len: u32) -> wasmtime::Result<std::ops::Range<usize>> {
+    let start = ptr as usize;
+    let end = start
+        .checked_add(len as usize)
+        .filter(|&e| e <= mem.len())
+        .ok_or_else(|| trap("the guest passed an out-of-bounds buffer"))?;
+    Ok(start..end)
+}
+
+fn read(mem: &[u8], ptr: u32, len: u32) -> wasmtime::Result<&[u8]> {
+    Ok(&mem[range(mem, ptr, len)?])
+}
+
+fn text(mem: &[u8], ptr: u32, len: u32) -> wasmtime::Result<String> {
+    Ok(String::from_utf8_lossy(read(mem, ptr, len)?).into_owned())
+}
+
+fn len_i32(n: usize) -> wasmtime::Result<i32> {
+    i32::try_from(n).map_err(|_| trap("a host buffer is too large for the guest"))
+}
+
+/// The linker with every import of the guest.
+pub(crate) fn linker(engine: &Engine) -> Result<Linker<HostState>, WasmError> {
+    let mut l = Linker::new(engine);
+    add_imports(&mut l).map_err(|e| WasmError::Compile(format!("{e:?}")))?;
+    Ok(l)
+}
+
+fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    const P: &str = "palisade";
+    l.func_wrap(
+        P,
+        "take",
+        |mut c: Ctx<'_>, dst: u32| -> wasmtime::Result<()> {
+            let (mem, st) = memory(&mut c)?;
+            let pending = std::mem::take(&mut st.pending);
+            let r = range(mem, dst, u32::try_from(pending.len()).unwrap_or(u32::MAX))?;
+            mem[r].copy_from_slice(&pending);
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        P,
+        "field",
+        |mut c: Ctx<'_>, which: i32| -> wasmtime::Result<i32> {
+            let st = c.data_mut();
+            match st.field(which).map(<[u8]>::to_vec) {
+                Some(bytes) => {
+                    let n = len_i32(bytes.len())?;
+                    st.pending = bytes;
+                    Ok(n)
+                }
+                None => Ok(-1),
+            }
+        },
+    )?;
+    l.func_wrap(
+        P,
+        "out_part",
+        |mut c: Ctx<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
+            let (mem, st) = memory(&mut c)?;
+            let room = st.line_room().saturating_sub(st.line.len());
+            let bytes = read(mem, ptr, len)?;
+            st.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            Ok(())
+        },
+    )?;
+    l.func_wrap(P, "out_end", |mut c: Ctx<'_>, stream: i32| {
+        let st = c.data_mut();
+        let line = std::mem::take(&mut st.line);
+        let stream = if stream == 1 {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
+        st.output
+            .write_line(stream, &String::from_utf8_lossy(&line));
+    })?;
+    l.func_wrap(
+        P,
+        "deny",
+        |mut c: Ctx<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
+            let (mem, st) = memory(&mut c)?;
+            st.denials.push(text(mem, ptr, len)?);
+            Ok(())
+        },
+    )?;
+    l.func_wrap(
+        P,
+        "resolve",
+        |mut c: Ctx<'_>, base: u32, base_len: u32, name: u32, name_len: u32| {
+            let (mem, st) = memory(&mut c)?;
+            let base = text(mem, base, base_len)?;
+            let name = text(mem, name, name_len)?;
+            let importer = (base != st.file).then_some(base.as_str());
+            let found = resolve(importer, &name).filter(|k| st.modules.contains_key(k));
+            match found {
+                Some(key) => {
+                    let n = len_i32(key.len())?;
+                    st.pending = key.into_bytes();
+                    Ok(n)
+                }
+                None => {
+                    let message = not_found_message(&name, &base);
+                    st.denials.push(message.clone());
+                    let n = len_i32(message.len())?;
+                    st.pending = message.into_bytes();
+                    Ok(-(n + 1))
+                }
+            }
+        },
+    )?;
+    l.func_wrap(
+        P,
+        "load",
+        |mut c: Ctx<'_>, name: u32, name_len: u32| -> wasmtime::Result<i32> {
+            let (mem, st) = memory(&mut c)?;
+            let name = text(mem, name, name_len)?;
+            match st.modules.get(&name) {
+                Some(src) => {
+                    let n = len_i32(src.len())?;
+                    st.pending = src.clone().into_bytes();
+                    Ok(n)
+                }
+                None => {
+                    let message = not_found_message(&name, &st.file);
+                    st.denials.push(message.clone());
+                    let n = len_i32(message.len())?;
+                    st.pending = message.into_bytes();
+                    Ok(-(n + 1))
+                }
+            }
+        },
+    )?;
+    l.func_wrap(
+        P,
+        "call",
+        |mut c: Ctx<'_>,
+         op: u32,
+         op_len: u32,
+         arg: u32,
+         arg_len: u32,
+         bytes: u32,
+         bytes_len: i32,
+         out_len: u32|
+         -> wasmtime::Result<i32> {
+            let (mem, st) = memory(&mut c)?;
+            let op = text(mem, op, op_len)?;
+            let arg = text(mem, arg, arg_len)?;
+            let bytes = match u32::try_from(bytes_len) {
+                Ok(n) => Some(read(mem, bytes, n)?.to_vec()),
+                Err(_) => None,
+            };
+            let Some(host) = st.host.clone() else {
+                return Err(trap("no host calls during initialisation"));
+            };
+            let (tag, payload) = match host.call(&op, &arg, bytes.as_deref()) {
+                Ok(HostValue::Str(s)) => (0, s.into_bytes()),
+                Ok(HostValue::Bytes(b)) => (1, b),
+                Ok(HostValue::Undefined) => (2, Vec::new()),
+                Err(e) => {
+                    let mut p = e.name.into_bytes();
+                    p.push(0);
+                    p.extend_from_slice(e.message.as_bytes());
+                    (3, p)
+                }
+            };
+            let n = len_i32(payload.len())?;
+            let r = range(mem, out_len, 4)?;
+            mem[r].copy_from_slice(&n.to_le_bytes());
+            st.pending = payload;
+            Ok(tag)
+        },
+    )?;
+    l.func_wrap(P, "random", |mut c: Ctx<'_>| -> f64 {
+        c.data_mut()
+            .rng
+            .as_mut()
+            .map_or(0.0, DeterministicRng::next_f64)
+    })?;
+    l.func_wrap(P, "now", |mut c: Ctx<'_>| -> f64 {
+        c.data_mut()
+            .clock
+            .as_mut()
+            .map_or(0.0, |clock| clock.now_ms() as f64)
+    })?;
+    l.func_wrap(
+        P,
+        "report",
+        |mut c: Ctx<'_>, field: i32, ptr: u32, len: u32| -> wasmtime::Result<()> {
+            let (mem, st) = memory(&mut c)?;
+            let value = text(mem, ptr, len)?;
+            let r = &mut st.report;
+            match field {
+                REPORT_JSON => r.json = Some(value),
+                REPORT_NAME => r.name = Some(value),
+                REPORT_MESSAGE => r.message = Some(value),
+                REPORT_STACK => r.stack = Some(value),
+                REPORT_INIT_ERROR => r.init_error = Some(value),
+                _ => {}
+            }
+            Ok(())
+        },
+    )?;
+
+    // The five WASI calls wasi-libc's stdio and clock need. Nothing is printed anywhere.
+    const W: &str = "wasi_snapshot_preview1";
+    const EBADF: i32 = 8;
+    const EINVAL: i32 = 28;
+    l.func_wrap(
+        W,
+        "clock_time_get",
+        |mut c: Ctx<'_>, id: i32, _precision: i64, out: u32| -> wasmtime::Result<i32> {
+            let ns = match id {
+                0 => SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+                1..=3 => process_start().elapsed().as_nanos(),
+                _ => return Ok(EINVAL),
+            };
+            let ns = u64::try_from(ns).unwrap_or(u64::MAX);
+            let (mem, _) = memory(&mut c)?;
+            let r = range(mem, out, 8)?;
+            mem[r].copy_from_slice(&ns.to_le_bytes());
+            Ok(0)
+        },
+    )?;
+    l.func_wrap(
+        W,
+        "fd_write",
+        |mut c: Ctx<'_>, _fd: i32, iovs: u32, n: u32, written: u32| -> wasmtime::Result<i32> {
+            let (mem, _) = memory(&mut c)?;
+            let mut total: u32 = 0;
+            for i in 0..n.min(1024) {
+                let at = iovs.wrapping_add(i.wrapping_mul(8));
+                let iov = read(mem, at, 8)?;
+                let len = u32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
+                total = total.saturating_add(len);
+            }
+            let r = range(mem, written, 4)?;
+            mem[r].copy_from_slice(&total.to_le_bytes());
+            Ok(0)
+        },
+    )?;
+    l.func_wrap(W, "fd_close", |_: Ctx<'_>, _fd: i32| EBADF)?;
+    l.func_wrap(W, "fd_fdstat_get", |_: Ctx<'_>, _fd: i32, _buf: u32| EBADF)?;
+    l.func_wrap(
+        W,
+        "fd_seek",
+        |_: Ctx<'_>, _fd: i32, _off: i64, _whence: i32, _out: u32| EBADF,
+    )?;
+    Ok(())
+}
+
+fn process_start() -> Instant {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// A fresh seed for `Math.random` in every instance (the snapshot's state is shared).
+fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(process_start().elapsed().as_nanos());
+    h.finish() | 1
+}
+
+/// The seed under a fuel budget: fixed, so the same script and input use the same fuel.
+const FUEL_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The address of the guest's memory meter, asked once per process from a throwaway instance.
+pub(crate) fn meter_address(
+    engine: &Engine,
+    pre: &wasmtime::InstancePre<HostState>,
+) -> Result<u32, WasmError> {
+    let mut store = Store::new(engine, HostState::for_init(InitTexts::new()));
+    store.set_epoch_deadline(u64::MAX / 2);
+    if store.get_fuel().is_ok() {
+        let _ = store.set_fuel(u64::MAX / 2);
+    }
+    block_on(async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        let f = instance.get_typed_func::<(), u32>(&mut store, "pal_meter")?;
+        f.call_async(&mut store, ()).await
+    })
+    .map_err(|e| WasmError::Instantiate(format!("{e:?}")))
+}
+
+/// How a run ended, before classification.
+enum Ending {
+    Status(i32),
+    Trap(Option<Trap>, String),
+}
+
+/// Runs `req` in a fresh instance of `compiled`.
+pub(crate) fn run(
+    compiled: &Compiled,
+    req: &Request,
+    host: Arc<dyn HostCalls>,
+    start: Instant,
+) -> Outcome {
+    let limits = &req.limits;
+    let memory_cap = compiled
+        .base_memory
+        .saturating_add(limits.memory)
+        .saturating_add(limits.memory / 2)
+        .saturating_add(MEMORY_SLACK)
+        .min(4 << 30);
+    let state = HostState::for_request(
+        req,
+        host.clone(),
+        start + limits.timeout,
+        usize::try_from(memory_cap).unwrap_or(usize::MAX),
+    );
+    let mut store = Store::new(&compiled.engine, state);
+    store.limiter(|s| &mut s.limits);
+    if let Some(fuel) = limits.fuel {
+        if let Err(e) = store.set_fuel(fuel) {
+            return Outcome::failed(crate::NAME, ExecError::internal(e.to_string()));
+        }
+    }
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut ctx| {
+        let st = ctx.data_mut();
+        if Instant::now() >= st.deadline {
+            st.timed_out = true;
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
+
+    let policy = &req.policy;
+    let mut flags = 0;
+    if req.mode == Mode::Module {
+        flags |= FLAG_MODULE;
+    }
+    if policy.allows_global(HostGlobal::Input) {
+        flags |= FLAG_INPUT;
+    }
+    if policy.allow_eval {
+        flags |= FLAG_EVAL;
+    }
+    if policy.allow_shared_memory {
+        flags |= FLAG_SHARED;
+    }
+    if policy.deterministic.is_some() {
+        flags |= FLAG_DETERMINISTIC;
+    }
+    let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
+    let memory_limit = u32::try_from(limits.memory).unwrap_or(u32::MAX);
+    let stack_budget = u32::try_from(stack).unwrap_or(u32::MAX);
+    let seed = if limits.fuel.is_some() {
+        FUEL_SEED
+    } else {
+        fresh_seed()
+    };
+
+    let result = block_on(async {
+        let instance = compiled
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| WasmError::Instantiate(format!("{e:?}")))?;
+        let run = instance
+            .get_typed_func::<(i32, u32, u32, u64), i32>(&mut store, "pal_run")
+            .map_err(|e| WasmError::Instantiate(e.to_string()))?;
+        let ending = match run
+            .call_async(&mut store, (flags, memory_limit, stack_budget, seed))
+            .await
+        {
+            Ok(status) => Ending::Status(status),
+            Err(e) => Ending::Trap(e.downcast_ref::<Trap>().copied(), format!("{e:?}")),
+        };
+        let fuel_left = store.get_fuel().ok();
+        // The meter is plain data at a fixed address: readable even after a trap.
+        let mut counters = [0u64; 5];
+        if let Some(memory) = instance.get_memory(&mut store, "memory") {
+            let data = memory.data(&store);
+            for (i, c) in counters.iter_mut().enumerate() {
+                let at = compiled.meter as usize + 4 * i;
+                if let Some(w) = data.get(at..at + 4) {
+                    *c = u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+                }
+            }
+        }
+        Ok::<_, WasmError>((ending, counters, fuel_left))
+    });
+
+    let (ending, [_used, peak, _limit, observed, hit], fuel_left) = match result {
+        Ok(r) => r,
+        Err(e) => return Outcome::failed(crate::NAME, ExecError::internal(e.to_string())),
+    };
+    let fuel_used = limits
+        .fuel
+        .map(|budget| budget.saturating_sub(fuel_left.unwrap_or(0)));
+    let st = store.data_mut();
+    let report = std::mem::take(&mut st.report);
+    let denials = std::mem::take(&mut st.denials);
+    let timed_out = st.timed_out;
+    let output = std::mem::replace(&mut st.output, Output::new(0));
+    let ctx = Classify {
+        req,
+        host: &*host,
+        denials: &denials,
+        start,
+        memory_hit: hit != 0,
+        observed,
+        timed_out,
+    };
+    let result = ctx.classify(ending, report);
+    let (stdout, stderr, truncated) = output.into_parts();
+    Outcome {
+        result,
+        stdout,
+        stderr,
+        truncated,
+        metrics: Metrics {
+            engine: crate::NAME.to_owned(),
+            wall_us: 0,
+            memory_bytes: peak,
+            fuel_used,
+        },
+    }
+}
+
+struct Classify<'a> {
+    req: &'a Request,
+    host: &'a dyn HostCalls,
+    denials: &'a [String],
+    start: Instant,
+    memory_hit: bool,
+    observed: u64,
+    timed_out: bool,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Classify<'_> {
+    fn classify(&self, ending: Ending, report: Report) -> Result<serde_json::Value, ExecError> {
+        let status = match ending {
+            Ending::Trap(trap, detail) => return Err(self.trapped(trap, &detail)),
+            Ending::Status(s) => s,
+        };
+        if let Some(e) = self.limit_hit() {
+            return Err(e);
+        }
+        match status {
+            STATUS_OK => match report.json {
+                Some(json) => palisade_core::result_from_json(&json, self.req.limits.result),
+                None => Ok(serde_json::Value::Null),
+            },
+            STATUS_COMPILE => match self.failure(report) {
+                ExecError::Exception(g) if g.name.as_deref() == Some("SyntaxError") => {
+                    Err(ExecError::Syntax(g))
+                }
+                other => Err(other),
+            },
+            STATUS_EXCEPTION => Err(self.failure(report)),
+            STATUS_STRINGIFY => Err(match self.failure(report) {
+                ExecError::Exception(g) => ExecError::NotSerializable {
+                    message: g.to_string(),
+                },
+                // As on the native engine: too deep to convert, whichever way it shows.
+                ExecError::Limit(l) if l.limit == Limit::Stack => ExecError::NotSerializable {
+                    message: format!(
+                        "the result is nested too deeply to convert (more than the {} levels Palisade converts)",
+                        palisade_core::MAX_RESULT_DEPTH
+                    ),
+                },
+                other => other,
+            }),
+            STATUS_NEVER_SETTLES => {
+                let limits = &self.req.limits;
+                Err(ExecError::limit(
+                    Limit::Timeout,
+                    millis(limits.timeout),
+                    Some(millis(self.start.elapsed())),
+                    "the result promise can never settle: no pending jobs remain".into(),
+                ))
+            }
+            other => Err(ExecError::internal(format!(
+                "the wasm guest ended with status {other}"
+            ))),
+        }
+    }
+
+    fn timeout(&self) -> ExecError {
+        let limits = &self.req.limits;
+        ExecError::limit(
+            Limit::Timeout,
+            millis(limits.timeout),
+            Some(millis(self.start.elapsed())),
+            format!("the timeout of {} ms was exceeded", millis(limits.timeout)),
+        )
+    }
+
+    fn limit_hit(&self) -> Option<ExecError> {
+        let limits = &self.req.limits;
+        if self.memory_hit {
+            return Some(ExecError::limit(
+                Limit::Memory,
+                limits.memory,
+                Some(self.observed),
+                format!(
+                    "the memory limit of {} was exceeded",
+                    palisade_core::units::format_size(limits.memory)
+                ),
+            ));
+        }
+        if self.timed_out {
+            return Some(self.timeout());
+        }
+        None
+    }
+
+    fn trapped(&self, trap: Option<Trap>, detail: &str) -> ExecError {
+        let limits = &self.req.limits;
+        match trap {
+            Some(Trap::Interrupt) => self.timeout(),
+            Some(Trap::OutOfFuel) => {
+                let fuel = limits.fuel.unwrap_or(0);
+                ExecError::limit(
+                    Limit::Fuel,
+                    fuel,
+                    Some(fuel),
+                    format!("the fuel budget of {fuel} was exhausted"),
+                )
+            }
+            Some(Trap::StackOverflow) => {
+                let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
+                ExecError::limit(
+                    Limit::Stack,
+                    stack,
+                    None,
+                    format!(
+                        "{} (the engine's native stack ran out; stack limit {})",
+                        palisade_core::STACK_OVERFLOW_MESSAGE,
+                        palisade_core::units::format_size(stack)
+                    ),
+                )
+            }
+            _ if self.timed_out => self.timeout(),
+            _ if self.memory_hit => self.limit_hit().unwrap_or_else(|| self.timeout()),
+            Some(t) => ExecError::internal(format!(
+                "the wasm guest trapped ({t}); the instance was discarded"
+            )),
+            None => ExecError::internal(format!(
+                "the wasm guest failed; the instance was discarded: {detail}"
+            )),
+        }
+    }
+
+    /// The guest's reported error, classified as the native engine classifies it.
+    fn failure(&self, report: Report) -> ExecError {
+        let file = self.req.file_name();
+        let pos = report
+            .stack
+            .as_deref()
+            .and_then(|s| stack_position(s, file));
+        let guest = GuestError {
+            name: report.name,
+            message: report.message.unwrap_or_default(),
+            stack: report.stack,
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+        };
+        if guest.message.starts_with(DENIED_PREFIX)
+            && (self.denials.contains(&guest.message) || self.host.denied(&guest.message))
+        {
+            return ExecError::PolicyDenied {
+                message: guest.message,
+            };
+        }
+        if is_stack_overflow(&guest) {
+            let stack = self.req.limits.stack.unwrap_or(crate::DEFAULT_STACK);
+            return ExecError::limit(
+                Limit::Stack,
+                stack,
+                None,
+                format!(
+                    "{} (stack limit {})",
+                    guest.message,
+                    palisade_core::units::format_size(stack)
+                ),
+            );
+        }
+        ExecError::Exception(guest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_globals_follow_the_policy() {
+        let p = Policy::default();
+        assert_eq!(
+            removed_globals(&p),
+            ["fetch", "Headers", "Response", "secrets"]
+        );
+        let mut p = Policy::default();
+        p.globals.remove(&HostGlobal::Crypto);
+        p.globals.remove(&HostGlobal::Input);
+        assert_eq!(
+            removed_globals(&p),
+            ["input", "crypto", "fetch", "Headers", "Response", "secrets"]
+        );
+    }
+
+    #[test]
+    fn block_on_returns_ready_values() {
+        assert_eq!(block_on(async { 7 }), 7);
+    }
+}
