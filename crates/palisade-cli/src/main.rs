@@ -50,6 +50,55 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the HTTP API (see README, "Service"); flags override the config file.
+    Serve(Box<ServeArgs>),
+    /// Run as a worker process of `palisade serve` (JSON jobs on stdin, outcomes on stdout).
+    #[command(hide = true)]
+    Worker {
+        /// The encrypted secret store.
+        #[arg(long, value_name = "FILE")]
+        secrets: Option<PathBuf>,
+        /// The SQLite database that receives secret-access audit records.
+        #[arg(long = "audit-db", value_name = "FILE")]
+        audit_db: Option<PathBuf>,
+        /// Unused contexts to keep ready per engine.
+        #[arg(long, default_value_t = 0)]
+        prewarm: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The address to listen on (default 127.0.0.1:8080).
+    #[arg(long, alias = "addr", value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// The SQLite database (default palisade.db; `:memory:` keeps nothing).
+    #[arg(long = "db", alias = "database", value_name = "PATH")]
+    database: Option<PathBuf>,
+    /// Worker processes (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Executions that may wait for a worker before requests get 429.
+    #[arg(long, value_name = "N")]
+    queue: Option<usize>,
+    /// The largest request body, e.g. 1MiB.
+    #[arg(long = "max-body", value_name = "SIZE", value_parser = size)]
+    max_body: Option<u64>,
+    /// Default guest heap limit, e.g. 64MiB.
+    #[arg(long, value_name = "SIZE", value_parser = size)]
+    memory: Option<u64>,
+    /// Default wall-clock limit, e.g. 5s.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    timeout: Option<Duration>,
+    /// Default policy file, TOML or JSON.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// The encrypted secret store served to functions.
+    #[arg(long, value_name = "FILE")]
+    secrets: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +232,25 @@ fn main() -> ExitCode {
         Command::Run(args) => run(*args),
         Command::Secrets(cmd) => secrets(cmd),
         Command::Engines { json } => engines(json),
+        Command::Serve(args) => serve(*args),
+        Command::Worker {
+            secrets,
+            audit_db,
+            prewarm,
+        } => {
+            let options = palisade_server::WorkerOptions {
+                secrets,
+                audit_db,
+                prewarm,
+            };
+            match palisade_server::worker_main(&options) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("palisade worker: {e}");
+                    3
+                }
+            }
+        }
     };
     ExitCode::from(code)
 }
@@ -288,6 +356,86 @@ fn run(args: RunArgs) -> u8 {
         Err(e) => e.to_outcome(),
     };
     report(&outcome, args.json)
+}
+
+fn serve(args: ServeArgs) -> u8 {
+    let mut config = match &args.config {
+        Some(path) => match palisade_server::Config::load(path) {
+            Ok(c) => c,
+            Err(e) => return usage_error(e),
+        },
+        None => palisade_server::Config::default(),
+    };
+    if let Some(v) = args.listen {
+        config.listen = v;
+    }
+    if let Some(v) = args.database {
+        config.database = v;
+    }
+    if let Some(v) = args.workers {
+        config.workers = v;
+    }
+    if let Some(v) = args.queue {
+        config.queue = v;
+    }
+    if let Some(v) = args.max_body {
+        config.max_body = usize::try_from(v).unwrap_or(usize::MAX);
+    }
+    if let Some(v) = args.memory {
+        config.limits.memory = v;
+    }
+    if let Some(v) = args.timeout {
+        config.limits.timeout = v;
+    }
+    if let Some(v) = args.secrets {
+        config.secrets = Some(v);
+    }
+    if let Some(path) = &args.policy {
+        match std::fs::read_to_string(path) {
+            Ok(text) => match Policy::parse(&text) {
+                Ok(p) => config.policy = p,
+                Err(e) => return usage_error(format!("{}: {e}", path.display())),
+            },
+            Err(e) => return usage_error(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    if let Err(e) = config.validate() {
+        return usage_error(e);
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PALISADE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("palisade: cannot start the runtime: {e}");
+            return 3;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => return usage_error(format!("cannot listen on {}: {e}", config.listen)),
+        };
+        if let Ok(addr) = listener.local_addr() {
+            println!("palisade listening on http://{addr}");
+            let _ = std::io::stdout().flush();
+        }
+        match palisade_server::serve(config, listener, palisade_server::shutdown_signal()).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("palisade: {e}");
+                3
+            }
+        }
+    })
 }
 
 fn secrets(cmd: SecretsCommand) -> u8 {

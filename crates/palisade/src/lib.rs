@@ -237,6 +237,43 @@ impl Sandbox {
         self.engine.info()
     }
 
+    /// Checks that `request`'s source (and, for a module, the modules it imports) parses,
+    /// without running any of the guest's own statements: the engine parses a copy whose first
+    /// statement throws. A syntax error comes back as [`ExecError::Syntax`] with its line and
+    /// column in the original source; a configuration the engine refuses as its
+    /// `invalid_request` or `engine_unavailable` error.
+    ///
+    /// Limits: strict-mode-only errors in a script that opens with `"use strict"` are not
+    /// caught (the probe statement ends the directive prologue), and the bodies of imported
+    /// modules do run, under the request's limits and a default (deny-all) policy.
+    ///
+    /// ```
+    /// let sandbox = palisade::Sandbox::new();
+    /// assert!(sandbox.check_syntax(&palisade::Request::script("1 +")).is_err());
+    /// assert!(sandbox.check_syntax(&palisade::Request::script("while (true) {}")).is_ok());
+    /// ```
+    pub fn check_syntax(&self, request: &Request) -> Result<(), ExecError> {
+        const PROBE: &str = "throw 0;";
+        let mut probe = request.clone();
+        probe.source = format!("{PROBE}{}", request.source);
+        probe.input = serde_json::Value::Null;
+        probe.policy = Policy::default();
+        probe.limits.timeout = probe.limits.timeout.min(std::time::Duration::from_secs(2));
+        match self.run(&probe).result {
+            Err(ExecError::Syntax(mut e)) => {
+                if e.line == Some(1) {
+                    let shift = PROBE.len() as u32;
+                    e.column = e.column.map(|c| c.saturating_sub(shift).max(1));
+                }
+                Err(ExecError::Syntax(e))
+            }
+            Err(e @ (ExecError::InvalidRequest { .. } | ExecError::EngineUnavailable { .. })) => {
+                Err(e)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Runs one request as the `default` tenant, outside any deployed function. Invalid limits
     /// give `invalid_request`; nothing here panics on guest input, and a host bug that does is
     /// reported as `internal`.

@@ -94,7 +94,11 @@ fn issue_2_the_host_survives_a_run_after_each_limit() {
         for (src, kind) in hostile {
             // Only the timeout case needs a short deadline; the others get room to hit their own
             // limit first even on a loaded machine (V8 enforces its heap limit after a GC).
-            let timeout = if kind == ErrorKind::Timeout { 100 } else { 5000 };
+            let timeout = if kind == ErrorKind::Timeout {
+                100
+            } else {
+                5000
+            };
             let limits = Limits {
                 result: 1024,
                 ..small(16 << 20, timeout)

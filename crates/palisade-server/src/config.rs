@@ -1,0 +1,164 @@
+//! The service's configuration: a TOML file, overridden by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use palisade::{Limits, Policy};
+use serde::Deserialize;
+
+/// One bearer API key and the tenant it acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// The secret sent as `Authorization: Bearer <key>`.
+    pub key: String,
+    /// The tenant whose functions, executions and secrets the key reaches.
+    pub tenant: String,
+}
+
+/// Everything `palisade serve` can be told.
+///
+/// ```
+/// let config = palisade_server::Config::parse(r#"
+///     listen = "127.0.0.1:9000"
+///     workers = 2
+///     [limits]
+///     timeout = 1000
+///     [[keys]]
+///     key = "k-alice-0123456789"
+///     tenant = "alice"
+/// "#).unwrap();
+/// assert_eq!(config.workers, 2);
+/// assert_eq!(config.limits.timeout.as_millis(), 1000);
+/// assert_eq!(config.keys[0].tenant, "alice");
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The address to listen on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The SQLite database file (created and migrated at start); `:memory:` keeps nothing.
+    /// Default `palisade.db`.
+    pub database: PathBuf,
+    /// Worker processes. Default: the number of CPUs.
+    pub workers: usize,
+    /// Unused contexts each worker keeps ready per engine, built in the background. Default 1.
+    pub prewarm: usize,
+    /// Executions that may wait for a worker; past it, requests get 429. Default 1024.
+    pub queue: usize,
+    /// The largest request body, in bytes (413 past it). Default 1 MiB.
+    pub max_body: usize,
+    /// A worker is replaced after this many executions. Default 10,000.
+    pub worker_max_executions: u64,
+    /// A worker is replaced once its resident memory passes this many bytes. Default 1 GiB.
+    pub worker_max_memory: u64,
+    /// The command that starts a worker (`[program, args...]`). Default: this executable with
+    /// the `worker` argument.
+    pub worker_command: Option<Vec<String>>,
+    /// Default limits; a request's `limits` object overrides them field by field.
+    pub limits: Limits,
+    /// Default policy; a request's `policy` object overrides it field by field.
+    pub policy: Policy,
+    /// The encrypted secret store (see `palisade secrets`), keyed by `PALISADE_MASTER_KEY`.
+    pub secrets: Option<PathBuf>,
+    /// API keys. With none, authentication is off and every request acts for tenant `default`.
+    pub keys: Vec<ApiKey>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: PathBuf::from("palisade.db"),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            prewarm: 1,
+            queue: 1024,
+            max_body: 1 << 20,
+            worker_max_executions: 10_000,
+            worker_max_memory: 1 << 30,
+            worker_command: None,
+            limits: Limits::default(),
+            policy: Policy::default(),
+            secrets: None,
+            keys: Vec::new(),
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigFileError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or names an unknown field.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigFileError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigFileError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigFileError> {
+        let bad = |m: &str| Err(ConfigFileError::Parse(m.to_owned()));
+        if self.workers == 0 {
+            return bad("workers must be at least 1");
+        }
+        if self.queue == 0 {
+            return bad("queue must be at least 1");
+        }
+        if self.worker_max_executions == 0 {
+            return bad("worker_max_executions must be at least 1");
+        }
+        if let Err(e) = self.limits.validate() {
+            return Err(ConfigFileError::Parse(format!("limits: {e}")));
+        }
+        for k in &self.keys {
+            if k.key.len() < 16 {
+                return bad("every API key must be at least 16 characters");
+            }
+            if k.tenant.is_empty() {
+                return bad("every API key needs a tenant");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_rejections() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(Config::parse("listne = \"x\"").is_err());
+        assert!(Config::parse("workers = 0").is_err());
+        assert!(Config::parse("[[keys]]\nkey = \"short\"\ntenant = \"a\"").is_err());
+        let c = Config::parse("[policy]\nallow_eval = true").unwrap();
+        assert!(c.policy.allow_eval);
+    }
+}

@@ -1,0 +1,137 @@
+//! Prometheus text exposition of the service's counters.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::pool::Pool;
+
+/// Latency histogram bucket bounds, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Execution counters and latency histograms.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    executions: Mutex<BTreeMap<(String, String), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    rejected: std::sync::atomic::AtomicU64,
+}
+
+impl Metrics {
+    /// Records one execution: its engine, its outcome kind (`ok` or the error kind) and the
+    /// server-side latency.
+    pub fn record(&self, engine: &str, kind: &str, latency: Duration) {
+        if let Ok(mut m) = self.executions.lock() {
+            *m.entry((engine.to_owned(), kind.to_owned())).or_default() += 1;
+        }
+        if let Ok(mut m) = self.latency.lock() {
+            let h = m.entry(engine.to_owned()).or_default();
+            let s = latency.as_secs_f64();
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if s <= *b {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += s;
+        }
+    }
+
+    /// Counts a request refused because the queue was full.
+    pub fn rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text format.
+    pub fn render(&self, pool: &Pool) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP palisade_executions_total Executions by engine and outcome kind.\n");
+        out.push_str("# TYPE palisade_executions_total counter\n");
+        if let Ok(m) = self.executions.lock() {
+            for ((engine, kind), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "palisade_executions_total{{engine=\"{engine}\",kind=\"{kind}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP palisade_execution_seconds Execution latency seen by the server.\n");
+        out.push_str("# TYPE palisade_execution_seconds histogram\n");
+        if let Ok(m) = self.latency.lock() {
+            for (engine, h) in m.iter() {
+                for (b, c) in BUCKETS.iter().zip(h.counts) {
+                    let _ = writeln!(
+                        out,
+                        "palisade_execution_seconds_bucket{{engine=\"{engine}\",le=\"{b}\"}} {c}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "palisade_execution_seconds_bucket{{engine=\"{engine}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "palisade_execution_seconds_sum{{engine=\"{engine}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "palisade_execution_seconds_count{{engine=\"{engine}\"}} {}",
+                    h.count
+                );
+            }
+        }
+        let stats = pool.stats();
+        let gauges = [
+            (
+                "palisade_queue_depth",
+                "gauge",
+                "Executions waiting for a worker.",
+                pool.queue_depth() as u64,
+            ),
+            (
+                "palisade_worker_restarts_total",
+                "counter",
+                "Workers replaced after a crash or a missed deadline.",
+                stats.restarts.load(Ordering::Relaxed),
+            ),
+            (
+                "palisade_worker_recycles_total",
+                "counter",
+                "Workers retired by execution count or memory.",
+                stats.recycles.load(Ordering::Relaxed),
+            ),
+            (
+                "palisade_workers_spawned_total",
+                "counter",
+                "Worker processes started.",
+                stats.spawned.load(Ordering::Relaxed),
+            ),
+            (
+                "palisade_rejected_total",
+                "counter",
+                "Requests refused with 429 (queue full).",
+                self.rejected.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, v) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,241 @@
+//! A pool of worker processes behind a bounded queue.
+//!
+//! Each slot owns one worker process and takes jobs from the shared queue one at a time. A
+//! worker that dies, answers garbage or overruns its job's deadline is killed: that job alone
+//! fails with `internal`, and the slot starts a fresh worker. Workers are also recycled after a
+//! number of executions or past a resident-memory ceiling.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use palisade::{ExecError, Outcome};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::worker::{decode_reply, Job};
+
+/// How to start and retire workers.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// `[program, args...]`.
+    pub command: Vec<String>,
+    /// Worker processes.
+    pub workers: usize,
+    /// Jobs that may wait.
+    pub queue: usize,
+    /// Recycle after this many jobs.
+    pub max_executions: u64,
+    /// Recycle past this resident size, in bytes.
+    pub max_memory: u64,
+}
+
+/// Counters the pool keeps for `/metrics`.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    /// Workers replaced after a crash, a bad reply or a missed deadline.
+    pub restarts: AtomicU64,
+    /// Workers retired by the execution count or memory ceiling.
+    pub recycles: AtomicU64,
+    /// Workers started in all.
+    pub spawned: AtomicU64,
+}
+
+struct Task {
+    job: Job,
+    /// The server-side deadline for the reply: past it, the worker is killed.
+    deadline: Duration,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the execution queue is full")]
+pub struct Busy;
+
+/// A running pool. Dropping it (after in-flight jobs finished) stops the workers.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    tx: mpsc::Sender<TaskBox>,
+    stats: Arc<PoolStats>,
+}
+
+// `Task` holds a oneshot sender, which is Debug; wrap for the channel's Debug bound.
+struct TaskBox(Task);
+
+impl std::fmt::Debug for TaskBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Task")
+    }
+}
+
+impl Pool {
+    /// Starts the slots (workers spawn in the background).
+    pub fn start(options: PoolOptions) -> Pool {
+        let (tx, rx) = mpsc::channel::<TaskBox>(options.queue.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        let stats = Arc::new(PoolStats::default());
+        let options = Arc::new(options);
+        for slot in 0..options.workers.max(1) {
+            tokio::spawn(run_slot(slot, rx.clone(), options.clone(), stats.clone()));
+        }
+        Pool { tx, stats }
+    }
+
+    /// Queues a job; the receiver yields its outcome. `Err(Busy)` when the queue is full.
+    pub fn submit(&self, job: Job, deadline: Duration) -> Result<oneshot::Receiver<Outcome>, Busy> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(TaskBox(Task {
+                job,
+                deadline,
+                reply,
+            }))
+            .map_err(|_| Busy)?;
+        Ok(rx)
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// The pool's counters.
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    runs: u64,
+}
+
+impl Worker {
+    fn spawn(command: &[String]) -> std::io::Result<Worker> {
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("empty worker command"))?;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdin"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        Ok(Worker {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            runs: 0,
+        })
+    }
+
+    async fn call(&mut self, job: &Job, deadline: Duration) -> Result<Outcome, String> {
+        let mut line = serde_json::to_string(job).map_err(|e| e.to_string())?;
+        line.push('\n');
+        let exchange = async {
+            self.stdin.write_all(line.as_bytes()).await?;
+            self.stdin.flush().await?;
+            let mut reply = String::new();
+            let n = self.stdout.read_line(&mut reply).await?;
+            Ok::<_, std::io::Error>((n, reply))
+        };
+        match tokio::time::timeout(deadline, exchange).await {
+            Err(_) => Err("the worker missed its deadline and was stopped".into()),
+            Ok(Err(e)) => Err(format!("the worker failed: {e}")),
+            Ok(Ok((0, _))) => Err("the worker process exited during the execution".into()),
+            Ok(Ok((_, reply))) => Ok(decode_reply(&reply)),
+        }
+    }
+
+    /// Resident bytes, where the platform says.
+    fn rss(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+async fn run_slot(
+    slot: usize,
+    rx: Arc<Mutex<mpsc::Receiver<TaskBox>>>,
+    options: Arc<PoolOptions>,
+    stats: Arc<PoolStats>,
+) {
+    let spawn = |stats: &PoolStats| {
+        let w = Worker::spawn(&options.command);
+        match &w {
+            Ok(_) => {
+                stats.spawned.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(slot, error = %e, "cannot start a worker"),
+        }
+        w.ok()
+    };
+    let mut worker = spawn(&stats);
+    loop {
+        let task = { rx.lock().await.recv().await };
+        let Some(TaskBox(task)) = task else { break };
+        if task.reply.is_closed() {
+            continue;
+        }
+        if worker.is_none() {
+            worker = spawn(&stats);
+        }
+        let Some(w) = worker.as_mut() else {
+            let _ = task.reply.send(Outcome::failed(
+                "",
+                ExecError::internal("no worker process could be started"),
+            ));
+            continue;
+        };
+        match w.call(&task.job, task.deadline).await {
+            Ok(outcome) => {
+                let _ = task.reply.send(outcome);
+                w.runs += 1;
+                let over_memory = w.rss().is_some_and(|r| r > options.max_memory);
+                if w.runs >= options.max_executions || over_memory {
+                    tracing::info!(slot, runs = w.runs, over_memory, "recycling worker");
+                    stats.recycles.fetch_add(1, Ordering::Relaxed);
+                    if let Some(old) = worker.take() {
+                        old.stop().await;
+                    }
+                    worker = spawn(&stats);
+                }
+            }
+            Err(message) => {
+                tracing::warn!(slot, %message, "worker failed; restarting it");
+                let _ = task
+                    .reply
+                    .send(Outcome::failed("", ExecError::internal(message)));
+                stats.restarts.fetch_add(1, Ordering::Relaxed);
+                if let Some(old) = worker.take() {
+                    old.stop().await;
+                }
+                worker = spawn(&stats);
+            }
+        }
+    }
+    if let Some(w) = worker {
+        w.stop().await;
+    }
+}

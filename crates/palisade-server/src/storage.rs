@@ -1,0 +1,348 @@
+//! Persistence behind the [`Storage`] trait: deployed functions, execution records and the
+//! secret-access audit log. [`SqliteStorage`] (embedded, the default) migrates its schema at
+//! open.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use palisade::{AuditRecord, AuditSink, OutcomeRecord};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+/// A deployed function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionRecord {
+    /// The owning tenant.
+    pub tenant: String,
+    /// The name, unique per tenant.
+    pub name: String,
+    /// `quickjs`, `wasm` or `v8`.
+    pub engine: String,
+    /// The request template: source, mode, modules, limits and policy (its `input` is unused).
+    pub request: palisade::Request,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// One recorded execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    /// The execution id.
+    pub id: String,
+    /// The owning tenant.
+    pub tenant: String,
+    /// The function invoked, if any.
+    pub function: Option<String>,
+    /// The engine it ran on.
+    pub engine: String,
+    /// The outcome, in the contract's shape (with its metrics).
+    pub outcome: OutcomeRecord,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A stored row could not be decoded.
+    #[error("corrupt row: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// A lock was poisoned by a panic elsewhere.
+    #[error("storage lock poisoned")]
+    Poisoned,
+}
+
+/// Where the service keeps its state. Every method is scoped by tenant.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Creates or replaces a function.
+    fn put_function(&self, f: &FunctionRecord) -> Result<(), StorageError>;
+    /// One function.
+    fn get_function(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<FunctionRecord>, StorageError>;
+    /// A tenant's functions, by name.
+    fn list_functions(&self, tenant: &str) -> Result<Vec<FunctionRecord>, StorageError>;
+    /// Deletes a function; whether it existed.
+    fn delete_function(&self, tenant: &str, name: &str) -> Result<bool, StorageError>;
+    /// Records an execution.
+    fn put_execution(&self, e: &ExecutionRecord) -> Result<(), StorageError>;
+    /// One execution.
+    fn get_execution(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<ExecutionRecord>, StorageError>;
+    /// Appends a secret-access audit record.
+    fn append_audit(&self, r: &AuditRecord) -> Result<(), StorageError>;
+    /// A tenant's audit records, oldest first.
+    fn audit(&self, tenant: &str) -> Result<Vec<AuditRecord>, StorageError>;
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "CREATE TABLE functions (
+        tenant TEXT NOT NULL, name TEXT NOT NULL, engine TEXT NOT NULL,
+        request TEXT NOT NULL, created_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, name));
+     CREATE TABLE executions (
+        id TEXT PRIMARY KEY, tenant TEXT NOT NULL, function TEXT, engine TEXT NOT NULL,
+        outcome TEXT NOT NULL, created_at INTEGER NOT NULL);
+     CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, record TEXT NOT NULL);
+     CREATE INDEX audit_tenant ON audit (tenant, seq);",
+];
+
+/// Embedded SQLite storage (WAL mode), safe to share between the server and its workers.
+#[derive(Debug)]
+pub struct SqliteStorage {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path` (`:memory:` for a private in-memory
+    /// one) and applies any pending migrations.
+    pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        let conn = if path.as_os_str() == ":memory:" {
+            Connection::open_in_memory()?
+        } else {
+            Connection::open(path)?
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStorage {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StorageError> {
+        self.conn.lock().map_err(|_| StorageError::Poisoned)
+    }
+}
+
+fn function_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, u64)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get::<_, i64>(4)? as u64,
+    ))
+}
+
+fn decode_function(
+    (tenant, name, engine, request, created_at): (String, String, String, String, u64),
+) -> Result<FunctionRecord, StorageError> {
+    Ok(FunctionRecord {
+        tenant,
+        name,
+        engine,
+        request: serde_json::from_str(&request)?,
+        created_at,
+    })
+}
+
+impl Storage for SqliteStorage {
+    fn put_function(&self, f: &FunctionRecord) -> Result<(), StorageError> {
+        let request = serde_json::to_string(&f.request)?;
+        self.conn()?.execute(
+            "INSERT OR REPLACE INTO functions (tenant, name, engine, request, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![f.tenant, f.name, f.engine, request, f.created_at as i64],
+        )?;
+        Ok(())
+    }
+
+    fn get_function(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<FunctionRecord>, StorageError> {
+        let row = self
+            .conn()?
+            .query_row(
+                "SELECT tenant, name, engine, request, created_at FROM functions
+                 WHERE tenant = ?1 AND name = ?2",
+                params![tenant, name],
+                function_row,
+            )
+            .optional()?;
+        row.map(decode_function).transpose()
+    }
+
+    fn list_functions(&self, tenant: &str) -> Result<Vec<FunctionRecord>, StorageError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT tenant, name, engine, request, created_at FROM functions
+             WHERE tenant = ?1 ORDER BY name",
+        )?;
+        let rows = stmt
+            .query_map(params![tenant], function_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(decode_function).collect()
+    }
+
+    fn delete_function(&self, tenant: &str, name: &str) -> Result<bool, StorageError> {
+        let n = self.conn()?.execute(
+            "DELETE FROM functions WHERE tenant = ?1 AND name = ?2",
+            params![tenant, name],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn put_execution(&self, e: &ExecutionRecord) -> Result<(), StorageError> {
+        let outcome = serde_json::to_string(&e.outcome)?;
+        self.conn()?
+            .prepare_cached(
+                "INSERT INTO executions (id, tenant, function, engine, outcome, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                e.id,
+                e.tenant,
+                e.function,
+                e.engine,
+                outcome,
+                e.created_at as i64
+            ])?;
+        Ok(())
+    }
+
+    fn get_execution(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<ExecutionRecord>, StorageError> {
+        let row = self
+            .conn()?
+            .query_row(
+                "SELECT id, tenant, function, engine, outcome, created_at FROM executions
+                 WHERE tenant = ?1 AND id = ?2",
+                params![tenant, id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)? as u64,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(id, tenant, function, engine, outcome, created_at)| {
+            Ok(ExecutionRecord {
+                id,
+                tenant,
+                function,
+                engine,
+                outcome: serde_json::from_str(&outcome)?,
+                created_at,
+            })
+        })
+        .transpose()
+    }
+
+    fn append_audit(&self, r: &AuditRecord) -> Result<(), StorageError> {
+        let record = serde_json::to_string(r)?;
+        self.conn()?.execute(
+            "INSERT INTO audit (tenant, record) VALUES (?1, ?2)",
+            params![r.tenant, record],
+        )?;
+        Ok(())
+    }
+
+    fn audit(&self, tenant: &str) -> Result<Vec<AuditRecord>, StorageError> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare_cached("SELECT record FROM audit WHERE tenant = ?1 ORDER BY seq")?;
+        let rows = stmt
+            .query_map(params![tenant], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.iter()
+            .map(|s| serde_json::from_str(s).map_err(StorageError::from))
+            .collect()
+    }
+}
+
+/// Secret-access audit records written into a [`Storage`] (the workers' audit sink).
+#[derive(Debug)]
+pub struct StorageAudit<S>(pub S);
+
+impl<S: Storage> AuditSink for StorageAudit<S> {
+    fn append(&self, record: &AuditRecord) -> std::io::Result<()> {
+        self.0.append_audit(record).map_err(std::io::Error::other)
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_and_executions_are_scoped_by_tenant() {
+        let s = SqliteStorage::open(Path::new(":memory:")).unwrap();
+        let f = FunctionRecord {
+            tenant: "a".into(),
+            name: "f".into(),
+            engine: "quickjs".into(),
+            request: palisade::Request::script("1"),
+            created_at: now(),
+        };
+        s.put_function(&f).unwrap();
+        assert_eq!(s.get_function("a", "f").unwrap(), Some(f.clone()));
+        assert_eq!(s.get_function("b", "f").unwrap(), None);
+        assert_eq!(s.list_functions("a").unwrap().len(), 1);
+        assert!(s.list_functions("b").unwrap().is_empty());
+        assert!(!s.delete_function("b", "f").unwrap());
+        assert!(s.delete_function("a", "f").unwrap());
+        let outcome = palisade::Sandbox::new()
+            .run(&palisade::Request::script("2"))
+            .to_record();
+        let e = ExecutionRecord {
+            id: "x1".into(),
+            tenant: "a".into(),
+            function: None,
+            engine: "quickjs".into(),
+            outcome,
+            created_at: now(),
+        };
+        s.put_execution(&e).unwrap();
+        assert_eq!(s.get_execution("a", "x1").unwrap(), Some(e));
+        assert_eq!(s.get_execution("b", "x1").unwrap(), None);
+    }
+
+    #[test]
+    fn migrations_run_once() {
+        let dir = std::env::temp_dir().join(format!("palisade-mig-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        SqliteStorage::open(&dir).unwrap();
+        SqliteStorage::open(&dir).unwrap();
+        let _ = std::fs::remove_file(&dir);
+    }
+}

@@ -1,0 +1,591 @@
+//! The real server on an ephemeral loopback port, with real worker processes, driven over HTTP.
+#![allow(clippy::unwrap_used)] // test helpers
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+const KEY_A: &str = "key-alice-0123456789";
+const KEY_B: &str = "key-bob-0123456789ab";
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<Result<(), palisade_server::ServeError>>,
+}
+
+async fn start(extra: &str) -> Server {
+    let worker = env!("CARGO_BIN_EXE_palisade-worker");
+    let workers = if extra.contains("workers =") {
+        ""
+    } else {
+        "workers = 2\n"
+    };
+    let text = format!(
+        "database = \":memory:\"\n{workers}worker_command = [\"{worker}\"]\n{extra}\n\
+         [[keys]]\nkey = \"{KEY_A}\"\ntenant = \"alice\"\n[[keys]]\nkey = \"{KEY_B}\"\ntenant = \"bob\"\n"
+    );
+    let config = palisade_server::Config::parse(&text).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, rx) = oneshot::channel::<()>();
+    let done = tokio::spawn(palisade_server::serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    Server {
+        base,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        done,
+    }
+}
+
+impl Server {
+    fn post(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+    }
+
+    fn get(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.done.await.unwrap().unwrap();
+    }
+}
+
+async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_deploy_invoke_and_records() {
+    let s = start("").await;
+    let ok = s
+        .client
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let ready = s
+        .client
+        .get(format!("{}/readyz", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    // Execute: the CLI's outcome shape, with an execution id.
+    let resp = s
+        .post("/v1/execute", KEY_A)
+        .header("x-request-id", "req-123")
+        .json(&json!({"source": "console.log('hi'); input.a + 1", "input": {"a": 41}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "req-123");
+    let exec_id = resp.headers()["x-execution-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (status, out) = json_of(resp).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out["status"], "ok");
+    assert_eq!(out["value"], 42);
+    assert_eq!(out["stdout"], "hi\n");
+    assert_eq!(out["metrics"]["engine"], "quickjs");
+    let record: palisade::OutcomeRecord = serde_json::from_value(out.clone()).unwrap();
+    assert_eq!(record.value, json!(42));
+
+    // The recorded execution, visible to its tenant only.
+    let (status, rec) = json_of(
+        s.get(&format!("/v1/executions/{exec_id}"), KEY_A)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rec["outcome"], out);
+    let resp = s
+        .get(&format!("/v1/executions/{exec_id}"), KEY_B)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // Guest errors are outcomes, with limits overriding the defaults.
+    let (status, out) = json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "for(;;){}", "limits": {"timeout": 100}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out["error"]["kind"], "timeout");
+
+    // Deploy: a syntax error is refused with its position in the original source.
+    let (status, err) = json_of(
+        s.post("/v1/functions", KEY_A)
+            .json(&json!({"name": "bad", "source": "let x = 1;\nlet y = ;"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["error"]["kind"], "syntax_error");
+    assert_eq!(err["error"]["line"], 2);
+    assert!(err["error"]["column"].is_u64());
+
+    // Deploying runs nothing.
+    let (status, f) = json_of(
+        s.post("/v1/functions", KEY_A)
+            .json(&json!({"name": "double", "source": "export default (x) => { console.log('ran'); return x * 2 }", "mode": "module"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{f}");
+    assert_eq!(f["name"], "double");
+
+    let (_, list) = json_of(s.get("/v1/functions", KEY_A).send().await.unwrap()).await;
+    assert_eq!(list["functions"].as_array().unwrap().len(), 1);
+    let (_, list) = json_of(s.get("/v1/functions", KEY_B).send().await.unwrap()).await;
+    assert!(list["functions"].as_array().unwrap().is_empty());
+    let (status, f) = json_of(s.get("/v1/functions/double", KEY_A).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(f["source"].as_str().unwrap().contains("x * 2"));
+
+    let resp = s
+        .post("/v1/functions/double/invoke", KEY_A)
+        .json(&json!({"input": 21}))
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-execution-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (status, out) = json_of(resp).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out["value"], 42);
+    assert_eq!(out["stdout"], "ran\n");
+    let (_, rec) = json_of(
+        s.get(&format!("/v1/executions/{id}"), KEY_A)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(rec["function"], "double");
+
+    // Another tenant sees nothing.
+    for resp in [
+        s.post("/v1/functions/double/invoke", KEY_B)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+        s.get("/v1/functions/double", KEY_B).send().await.unwrap(),
+        s.client
+            .delete(format!("{}/v1/functions/double", s.base))
+            .bearer_auth(KEY_B)
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    }
+    let resp = s
+        .client
+        .delete(format!("{}/v1/functions/double", s.base))
+        .bearer_auth(KEY_A)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = s
+        .post("/v1/functions/double/invoke", KEY_A)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // Metrics and the OpenAPI document.
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("palisade_executions_total{engine=\"quickjs\",kind=\"ok\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("palisade_executions_total{engine=\"quickjs\",kind=\"timeout\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("palisade_execution_seconds_bucket{engine=\"quickjs\",le=\"+Inf\"} 3"),
+        "{text}"
+    );
+    assert!(text.contains("palisade_queue_depth 0"));
+    let (status, doc) = json_of(
+        s.client
+            .get(format!("{}/v1/openapi.json", s.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.0.3");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_bad_requests() {
+    let s = start("max_body = 4096").await;
+    // No key, a wrong key.
+    let resp = s
+        .client
+        .post(format!("{}/v1/execute", s.base))
+        .json(&json!({"source": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = s
+        .post("/v1/execute", "not-a-key")
+        .json(&json!({"source": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().contains_key("x-request-id"));
+    // Malformed JSON: 400 with line and column.
+    let (status, err) = json_of(
+        s.post("/v1/execute", KEY_A)
+            .body("{\"source\":\n  \"1\",,}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["error"]["line"], 2);
+    assert_eq!(err["error"]["column"], 7);
+    // Unknown fields, at the top and inside limits.
+    let resp = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "1", "sourse": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "1", "limits": {"heap": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // Invalid limits come back as an invalid_request outcome.
+    let (status, out) = json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "1", "limits": {"memory": 0}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(out["error"]["kind"], "invalid_request");
+    // Too large.
+    let big = "x".repeat(8192);
+    let resp = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": big}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Bad names and engines.
+    let resp = s
+        .post("/v1/functions", KEY_A)
+        .json(&json!({"name": "a/b", "source": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "1", "engine": "spidermonkey"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    s.stop().await;
+}
+
+/// Worker processes that are children of this test process.
+fn worker_pids() -> Vec<u32> {
+    let me = std::process::id();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let ppid: u32 = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        if ppid == me && stat.contains("(palisade-worke") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_fails_only_its_execution() {
+    let s = start("workers = 1").await;
+    // Warm the worker, then kill it in the middle of a long execution.
+    let resp = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let pending = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "for(;;){}", "limits": {"timeout": 4000}}))
+        .send();
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for pid in worker_pids() {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    };
+    let (resp, ()) = tokio::join!(pending, killer);
+    let (status, out) = json_of(resp.unwrap()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(out["error"]["kind"], "internal");
+    // The server keeps serving on a fresh worker.
+    let (status, out) = json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "6 * 7"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out["value"], 42);
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("palisade_worker_restarts_total 1"), "{text}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_gives_429_and_workers_recycle() {
+    let s = start("workers = 1\nqueue = 1\nworker_max_executions = 2").await;
+    // One running, one queued; the rest are refused.
+    let slow = json!({"source": "const t = Date.now(); while (Date.now() - t < 400) {}; 1"});
+    let mut calls = Vec::new();
+    for _ in 0..6 {
+        calls.push(tokio::spawn(
+            s.post("/v1/execute", KEY_A).json(&slow).send(),
+        ));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let mut codes = Vec::new();
+    for c in calls {
+        let r = c.await.unwrap().unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.headers()["retry-after"], "1");
+        }
+        codes.push(r.status());
+    }
+    assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
+    assert!(codes.contains(&StatusCode::OK), "{codes:?}");
+    for _ in 0..3 {
+        let resp = s
+            .post("/v1/execute", KEY_A)
+            .json(&json!({"source": "1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("palisade_worker_recycles_total 0"), "{text}");
+    assert!(!text.contains("palisade_rejected_total 0"), "{text}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_accepted_work() {
+    let mut s = start("").await;
+    let started = Instant::now();
+    let slow = tokio::spawn(
+        s.post("/v1/execute", KEY_A)
+            .json(
+                &json!({"source": "const t = Date.now(); while (Date.now() - t < 500) {}; 'done'"}),
+            )
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Stop while the execution is in flight: it still completes.
+    let _ = s.stop.take().unwrap().send(());
+    let (status, out) = json_of(slow.await.unwrap().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out["value"], "done");
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    s.done.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_per_tenant_and_audited_in_the_database() {
+    use palisade_server::Storage;
+    let dir = std::env::temp_dir().join(format!("palisade-srv-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (store, db) = (dir.join("secrets.json"), dir.join("palisade.db"));
+    let key = palisade::MasterKey::generate().unwrap();
+    palisade::FileSecretStore::open(&store, &key)
+        .unwrap()
+        .put(
+            "alice",
+            "API_TOKEN",
+            "tok-123456789",
+            Some(["reader".to_owned()].into()),
+        )
+        .unwrap();
+    let worker = env!("CARGO_BIN_EXE_palisade-worker");
+    let text = format!(
+        "database = \"{}\"\nsecrets = \"{}\"\nworkers = 1\n\
+         worker_command = [\"env\", \"PALISADE_MASTER_KEY={}\", \"{worker}\"]\n\
+         [[keys]]\nkey = \"{KEY_A}\"\ntenant = \"alice\"\n[[keys]]\nkey = \"{KEY_B}\"\ntenant = \"bob\"\n",
+        db.display(),
+        store.display(),
+        key.to_base64()
+    );
+    let config = palisade_server::Config::parse(&text).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, rx) = oneshot::channel::<()>();
+    let done = tokio::spawn(palisade_server::serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let s = Server {
+        base,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        done,
+    };
+
+    let source = "console.log(secrets.get('API_TOKEN')); secrets.get('API_TOKEN').length";
+    let deploy = json!({"name": "reader", "source": source, "policy": {"secrets": ["API_TOKEN"]}});
+    for k in [KEY_A, KEY_B] {
+        let resp = s
+            .post("/v1/functions", k)
+            .json(&deploy)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    // Alice's function reads her secret; the value never leaves redacted.
+    let resp = s
+        .post("/v1/functions/reader/invoke", KEY_A)
+        .send()
+        .await
+        .unwrap();
+    let alice_exec = resp.headers()["x-execution-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, out) = json_of(resp).await;
+    assert_eq!(out["value"], 13, "{out}");
+    assert_eq!(out["stdout"], "[REDACTED]\n");
+    // Outside the function the secret's function list refuses it; Bob has no such secret.
+    let (_, out) = json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "secrets.get('API_TOKEN')", "policy": {"secrets": ["API_TOKEN"]}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out["status"], "error", "{out}");
+    let (_, out) = json_of(
+        s.post("/v1/functions/reader/invoke", KEY_B)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out["status"], "error", "{out}");
+    s.stop().await;
+
+    let storage = palisade_server::SqliteStorage::open(&db).unwrap();
+    let alice = storage.audit("alice").unwrap();
+    assert_eq!(alice.len(), 3, "{alice:?}");
+    assert_eq!(alice[0].execution_id, alice_exec);
+    assert_eq!(alice[0].function.as_deref(), Some("reader"));
+    assert_eq!(alice[0].result, palisade::AccessResult::Granted);
+    assert_eq!(alice[2].result, palisade::AccessResult::Denied);
+    let bob = storage.audit("bob").unwrap();
+    assert!(!bob.is_empty());
+    assert!(bob
+        .iter()
+        .all(|r| r.result == palisade::AccessResult::NotFound && r.secret == "API_TOKEN"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
