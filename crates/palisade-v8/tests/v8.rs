@@ -52,7 +52,8 @@ fn timeout_keeps_output() {
         let Some(o) = run(&req) else { return };
         assert_eq!(o.error_kind(), Some(ErrorKind::Timeout), "{}", o.to_json());
         assert_eq!(o.stdout, "before\n", "{}", o.to_json());
-        assert!(o.metrics.wall_us < 250_000, "{}", o.to_json());
+        // Ended by the deadline, not by something later (slack for a loaded CI machine).
+        assert!(o.metrics.wall_us < 2_200_000, "{}", o.to_json());
     }
 }
 
@@ -97,7 +98,8 @@ fn webassembly_is_denied_by_default_and_its_loops_time_out() {
         .with_limits(ms(300)))
     .expect("engine");
     assert_eq!(o.error_kind(), Some(ErrorKind::Timeout), "{}", o.to_json());
-    assert!(start.elapsed() < Duration::from_millis(1000));
+    // Generous: CI's two cores are shared; this proves the deadline ended it, not how promptly.
+    assert!(start.elapsed() < Duration::from_millis(3000));
     // Async compilation settles through a posted task, not a microtask.
     let src =
         format!("WebAssembly.instantiate({module}).then(r => typeof r.instance.exports.spin)");
@@ -126,7 +128,7 @@ fn atomics_wait_is_ended_by_the_deadline() {
     };
     assert_eq!(o.error_kind(), Some(ErrorKind::Timeout), "{}", o.to_json());
     assert_eq!(o.stdout, "waiting\n");
-    assert!(start.elapsed() < Duration::from_millis(800));
+    assert!(start.elapsed() < Duration::from_millis(3000));
 }
 
 #[test]

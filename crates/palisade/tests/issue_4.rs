@@ -136,7 +136,8 @@ fn serve(stream: TcpStream, port: u16, log: &Mutex<Vec<String>>) -> std::io::Res
             }
             "/missing" => respond(&mut out, "404 Not Found", "", b"nope")?,
             "/slow" => {
-                thread::sleep(Duration::from_secs(3));
+                // Far longer than any bound below, so only a working timeout ends these runs in time.
+                thread::sleep(Duration::from_secs(10));
                 respond(&mut out, "200 OK", "", b"late")?
             }
             "/endless" => {
@@ -331,7 +332,7 @@ fn issue_4_fetch_slow_server_times_out_and_counts_against_the_deadline() {
         let t = Instant::now();
         let v = value(kind, &run(sandbox, &src, policy))?;
         check(v == json!(["TypeError", true]), || format!("{kind}: {v}"))?;
-        check(t.elapsed() < Duration::from_millis(2000), || {
+        check(t.elapsed() < Duration::from_millis(5000), || {
             format!("{kind}: took {:?}", t.elapsed())
         })?;
 
@@ -351,7 +352,7 @@ fn issue_4_fetch_slow_server_times_out_and_counts_against_the_deadline() {
         check(o.error_kind() == Some(ErrorKind::Timeout), || {
             format!("{kind}: {:?}", o.result)
         })?;
-        check(t.elapsed() < Duration::from_millis(1500), || {
+        check(t.elapsed() < Duration::from_millis(5000), || {
             format!("{kind}: took {:?}", t.elapsed())
         })
     });
