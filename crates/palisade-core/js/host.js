@@ -1,5 +1,5 @@
-// Palisade's host prelude: the guest-facing shapes of the host APIs (`crypto`, `fetch` with
-// `Headers` and `Response`, `secrets`), built on one private primitive each engine provides:
+// Palisade's host prelude: the guest-facing shapes of the host APIs (`crypto`, `performance`,
+// `fetch` with `Headers` and `Response`, `secrets`), built on one private primitive each engine provides:
 //
 //   hostcall(op: string, arg: string, bytes: ArrayBuffer | undefined)
 //     -> string | ArrayBuffer | undefined, or throws an Error with the host error's name.
@@ -386,5 +386,18 @@
   });
   freeze(secrets);
 
-  return { crypto, fetch, Headers, Response, secrets };
+  // ----------------------------------------------------------------------------- performance
+  // `now()` only: milliseconds since the run started, at 0.1 ms resolution (a coarse timer, as
+  // browsers give untrusted code), or from the deterministic clock. The host keeps the clock.
+  const performance = create(null);
+  defineProperty(performance, "now", {
+    value: function now() {
+      return +call("performance.now", "", undefined);
+    },
+    writable: true, configurable: true,
+  });
+  defineProperty(performance, P.SymbolToStringTag, { value: "Performance", configurable: true });
+  freeze(performance);
+
+  return { crypto, performance, fetch, Headers, Response, secrets };
 })

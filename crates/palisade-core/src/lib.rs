@@ -59,6 +59,46 @@ pub fn is_stack_overflow(error: &GuestError) -> bool {
     error.name.as_deref() == Some("RangeError") && error.message == STACK_OVERFLOW_MESSAGE
 }
 
+/// The `stack_overflow` outcome for an uncaught overflow with this message, under `stack` bytes
+/// of stack: the same text on every engine.
+pub fn stack_overflow_error(message: &str, stack: u64) -> ExecError {
+    ExecError::limit(
+        Limit::Stack,
+        stack,
+        None,
+        format!("{message} (stack limit {})", units::format_size(stack)),
+    )
+}
+
+/// Classifies an uncaught guest error the way every engine must: a policy denial the host threw
+/// in this run (`denied`) is `policy_denied`, a stack overflow is `stack_overflow` (under
+/// `stack` bytes), anything else an `exception`.
+pub fn classify_uncaught(
+    guest: GuestError,
+    stack: u64,
+    denied: impl FnOnce(&str) -> bool,
+) -> ExecError {
+    if guest.message.starts_with(policy::DENIED_PREFIX) && denied(&guest.message) {
+        return ExecError::PolicyDenied {
+            message: guest.message,
+        };
+    }
+    if is_stack_overflow(&guest) {
+        return stack_overflow_error(&guest.message, stack);
+    }
+    ExecError::Exception(guest)
+}
+
+/// A result too deep for the engine's own `JSON.stringify` (its stack ran out): the same kind
+/// as a result deeper than [`MAX_RESULT_DEPTH`].
+pub fn result_too_deep() -> ExecError {
+    ExecError::NotSerializable {
+        message: format!(
+            "the result is nested too deeply to convert (more than the {MAX_RESULT_DEPTH} levels Palisade converts)"
+        ),
+    }
+}
+
 /// Parses `file:line:col` (the last such triple) out of one stack frame line, e.g.
 /// `    at f (script.js:3:5)` gives `(3, 5)`.
 ///

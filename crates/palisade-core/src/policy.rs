@@ -33,11 +33,20 @@ pub enum HostGlobal {
     /// `crypto`: `getRandomValues`, `randomUUID`, `subtle.digest`.
     #[serde(rename = "crypto")]
     Crypto,
+    /// `performance`: `now()`, milliseconds since the run started (0.1 ms resolution), or from
+    /// the deterministic clock. Off by default.
+    #[serde(rename = "performance")]
+    Performance,
 }
 
 impl HostGlobal {
     /// Every host global, in order.
-    pub const ALL: [HostGlobal; 3] = [HostGlobal::Console, HostGlobal::Input, HostGlobal::Crypto];
+    pub const ALL: [HostGlobal; 4] = [
+        HostGlobal::Console,
+        HostGlobal::Input,
+        HostGlobal::Crypto,
+        HostGlobal::Performance,
+    ];
 
     /// The global's name in the guest.
     pub fn name(self) -> &'static str {
@@ -45,6 +54,7 @@ impl HostGlobal {
             HostGlobal::Console => "console",
             HostGlobal::Input => "input",
             HostGlobal::Crypto => "crypto",
+            HostGlobal::Performance => "performance",
         }
     }
 }
@@ -324,6 +334,41 @@ pub const WASM_MEMBERS: &[&str] = &[
     "Exception",
 ];
 
+/// Globals QuickJS-NG adds that are neither ECMAScript nor Palisade host globals; both QuickJS
+/// engines (native and wasm) remove them so every engine offers the same global object.
+pub const QUICKJS_EXTRAS: &[&str] = &[
+    "performance",
+    "atob",
+    "btoa",
+    "queueMicrotask",
+    "DOMException",
+    "InternalError",
+];
+
+/// The denial thrown by `eval` and the `Function` constructors: the same text on every engine.
+pub fn code_generation_denied() -> String {
+    denied_message(
+        "generating code from strings: eval and the Function constructors",
+        "allow it with policy.allow_eval",
+    )
+}
+
+/// The denial thrown by `SharedArrayBuffer` and `Atomics`.
+pub fn shared_memory_denied() -> String {
+    denied_message(
+        "shared memory: SharedArrayBuffer and Atomics",
+        "allow it with policy.allow_shared_memory",
+    )
+}
+
+/// The denial thrown by `WebAssembly`.
+pub fn wasm_denied() -> String {
+    denied_message(
+        "WebAssembly",
+        "allow it with policy.allow_wasm on an engine that has it",
+    )
+}
+
 /// The message of the error thrown to the guest for a denied operation.
 pub fn denied_message(what: &str, how_to_allow: &str) -> String {
     format!("{DENIED_PREFIX}{what} ({how_to_allow})")
@@ -352,6 +397,9 @@ impl Policy {
         if self.allows_global(HostGlobal::Crypto) {
             out.push("crypto");
         }
+        if self.allows_global(HostGlobal::Performance) {
+            out.push("performance");
+        }
         if !self.fetch.allow.is_empty() {
             out.extend(["fetch", "Headers", "Response"]);
         }
@@ -362,8 +410,14 @@ impl Policy {
     }
 
     /// Every global the host prelude can define.
-    pub const HOST_PRELUDE_GLOBALS: [&'static str; 5] =
-        ["crypto", "fetch", "Headers", "Response", "secrets"];
+    pub const HOST_PRELUDE_GLOBALS: [&'static str; 6] = [
+        "crypto",
+        "performance",
+        "fetch",
+        "Headers",
+        "Response",
+        "secrets",
+    ];
 
     /// Whether `global` exists in the guest.
     pub fn allows_global(&self, global: HostGlobal) -> bool {
@@ -382,7 +436,21 @@ impl Policy {
     /// Parses a TOML policy file; unknown keys and bad values are errors with their position.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
         toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((1, 1), |s| line_column(text, s.start));
+            let start = e.span().map_or(0, |s| {
+                // A bad element of an array is reported with the array's span: point at the
+                // element itself (the pattern the message quotes) when it is in that span.
+                let quoted = e
+                    .message()
+                    .split_once("invalid URL pattern `")
+                    .and_then(|(_, rest)| rest.split_once('`'))
+                    .map(|(pattern, _)| pattern);
+                let within = text.get(s.start..s.end.min(text.len())).unwrap_or("");
+                quoted
+                    .filter(|p| !p.is_empty())
+                    .and_then(|p| within.find(p))
+                    .map_or(s.start, |at| s.start + at)
+            });
+            let (line, column) = line_column(text, start);
             PolicyError {
                 line,
                 column,
@@ -469,6 +537,10 @@ mod tests {
             let text = format!("[fetch]\n\nallow = [\"{bad}\"]\n");
             let e = Policy::from_toml(&text).unwrap_err();
             assert_eq!(e.line, 3, "{bad}: {e}");
+            // In a multi-line array, the element's own line.
+            let text = format!("[fetch]\nallow = [\n  \"https://a.example/\",\n  \"{bad}\",\n]\n");
+            let e = Policy::from_toml(&text).unwrap_err();
+            assert_eq!(e.line, 4, "{bad}: {e}");
             assert!(e.message.contains("invalid URL pattern"), "{e}");
         }
         let e =

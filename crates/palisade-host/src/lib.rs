@@ -86,9 +86,44 @@ impl HostServices {
 #[derive(Debug)]
 struct State {
     random: crypto::Randomness,
+    clock: PerformanceClock,
     fetcher: fetch::Fetcher,
     revealed: Vec<String>,
     denials: Vec<String>,
+}
+
+/// The clock behind `performance.now()`: milliseconds since the session opened, at 0.1 ms
+/// resolution, or in deterministic mode the deterministic clock's reading minus its start (so
+/// fixed reads 0 every time, virtual 0, 1, 2, ...).
+#[derive(Debug)]
+enum PerformanceClock {
+    Real(Instant),
+    Deterministic {
+        clock: palisade_core::rng::DeterministicClock,
+        start_ms: i64,
+    },
+}
+
+impl PerformanceClock {
+    fn new(policy: &Policy) -> Self {
+        match &policy.deterministic {
+            Some(d) => PerformanceClock::Deterministic {
+                clock: palisade_core::rng::DeterministicClock::new(d),
+                start_ms: d.time_ms,
+            },
+            None => PerformanceClock::Real(Instant::now()),
+        }
+    }
+
+    fn now_ms(&mut self) -> f64 {
+        match self {
+            // Coarsened to 100 µs, as browsers coarsen timers for untrusted code.
+            PerformanceClock::Real(start) => (start.elapsed().as_micros() / 100) as f64 / 10.0,
+            PerformanceClock::Deterministic { clock, start_ms } => {
+                clock.now_ms().saturating_sub(*start_ms) as f64
+            }
+        }
+    }
 }
 
 /// One execution's host side: implements [`HostCalls`] for the engine.
@@ -115,6 +150,7 @@ impl Session {
             secrets: services.secrets.clone(),
             state: Mutex::new(State {
                 random: crypto::Randomness::new(seed),
+                clock: PerformanceClock::new(policy),
                 fetcher: fetch::Fetcher::new(
                     policy.fetch.clone(),
                     deadline,
@@ -255,6 +291,15 @@ impl Session {
             }
             "fetch" => self.state().fetcher.fetch(arg, bytes),
             "fetch.body" => self.state().fetcher.body(arg),
+            "performance.now" => {
+                if !self.policy.allows_global(HostGlobal::Performance) {
+                    return Err(HostError::type_error(denied_message(
+                        "performance",
+                        "policy globals",
+                    )));
+                }
+                Ok(HostValue::Str(self.state().clock.now_ms().to_string()))
+            }
             "text.encode" => Ok(HostValue::Bytes(arg.as_bytes().to_vec())),
             "secrets.get" => self.secret(arg),
             _ => Err(HostError::type_error(format!("unknown host call `{op}`"))),

@@ -240,8 +240,10 @@ impl Fresh {
         ctx.with(|ctx| {
             let p = run::capture_primordials(&ctx)?;
             run::install_console(&ctx, &output)?;
-            run::install_host(&ctx, &p, &host)?;
+            // The policy first: it deletes QuickJS's own extras (its `performance` among them),
+            // which the host prelude may then define in Palisade's shape.
             policy::prepare(&ctx, &p, &denials)?;
+            run::install_host(&ctx, &p, &host)?;
             let _ = ctx.store_userdata(p);
             Ok::<_, rquickjs::Error>(())
         })

@@ -7,7 +7,8 @@
 use std::sync::{Arc, Mutex};
 
 use palisade_core::policy::{
-    denied_message, Deterministic, HostGlobal, Policy, ATOMICS_METHODS, WASM_MEMBERS,
+    code_generation_denied, shared_memory_denied, wasm_denied, Deterministic, HostGlobal, Policy,
+    ATOMICS_METHODS, QUICKJS_EXTRAS, WASM_MEMBERS,
 };
 use palisade_core::rng::{DeterministicClock, DeterministicRng};
 use palisade_core::DETERMINISTIC_JS;
@@ -15,17 +16,6 @@ use rquickjs::object::Property;
 use rquickjs::{Ctx, Function, Object, Value};
 
 use crate::lock;
-
-/// Globals QuickJS adds that are neither ECMAScript nor Palisade host globals; removed so every
-/// engine offers the same global object.
-const ENGINE_EXTRAS: &[&str] = &[
-    "performance",
-    "atob",
-    "btoa",
-    "queueMicrotask",
-    "DOMException",
-    "InternalError",
-];
 
 /// A function that records the denial and throws `kind` (a primordial error constructor key)
 /// with the policy message.
@@ -59,7 +49,7 @@ pub(crate) fn prepare<'js>(
     denials: &Arc<Mutex<Vec<String>>>,
 ) -> rquickjs::Result<()> {
     let g = ctx.globals();
-    for extra in ENGINE_EXTRAS {
+    for extra in QUICKJS_EXTRAS {
         g.remove(*extra)?;
     }
     let originals = Object::new(ctx.clone())?;
@@ -86,10 +76,7 @@ pub(crate) fn prepare<'js>(
     originals.set("Atomics", g.get::<_, Value<'js>>("Atomics")?)?;
 
     // eval and the Function constructors.
-    let code = denied_message(
-        "generating code from strings: eval and the Function constructors",
-        "allow it with policy.allow_eval",
-    );
+    let code = code_generation_denied();
     g.set(
         "eval",
         thrower(ctx, "eval", "EvalError", code.clone(), denials)?,
@@ -111,10 +98,7 @@ pub(crate) fn prepare<'js>(
     }
 
     // SharedArrayBuffer and Atomics.
-    let shared = denied_message(
-        "shared memory: SharedArrayBuffer and Atomics",
-        "allow it with policy.allow_shared_memory",
-    );
+    let shared = shared_memory_denied();
     g.set(
         "SharedArrayBuffer",
         thrower(
@@ -132,10 +116,7 @@ pub(crate) fn prepare<'js>(
     g.set("Atomics", atomics)?;
 
     // WebAssembly: QuickJS has none; the stub keeps the global object the same on every engine.
-    let wasm_denied = denied_message(
-        "WebAssembly",
-        "allow it with policy.allow_wasm on an engine that has it",
-    );
+    let wasm_denied = wasm_denied();
     let wasm = Object::new(ctx.clone())?;
     for m in WASM_MEMBERS {
         wasm.set(

@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use palisade_core::host::{HostCalls, HostError, HostValue};
 use palisade_core::output::{Output, Stream};
+use palisade_core::policy::HostGlobal;
 use palisade_core::policy::Policy;
-use palisade_core::policy::{HostGlobal, DENIED_PREFIX};
 use palisade_core::primordials::{Capture, PRIMORDIALS};
 use palisade_core::{
-    is_stack_overflow, stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome,
-    Request, CONSOLE_JS, HOST_JS,
+    stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request, CONSOLE_JS,
+    HOST_JS,
 };
 use rquickjs::function::Rest;
 use rquickjs::promise::PromiseState;
@@ -407,12 +407,7 @@ fn to_json<'js>(
                 },
                 // QuickJS's JSON.stringify recurses; an engine that converts iteratively (V8)
                 // reaches the shared depth rule instead. Both are "too deep to convert".
-                ExecError::Limit(l) if l.limit == Limit::Stack => ExecError::NotSerializable {
-                    message: format!(
-                        "the result is nested too deeply to convert (more than the {} levels Palisade converts)",
-                        palisade_core::MAX_RESULT_DEPTH
-                    ),
-                },
+                ExecError::Limit(l) if l.limit == Limit::Stack => palisade_core::result_too_deep(),
                 other => other,
             });
         }
@@ -439,27 +434,10 @@ fn failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
     if let Some(e) = limit_hit(st) {
         return e;
     }
-    if guest.message.starts_with(DENIED_PREFIX)
-        && (lock(st.denials).contains(&guest.message) || st.host.denied(&guest.message))
-    {
-        return ExecError::PolicyDenied {
-            message: guest.message,
-        };
-    }
-    if is_stack_overflow(&guest) {
-        let stack = st.request.limits.stack.unwrap_or(crate::DEFAULT_STACK);
-        return ExecError::limit(
-            Limit::Stack,
-            stack,
-            None,
-            format!(
-                "{} (stack limit {})",
-                guest.message,
-                palisade_core::units::format_size(stack)
-            ),
-        );
-    }
-    ExecError::Exception(guest)
+    let stack = st.request.limits.stack.unwrap_or(crate::DEFAULT_STACK);
+    palisade_core::classify_uncaught(guest, stack, |m| {
+        lock(st.denials).iter().any(|d| d == m) || st.host.denied(m)
+    })
 }
 
 fn limit_hit(st: &RunState<'_>) -> Option<ExecError> {

@@ -130,6 +130,12 @@
   };
   G.console = consoleObj;
 
+  // V8's globals beyond what the QuickJS engines have: gone, so every engine offers the same
+  // global object, and so Temporal.Now and Intl's date formatting cannot read the real clock
+  // in deterministic mode.
+  delete G.Intl;
+  delete G.Temporal;
+
   // ---- the default policy ------------------------------------------------------------------
   function thrower(name, Ctor, msg) {
     return {

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use palisade_core::output::{Output, Stream};
 use palisade_core::policy::{
-    denied_message, HostGlobal, Policy, ATOMICS_METHODS, DENIED_PREFIX, WASM_MEMBERS,
+    code_generation_denied, shared_memory_denied, wasm_denied, HostGlobal, Policy, ATOMICS_METHODS,
+    DENIED_PREFIX, WASM_MEMBERS,
 };
 use palisade_core::primordials::{Capture, PRIMORDIALS};
 use palisade_core::rng::{DeterministicClock, DeterministicRng};
@@ -356,18 +357,9 @@ fn prelude_source() -> String {
     let (a, rest) = not_found.split_once('\u{1}').unwrap_or((&not_found, ""));
     let (b, c) = rest.split_once('\u{2}').unwrap_or((rest, ""));
     let text = serde_json::json!({
-        "code": denied_message(
-            "generating code from strings: eval and the Function constructors",
-            "allow it with policy.allow_eval",
-        ),
-        "shared": denied_message(
-            "shared memory: SharedArrayBuffer and Atomics",
-            "allow it with policy.allow_shared_memory",
-        ),
-        "wasmDenied": denied_message(
-            "WebAssembly",
-            "allow it with policy.allow_wasm on an engine that has it",
-        ),
+        "code": code_generation_denied(),
+        "shared": shared_memory_denied(),
+        "wasmDenied": wasm_denied(),
         "atomics": ATOMICS_METHODS,
         "wasm": WASM_MEMBERS,
         "notFound": [a, b, c],
@@ -915,12 +907,7 @@ fn thrown(
     }
     if is_stack_overflow(&guest) {
         let stack = r.request.limits.stack.unwrap_or(V8_DEFAULT_STACK);
-        return ExecError::limit(
-            Limit::Stack,
-            stack,
-            None,
-            format!("{} (stack limit {})", guest.message, format_size(stack)),
-        );
+        return palisade_core::stack_overflow_error(&guest.message, stack);
     }
     ExecError::Exception(guest)
 }

@@ -13,6 +13,10 @@
     const defineProperty = Object.defineProperty;
     const getPrototypeOf = Object.getPrototypeOf;
 
+    // QuickJS's own extras go first (its `performance` among them), so that the host prelude
+    // may define a global of the same name in Palisade's shape.
+    for (let i = 0; i < M.extras.length; i++) delete g[M.extras[i]];
+
     // The host prelude: each of its globals the factory defines becomes a global.
     const host = hostFactory(P, hostcall);
     for (let i = 0; i < M.hostGlobals.length; i++) {
@@ -21,8 +25,6 @@
         defineProperty(g, M.hostGlobals[i], { value: v, writable: true, configurable: true, enumerable: false });
       }
     }
-
-    for (let i = 0; i < M.extras.length; i++) delete g[M.extras[i]];
     const originals = {};
     const protos = [getPrototypeOf(async function () {}), getPrototypeOf(function* () {}),
       getPrototypeOf(async function* () {})];

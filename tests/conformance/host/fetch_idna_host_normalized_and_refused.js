@@ -1,0 +1,1 @@
+fetch("https://BÜCHER.example/").then(() => 'fetched', (e) => [e instanceof TypeError, e.message])

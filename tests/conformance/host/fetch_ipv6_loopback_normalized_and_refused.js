@@ -1,0 +1,1 @@
+fetch("http://[::1]/").then(() => 'fetched', (e) => [e instanceof TypeError, e.message])

@@ -1,0 +1,1 @@
+fetch("http://127.1/").then(() => 'fetched', (e) => [e instanceof TypeError, e.message])

@@ -1,0 +1,1 @@
+[performance.now(), performance.now(), performance.now(), Date.now()]
