@@ -6,7 +6,8 @@
 //
 // Every engine evaluates this file before guest code runs and calls the factory with the
 // primordials object (see primordials.rs) and its primitive; the engine then defines the
-// returned properties as globals, keeping only those the run's policy allows. This is the single
+// returned properties as globals, keeping only those the run's policy allows. Each property is
+// a getter that builds its API on first read. This is the single
 // implementation, so that every engine offers the same APIs with the same errors.
 //
 // Invariants:
@@ -86,6 +87,7 @@
   }
 
   // ---------------------------------------------------------------------------------- crypto
+  function buildCrypto() {
   const INTEGER_ARRAYS = create(null);
   const intTags = [
     "Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array",
@@ -137,8 +139,11 @@
   });
   defineProperty(crypto, "subtle", { value: freeze(subtle), enumerable: true, configurable: true });
   freeze(crypto);
+  return crypto;
+  }
 
   // ---------------------------------------------------------------------------------- fetch
+  function buildFetch() {
   const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
   const matches = (re, s) => apply(P.RegExpPrototypeExec, re, [s]) !== null;
 
@@ -376,7 +381,11 @@
     return new Response(meta);
   }
 
+  return { fetch, Headers, Response };
+  }
+
   // --------------------------------------------------------------------------------- secrets
+  function buildSecrets() {
   const secrets = create(null);
   defineProperty(secrets, "get", {
     value: function get(name) {
@@ -385,10 +394,13 @@
     writable: true, configurable: true,
   });
   freeze(secrets);
+  return secrets;
+  }
 
   // ----------------------------------------------------------------------------- performance
   // `now()` only: milliseconds since the run started, at 0.1 ms resolution (a coarse timer, as
   // browsers give untrusted code), or from the deterministic clock. The host keeps the clock.
+  function buildPerformance() {
   const performance = create(null);
   defineProperty(performance, "now", {
     value: function now() {
@@ -398,6 +410,32 @@
   });
   defineProperty(performance, P.SymbolToStringTag, { value: "Performance", configurable: true });
   freeze(performance);
+  return performance;
+  }
 
-  return { crypto, performance, fetch, Headers, Response, secrets };
+  // Each API is built on its first read, so an engine that reads only the globals a run's
+  // policy allows (the QuickJS engines, which build a runtime per run) pays for nothing else.
+  const api = create(null);
+  function lazy(name, build) {
+    let value;
+    defineProperty(api, name, {
+      get() {
+        if (value === undefined) value = build();
+        return value;
+      },
+      enumerable: true,
+    });
+  }
+  let fetchApi;
+  const fetchPart = (name) => () => {
+    if (fetchApi === undefined) fetchApi = buildFetch();
+    return fetchApi[name];
+  };
+  lazy("crypto", buildCrypto);
+  lazy("performance", buildPerformance);
+  lazy("fetch", fetchPart("fetch"));
+  lazy("Headers", fetchPart("Headers"));
+  lazy("Response", fetchPart("Response"));
+  lazy("secrets", buildSecrets);
+  return freeze(api);
 })

@@ -151,6 +151,7 @@ pub(crate) fn apply<'js>(
             g.remove(name)?;
         }
     }
+    crate::run::add_host_globals(ctx, primordials, &keep)?;
     if let Some(d) = &policy.deterministic {
         deterministic(ctx, d)?;
     }

@@ -147,8 +147,9 @@ pub(crate) fn install_console<'js>(
 }
 
 /// Installs the host prelude ([`palisade_core::HOST_JS`]) over the `hostcall` primitive, which
-/// reaches the current run's host through `slot`. Its globals are defined here, once per
-/// runtime; [`crate::policy::apply`] deletes those a run's policy does not allow.
+/// reaches the current run's host through `slot`. The default policy's host globals are
+/// defined here, once per runtime; [`crate::policy::apply`] deletes those a run's policy does
+/// not allow and adds those it allows beyond the default.
 pub(crate) fn install_host<'js>(
     ctx: &Ctx<'js>,
     primordials: &Object<'js>,
@@ -194,19 +195,55 @@ pub(crate) fn install_host<'js>(
         },
     )?
     .with_name("hostcall")?;
-    let factory: Function<'js> = ctx.eval(HOST_JS)?;
+    // The same name and strictness `ctx.eval` gives, from bytecode compiled once per process.
+    static HOST_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let factory = ffi::eval_trusted_cached(ctx, &HOST_BYTECODE, HOST_JS, "eval_script")?;
+    let factory: Function<'js> = Function::from_value(factory)?;
     let api: Object<'js> = factory.call((primordials.clone(), hostcall))?;
+    // Only what the default policy has is built now (the prelude builds each API on its first
+    // read); a run whose policy allows more adds the rest (`define_host_global`).
+    for name in Policy::default().host_globals() {
+        define_host_global(ctx, &api, name)?;
+    }
+    primordials.set(HOST_API, api)?;
+    Ok(())
+}
+
+/// Where the host prelude's API object is kept, beside the primordials (never seen by guests).
+const HOST_API: &str = "hostApi";
+
+/// Defines the host prelude's global `name` (building it if it was not yet).
+fn define_host_global<'js>(ctx: &Ctx<'js>, api: &Object<'js>, name: &str) -> rquickjs::Result<()> {
+    let v: Value<'js> = api.get(name)?;
+    if !v.is_undefined() {
+        ctx.globals().prop(
+            name,
+            rquickjs::object::Property::from(v)
+                .writable()
+                .configurable(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds the host prelude's globals that `keep` lists and the runtime does not have yet (those
+/// beyond the default policy). Runs before any guest code, so the global object is pristine.
+pub(crate) fn add_host_globals<'js>(
+    ctx: &Ctx<'js>,
+    primordials: &Object<'js>,
+    keep: &[&str],
+) -> rquickjs::Result<()> {
     let g = ctx.globals();
-    for name in Policy::HOST_PRELUDE_GLOBALS {
-        let v: Value<'js> = api.get(name)?;
-        if !v.is_undefined() {
-            g.prop(
-                name,
-                rquickjs::object::Property::from(v)
-                    .writable()
-                    .configurable(),
-            )?;
+    let mut api: Option<Object<'js>> = None;
+    for name in keep {
+        if g.contains_key(*name)? {
+            continue;
         }
+        let api = match &api {
+            Some(a) => a.clone(),
+            None => api.insert(primordials.get(HOST_API)?).clone(),
+        };
+        define_host_global(ctx, &api, name)?;
     }
     Ok(())
 }
