@@ -64,7 +64,7 @@ pub fn main() -> i32 {
     if let Some(bytes) = std::env::var(ENV_RLIMIT).ok().and_then(|v| v.parse().ok()) {
         ffi::limit_data(bytes);
     }
-    let flags = std::env::var(ENV_FLAGS).unwrap_or_else(|_| "--single-threaded".into());
+    let flags = std::env::var(ENV_FLAGS).unwrap_or_default();
     let version = match ffi::init(&lib, &icu, &flags) {
         Ok(v) => v,
         Err(e) => return fail(e.to_string()),

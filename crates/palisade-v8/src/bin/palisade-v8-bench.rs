@@ -105,9 +105,12 @@ fn main() {
         (rss16 as f64 - rss1 as f64) / 15.0 / 1024.0
     );
     // V8 Benchmark Suite v7.
-    let dir = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "/work/shared/corpora/bench/v8-v7".into());
+    let dir = std::env::args().nth(1).unwrap_or_else(|| {
+        // The shared corpora: $PALISADE_SHARED, else ../shared beside the checkout.
+        let shared = std::env::var("PALISADE_SHARED")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared").to_owned());
+        format!("{shared}/corpora/bench/v8-v7")
+    });
     let mut script = String::from(
         "var print = function(){ console.log(Array.prototype.join.call(arguments, ' ')); };\n",
     );
@@ -139,9 +142,86 @@ fn main() {
         timeout: Duration::from_secs(300),
         ..Limits::default()
     };
-    let o = many.execute(&Request::script(script).with_limits(limits), no_host());
-    print!("v8-v7 on palisade v8:\n{}", o.stdout);
-    if let Err(e) = &o.result {
-        println!("v8-v7 failed: {e}");
+    // Node 24 (scripts/fetch-node) runs the very same script, interleaved with Palisade's runs so
+    // that both see the same machine; the figures are the medians of the rounds.
+    let node = node_binary();
+    let rounds: usize = std::env::var("PALISADE_V8V7_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let file = std::env::temp_dir().join(format!("palisade-v8v7-{}.js", std::process::id()));
+    if node.is_some() && std::fs::write(&file, &script).is_err() {
+        println!("v8-v7: cannot write {}", file.display());
+        return;
     }
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let o = many.execute(
+            &Request::script(script.clone()).with_limits(limits.clone()),
+            no_host(),
+        );
+        if let Err(e) = &o.result {
+            println!("v8-v7 failed on palisade v8: {e}");
+            return;
+        }
+        if round == 1 {
+            print!("v8-v7 on palisade v8 (round 1):\n{}", o.stdout);
+        }
+        let Some(got) = score(&o.stdout) else {
+            println!("v8-v7: no score in {:?}", o.stdout);
+            return;
+        };
+        ours.push(got);
+        if let Some(node) = &node {
+            match std::process::Command::new(node).arg(&file).output() {
+                Ok(out) => match score(&String::from_utf8_lossy(&out.stdout)) {
+                    Some(s) => theirs.push(s),
+                    None => println!("v8-v7 on node: no score ({})", out.status),
+                },
+                Err(e) => println!("v8-v7 on node: cannot run {}: {e}", node.display()),
+            }
+        }
+        println!(
+            "round {round}: palisade v8 {got:.0}{}",
+            theirs
+                .last()
+                .filter(|_| theirs.len() == ours.len())
+                .map_or(String::new(), |n| format!(", node {n:.0}"))
+        );
+    }
+    let _ = std::fs::remove_file(&file);
+    let ours = median(&mut ours);
+    if theirs.is_empty() {
+        println!("v8-v7 median of {rounds}: palisade v8 {ours:.0} (node 24 not found: bash scripts/fetch-node)");
+    } else {
+        let theirs = median(&mut theirs);
+        println!(
+            "v8-v7 median of {rounds}: palisade v8 {ours:.0}, node 24 {theirs:.0}: {:.2}x node (goal >= 0.95x)",
+            ours / theirs
+        );
+    }
+}
+
+/// The `Score: N` line of a V8 benchmark suite run.
+fn score(stdout: &str) -> Option<f64> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Score: "))
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    pct(v, 0.5)
+}
+
+/// Node 24 for the peer figure: `PALISADE_NODE`, else what scripts/fetch-node installed.
+fn node_binary() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("PALISADE_NODE") {
+        return Some(p.into());
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let p = root.join(".cache/node/bin/node");
+    p.exists().then_some(p)
 }
