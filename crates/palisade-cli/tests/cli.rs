@@ -310,3 +310,34 @@ fn issue_4_secrets_store_audit_log_and_fetch_flags() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"function\"");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[test]
+fn issue_3_wasm_engine_runs_and_meters_fuel() {
+    let out = palisade(&["run", "--engine", "wasm", "-e", "1+1", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v = json(&out);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["value"], 2);
+    assert_eq!(v["metrics"]["engine"], "wasm");
+    assert_eq!(v["metrics"]["fuel_used"], serde_json::Value::Null);
+
+    let out = palisade(&[
+        "run",
+        "--engine",
+        "wasm",
+        "--fuel",
+        "1000",
+        "-e",
+        "for(;;){}",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let v = json(&out);
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["error"]["kind"], "fuel_exhausted");
+    assert_eq!(v["metrics"]["engine"], "wasm");
+    assert!(
+        v["metrics"]["fuel_used"].as_u64().is_some_and(|f| f > 0),
+        "{v}"
+    );
+}

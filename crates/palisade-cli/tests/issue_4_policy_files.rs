@@ -1,7 +1,7 @@
 //! Issue 4, bad input: a policy file with an invalid URL pattern or an unknown key is rejected
 //! with the offending line, in TOML and in JSON, as a one-line usage error (exit 2).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn palisade(args: &[&str]) -> Output {
@@ -20,7 +20,7 @@ fn policy_file(name: &str, text: &str) -> PathBuf {
 }
 
 /// Runs `1` under the policy file and returns the one-line error it must fail with.
-fn rejected(path: &PathBuf) -> String {
+fn rejected(path: &Path) -> String {
     let out = palisade(&["run", "-e", "1", "--policy", path.to_str().expect("utf-8")]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{err}");

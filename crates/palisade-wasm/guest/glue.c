@@ -129,6 +129,14 @@ enum {
 };
 
 enum {
+    PHASE_RUN = 0,
+    /* JSON.stringify of the result: its C recursion can exhaust Wasmtime's native stack before
+     * QuickJS's (shadow-stack) check fires; the host then reports the result as too deep to
+     * convert, as the native engine does when its stack check fires there. */
+    PHASE_STRINGIFY = 1,
+};
+
+enum {
     FLAG_MODULE = 1,
     FLAG_INPUT = 2,
     FLAG_EVAL = 4,
@@ -144,10 +152,11 @@ enum {
 #define GRACE ((size_t)256 << 10)
 
 /* Read by the host straight from linear memory after a run (even after a trap): its address is
- * `pal_meter()`. Five 32-bit words: used, peak, limit, observed, hit. */
+ * `pal_meter()`. Six 32-bit words: used, peak, limit, observed, hit, and the run's phase
+ * (PHASE_*), which tells the host what a trap interrupted. */
 static struct {
-    size_t used, peak, limit, observed, hit;
-} meter = {0, 0, SIZE_MAX, 0, 0};
+    size_t used, peak, limit, observed, hit, phase;
+} meter = {0, 0, SIZE_MAX, 0, 0, 0};
 #define m_used meter.used
 #define m_peak meter.peak
 #define m_limit meter.limit
@@ -924,7 +933,9 @@ static int settle(JSValue value, JSValue *out)
 
 static int to_json(JSValue value)
 {
+    meter.phase = PHASE_STRINGIFY;
     JSValue json = JS_JSONStringify(ctx, value, JS_UNDEFINED, JS_UNDEFINED);
+    meter.phase = PHASE_RUN;
     JS_FreeValue(ctx, value);
     if (JS_IsException(json))
         return failure(STATUS_STRINGIFY);
@@ -1084,6 +1095,7 @@ EXPORT(pal_run) int32_t pal_run(int32_t flags, uint32_t memory_limit, uint32_t s
 {
     m_limit = memory_limit;
     m_peak = m_used;
+    meter.phase = PHASE_RUN;
     set_stack_limit(stack_budget);
     ctx->random_state = seed ? seed : 1;
     return run(flags);

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use palisade_core::policy::{denied_message, Policy};
+use palisade_core::policy::{
+    code_generation_denied, shared_memory_denied, wasm_denied, Policy, ATOMICS_METHODS,
+    QUICKJS_EXTRAS, WASM_MEMBERS,
+};
 use palisade_core::primordials::{Capture, PRIMORDIALS};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, InstancePre, Module, OptLevel,
@@ -30,7 +33,9 @@ const PREPARE_JS: &str = include_str!("js/prepare.js");
 /// fires first for JS calls, getters, proxies and `toString` recursion (a catchable
 /// `RangeError`, as on the native engine), while C-only recursion (the parser on deeply nested
 /// source, `JSON.stringify` of deeply nested values) runs out of native stack at depths close to
-/// the native engine's and traps, which is reported as `stack_overflow` too.
+/// the native engine's and traps, which is reported as `stack_overflow` too — except while the
+/// guest converts the result (its phase word says so), where it is `not_serializable`, as the
+/// native engine reports any stack overflow there.
 const NATIVE_PER_SHADOW: usize = 4;
 
 /// Wasmtime's native stack for guest code: the largest JS budget times the ratio above.
@@ -137,23 +142,12 @@ fn capture_js() -> String {
 fn prepare_js() -> String {
     let messages = serde_json::json!({
         "hostGlobals": Policy::HOST_PRELUDE_GLOBALS,
-        "extras": ["performance", "atob", "btoa", "queueMicrotask", "DOMException", "InternalError"],
-        "code": denied_message(
-            "generating code from strings: eval and the Function constructors",
-            "allow it with policy.allow_eval",
-        ),
-        "shared": denied_message(
-            "shared memory: SharedArrayBuffer and Atomics",
-            "allow it with policy.allow_shared_memory",
-        ),
-        "wasmDenied": denied_message(
-            "WebAssembly",
-            "allow it with policy.allow_wasm on an engine that has it",
-        ),
-        "atomics": ["add", "and", "compareExchange", "exchange", "isLockFree", "load", "notify",
-            "or", "pause", "store", "sub", "wait", "waitAsync", "xor"],
-        "wasm": ["compile", "compileStreaming", "instantiate", "instantiateStreaming", "validate",
-            "Module", "Instance", "Memory", "Table", "Global", "Tag", "Exception"],
+        "extras": QUICKJS_EXTRAS,
+        "code": code_generation_denied(),
+        "shared": shared_memory_denied(),
+        "wasmDenied": wasm_denied(),
+        "atomics": ATOMICS_METHODS,
+        "wasm": WASM_MEMBERS,
     });
     format!("{}({messages})", PREPARE_JS.trim_end())
 }

@@ -10,11 +10,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use palisade_core::host::{HostCalls, HostValue};
 use palisade_core::modules::{normalize_key, not_found_message, resolve};
 use palisade_core::output::{Output, Stream};
-use palisade_core::policy::{HostGlobal, Policy, DENIED_PREFIX};
+use palisade_core::policy::{HostGlobal, Policy};
 use palisade_core::rng::{DeterministicClock, DeterministicRng};
 use palisade_core::{
-    is_stack_overflow, stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome,
-    Request,
+    stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request,
 };
 use wasmtime::{
     Caller, Engine, Extern, Linker, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
@@ -45,6 +44,9 @@ const STATUS_EXCEPTION: i32 = 1;
 const STATUS_COMPILE: i32 = 2;
 const STATUS_STRINGIFY: i32 = 3;
 const STATUS_NEVER_SETTLES: i32 = 4;
+
+/// The guest's phase word (see glue.c): what a trap interrupted.
+const PHASE_STRINGIFY: u64 = 1;
 
 const FLAG_MODULE: i32 = 1;
 const FLAG_INPUT: i32 = 2;
@@ -623,7 +625,7 @@ pub(crate) fn run(
         };
         let fuel_left = store.get_fuel().ok();
         // The meter is plain data at a fixed address: readable even after a trap.
-        let mut counters = [0u64; 5];
+        let mut counters = [0u64; 6];
         if let Some(memory) = instance.get_memory(&mut store, "memory") {
             let data = memory.data(&store);
             for (i, c) in counters.iter_mut().enumerate() {
@@ -636,7 +638,7 @@ pub(crate) fn run(
         Ok::<_, WasmError>((ending, counters, fuel_left))
     });
 
-    let (ending, [_used, peak, _limit, observed, hit], fuel_left) = match result {
+    let (ending, [_used, peak, _limit, observed, hit, phase], fuel_left) = match result {
         Ok(r) => r,
         Err(e) => return Outcome::failed(crate::NAME, ExecError::internal(e.to_string())),
     };
@@ -656,6 +658,7 @@ pub(crate) fn run(
         memory_hit: hit != 0,
         observed,
         timed_out,
+        stringifying: phase == PHASE_STRINGIFY,
     };
     let result = ctx.classify(ending, report);
     let (stdout, stderr, truncated) = output.into_parts();
@@ -681,6 +684,8 @@ struct Classify<'a> {
     memory_hit: bool,
     observed: u64,
     timed_out: bool,
+    /// The trap, if any, came while the guest's `JSON.stringify` converted the result.
+    stringifying: bool,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -713,12 +718,7 @@ impl Classify<'_> {
                     message: g.to_string(),
                 },
                 // As on the native engine: too deep to convert, whichever way it shows.
-                ExecError::Limit(l) if l.limit == Limit::Stack => ExecError::NotSerializable {
-                    message: format!(
-                        "the result is nested too deeply to convert (more than the {} levels Palisade converts)",
-                        palisade_core::MAX_RESULT_DEPTH
-                    ),
-                },
+                ExecError::Limit(l) if l.limit == Limit::Stack => palisade_core::result_too_deep(),
                 other => other,
             }),
             STATUS_NEVER_SETTLES => {
@@ -778,6 +778,14 @@ impl Classify<'_> {
                     format!("the fuel budget of {fuel} was exhausted"),
                 )
             }
+            // `JSON.stringify` recurses in C, which can exhaust Wasmtime's native stack before
+            // QuickJS's own check fires. The native engine reports any stack overflow there as a
+            // result too deep to convert; so does this one (a hit limit still wins).
+            Some(Trap::StackOverflow)
+                if self.stringifying && !self.timed_out && !self.memory_hit =>
+            {
+                palisade_core::result_too_deep()
+            }
             Some(Trap::StackOverflow) => {
                 let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
                 ExecError::limit(
@@ -816,27 +824,10 @@ impl Classify<'_> {
             line: pos.map(|p| p.0),
             column: pos.map(|p| p.1),
         };
-        if guest.message.starts_with(DENIED_PREFIX)
-            && (self.denials.contains(&guest.message) || self.host.denied(&guest.message))
-        {
-            return ExecError::PolicyDenied {
-                message: guest.message,
-            };
-        }
-        if is_stack_overflow(&guest) {
-            let stack = self.req.limits.stack.unwrap_or(crate::DEFAULT_STACK);
-            return ExecError::limit(
-                Limit::Stack,
-                stack,
-                None,
-                format!(
-                    "{} (stack limit {})",
-                    guest.message,
-                    palisade_core::units::format_size(stack)
-                ),
-            );
-        }
-        ExecError::Exception(guest)
+        let stack = self.req.limits.stack.unwrap_or(crate::DEFAULT_STACK);
+        palisade_core::classify_uncaught(guest, stack, |m| {
+            self.denials.iter().any(|d| d == m) || self.host.denied(m)
+        })
     }
 }
 
@@ -849,14 +840,22 @@ mod tests {
         let p = Policy::default();
         assert_eq!(
             removed_globals(&p),
-            ["fetch", "Headers", "Response", "secrets"]
+            ["performance", "fetch", "Headers", "Response", "secrets"]
         );
         let mut p = Policy::default();
         p.globals.remove(&HostGlobal::Crypto);
         p.globals.remove(&HostGlobal::Input);
         assert_eq!(
             removed_globals(&p),
-            ["input", "crypto", "fetch", "Headers", "Response", "secrets"]
+            [
+                "input",
+                "crypto",
+                "performance",
+                "fetch",
+                "Headers",
+                "Response",
+                "secrets"
+            ]
         );
     }
 

@@ -1,3 +1,3 @@
 let a = [];
-for (let i = 0; i < 5000; i++) a = [a];
+for (let i = 0; i < 100000; i++) a = [a];
 a

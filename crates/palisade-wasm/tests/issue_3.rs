@@ -1,0 +1,246 @@
+//! Issue 3 (the wasm engine): fuel inside long native builtins, `fuel_used` repeated across
+//! engine instances and processes, and results nested too deeply for `JSON.stringify`'s C
+//! recursion.
+
+use std::process::Command;
+use std::time::Duration;
+
+use palisade_core::host::no_host;
+use palisade_core::policy::Deterministic;
+use palisade_core::{Engine, ErrorKind, Limits, Outcome, Policy, Request};
+use palisade_quickjs::QuickJs;
+use palisade_wasm::{Wasm, WasmOptions};
+
+fn engine() -> Wasm {
+    Wasm::with_options(WasmOptions::default()).expect("the wasm engine starts")
+}
+
+fn fuel(budget: u64) -> Limits {
+    Limits {
+        fuel: Some(budget),
+        timeout: Duration::from_secs(30),
+        ..Limits::default()
+    }
+}
+
+fn run(e: &dyn Engine, src: &str, limits: Limits) -> Outcome {
+    e.execute(&Request::script(src).with_limits(limits), no_host())
+}
+
+/// After any ending, the same engine still runs `1+1`, with and without fuel.
+fn assert_healthy(e: &Wasm) {
+    for limits in [Limits::default(), fuel(10_000_000)] {
+        let o = run(e, "1+1", limits);
+        assert_eq!(o.result, Ok(serde_json::json!(2)), "{}", o.to_json());
+    }
+}
+
+/// Fuel left after `setup` runs to completion is far too little for `work`: the run must end as
+/// `fuel_exhausted`, which can then only have happened inside `work` (a native builtin).
+fn assert_fuel_stops_builtin(setup: &str, work: &str) {
+    let e = engine();
+    let alone = run(&e, &format!("{setup}; 0"), fuel(1 << 40));
+    assert_eq!(
+        alone.result,
+        Ok(serde_json::json!(0)),
+        "{}",
+        alone.to_json()
+    );
+    let setup_fuel = alone.metrics.fuel_used.expect("fuel_used is reported");
+    // Setup's own cost repeats exactly, so this margin is what the builtin gets.
+    let budget = setup_fuel + 2_000_000;
+    let o = run(&e, &format!("{setup}; {work}; 0"), fuel(budget));
+    assert_eq!(
+        o.error_kind(),
+        Some(ErrorKind::FuelExhausted),
+        "{work}: {}",
+        o.to_json()
+    );
+    assert_eq!(o.metrics.fuel_used, Some(budget), "{}", o.to_json());
+    assert_healthy(&e);
+}
+
+#[test]
+fn issue_3_fuel_exhausts_inside_array_sort() {
+    // Without a comparator every comparison converts both numbers to strings, in C.
+    assert_fuel_stops_builtin(
+        "const a = Array.from({ length: 200000 }, (_, i) => (i * 7919) % 200003)",
+        "a.sort()",
+    );
+}
+
+#[test]
+fn issue_3_fuel_exhausts_inside_array_join() {
+    assert_fuel_stops_builtin("const a = new Array(1000000).fill('abc')", "a.join(',')");
+}
+
+#[test]
+fn issue_3_fuel_exhausts_inside_catastrophic_regex() {
+    // 2^30 backtracking steps inside lre_exec: only fuel (or the deadline) ends it.
+    assert_fuel_stops_builtin(
+        "const re = /(a+)+$/, s = 'a'.repeat(30) + 'b'",
+        "re.test(s)",
+    );
+    // And with a small absolute budget, the whole run included.
+    let e = engine();
+    let o = run(&e, "/(a+)+$/.test('a'.repeat(30) + 'b')", fuel(5_000_000));
+    assert_eq!(
+        o.error_kind(),
+        Some(ErrorKind::FuelExhausted),
+        "{}",
+        o.to_json()
+    );
+    assert_healthy(&e);
+}
+
+/// A script that uses the input, the seeded `Math.random`, the deterministic clock, a sort, a
+/// regex and JSON: its fuel must repeat exactly.
+fn deterministic_request() -> Request {
+    let src = r#"
+        const xs = Array.from({ length: 2000 }, () => Math.random());
+        xs.sort();
+        const words = input.words.map((w) => w.toUpperCase()).join('-');
+        const m = /([A-Z]+)-(\d+)/.exec(words + '-' + xs.length);
+        ({ first: xs[0], words, m: m && m[2], now: Date.now(), json: JSON.stringify(xs.slice(0, 3)).length })
+    "#;
+    let policy = Policy {
+        deterministic: Some(Deterministic {
+            seed: 42,
+            ..Deterministic::default()
+        }),
+        ..Policy::default()
+    };
+    Request::script(src)
+        .with_input(serde_json::json!({ "words": ["alpha", "beta", "gamma"] }))
+        .with_policy(policy)
+        .with_limits(fuel(1 << 40))
+}
+
+const CHILD_ENV: &str = "PALISADE_ISSUE_3_FUEL_CHILD";
+
+fn fuel_of(e: &Wasm) -> (u64, serde_json::Value) {
+    let o = e.execute(&deterministic_request(), no_host());
+    let value = o.result.clone().unwrap_or_else(|e| panic!("{e}"));
+    (o.metrics.fuel_used.expect("fuel_used is reported"), value)
+}
+
+#[test]
+fn issue_3_fuel_used_repeats_across_engine_instances_and_processes() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        // The child: a separate process, so a separate Wasmtime engine, snapshot and
+        // compilation (no disk cache).
+        let e = Wasm::with_options(WasmOptions::default().no_disk_cache(true))
+            .expect("the wasm engine starts");
+        let (used, value) = fuel_of(&e);
+        println!("\nCHILD_FUEL_USED={used} {value}");
+        return;
+    }
+    let a = engine();
+    let (used_a, value_a) = fuel_of(&a);
+    let (again, _) = fuel_of(&a);
+    assert_eq!(used_a, again, "two runs on one engine");
+    let b = Wasm::with_options(WasmOptions::default().prewarm(2)).expect("a second engine");
+    let (used_b, value_b) = fuel_of(&b);
+    assert_eq!(used_a, used_b, "two engine instances in one process");
+    assert_eq!(value_a, value_b);
+
+    let out = Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "--exact",
+            "issue_3_fuel_used_repeats_across_engine_instances_and_processes",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output()
+        .expect("the child test process runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("CHILD_FUEL_USED=").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no fuel line from the child: {stdout}"));
+    let (used_c, value_c) = line.split_once(' ').expect("fuel and value");
+    assert_eq!(
+        used_c.parse::<u64>().ok(),
+        Some(used_a),
+        "an engine in another process (fresh compile) uses the same fuel"
+    );
+    assert_eq!(value_c, value_a.to_string());
+}
+
+fn nested(levels: u32) -> String {
+    format!("let a = []; for (let i = 0; i < {levels}; i++) a = [a]; a")
+}
+
+#[test]
+fn issue_3_deep_results_are_not_serializable_like_the_native_engine() {
+    let wasm = engine();
+    let native = QuickJs::new();
+    let too_deep = palisade_core::result_too_deep().to_string();
+    let limits = Limits {
+        memory: 512 << 20,
+        timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    for levels in [100_000, 1_000_000] {
+        let src = nested(levels);
+        let w = run(&wasm, &src, limits.clone());
+        assert_eq!(
+            w.error_kind(),
+            Some(ErrorKind::NotSerializable),
+            "wasm, {levels} levels: {}",
+            w.to_json()
+        );
+        let message = w.result.as_ref().err().map(ToString::to_string);
+        assert_eq!(message.as_deref(), Some(too_deep.as_str()), "{levels}");
+
+        let q = run(&native, &src, limits.clone());
+        assert_eq!(
+            q.error_kind(),
+            Some(ErrorKind::NotSerializable),
+            "quickjs, {levels} levels: {}",
+            q.to_json()
+        );
+        assert_eq!(
+            q.result.as_ref().err().map(ToString::to_string),
+            message,
+            "the same message on both engines, {levels} levels"
+        );
+    }
+    // With fuel (the other compilation) too, and the engine is fine afterwards.
+    let mut with_fuel = limits.clone();
+    with_fuel.fuel = Some(1 << 40);
+    let w = run(&wasm, &nested(100_000), with_fuel);
+    assert_eq!(
+        w.error_kind(),
+        Some(ErrorKind::NotSerializable),
+        "{}",
+        w.to_json()
+    );
+    assert_healthy(&wasm);
+}
+
+#[test]
+fn issue_3_native_stack_exhaustion_outside_the_result_is_still_stack_overflow() {
+    // The same recursion in guest code (not the result's conversion) stays `stack_overflow`.
+    let wasm = engine();
+    let o = run(
+        &wasm,
+        &format!(
+            "{}; JSON.stringify(a); 1",
+            nested(100_000).trim_end_matches("; a")
+        ),
+        Limits::default(),
+    );
+    assert_eq!(
+        o.error_kind(),
+        Some(ErrorKind::StackOverflow),
+        "{}",
+        o.to_json()
+    );
+    // A shallow result past the conversion depth is the shared rule's `not_serializable`.
+    let o = run(&wasm, &nested(5_000), Limits::default());
+    assert_eq!(o.error_kind(), Some(ErrorKind::NotSerializable));
+    assert_healthy(&wasm);
+}
