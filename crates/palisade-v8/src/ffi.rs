@@ -521,8 +521,12 @@ extern "C" fn worker_hook() {
 }
 
 // SAFETY: placing a function pointer in .init_array makes the C runtime call it once before
-// `main`, with no arguments, as an `extern "C" fn()`; the hook only reads the environment (set
-// by the loader before initialisers run) and otherwise returns at once.
+// `main`, with no arguments, as an `extern "C" fn()`. In an ordinary process the hook only reads
+// the environment (set by the loader before initialisers run) and returns at once. In a worker
+// (`PALISADE_V8_WORKER=1`) it runs the whole worker and exits the process without returning:
+// Rust's std is usable there (it needs no initialisation of its own on Linux; the Rust runtime's
+// `main` setup, e.g. the SIGPIPE disposition, simply never runs), and no other initialiser can
+// depend on `main` having run because `main` never does.
 #[used]
 #[link_section = ".init_array"]
 pub(crate) static WORKER_HOOK: extern "C" fn() = worker_hook;
