@@ -164,11 +164,21 @@ pub(crate) fn compile_script<'js>(
     source: &str,
     filename: &str,
 ) -> rquickjs::Result<Value<'js>> {
+    compile(ctx, source, filename, qjs::JS_EVAL_TYPE_GLOBAL)
+}
+
+/// Compiles a global script with `flags` (plus compile-only) without running it.
+fn compile<'js>(
+    ctx: &Ctx<'js>,
+    source: &str,
+    filename: &str,
+    flags: u32,
+) -> rquickjs::Result<Value<'js>> {
     let mut src = Vec::with_capacity(source.len() + 1);
     src.extend_from_slice(source.as_bytes());
     src.push(0);
     let name = CString::new(filename.replace('\0', "")).unwrap_or_default();
-    let flags = (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
+    let flags = (flags | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
     // SAFETY: `src` is NUL-terminated with `source.len()` bytes before the NUL, as JS_Eval
     // requires; `name` is a valid C string; the context pointer is live for `'js`.
     let raw = unsafe {
@@ -223,7 +233,12 @@ pub(crate) fn eval_trusted_cached<'js>(
     let bytes = match cache.get() {
         Some(b) => b,
         None => {
-            let compiled = compile_trusted(ctx, source, filename)?;
+            let compiled = compile(
+                ctx,
+                source,
+                filename,
+                qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_STRICT,
+            )?;
             let mut len: qjs::size_t = 0;
             // SAFETY: `compiled` is a live function-bytecode value of this context and `len` a
             // valid out-pointer; JS_WriteObject only reads the value.
@@ -264,38 +279,6 @@ pub(crate) fn eval_trusted_cached<'js>(
     // SAFETY: JS_ReadObject returned an owned function-bytecode value in this context's runtime.
     let function = unsafe { Value::from_raw(ctx.clone(), raw) };
     run_compiled(ctx, function)
-}
-
-/// Compiles a trusted strict global script without running it.
-fn compile_trusted<'js>(
-    ctx: &Ctx<'js>,
-    source: &str,
-    filename: &str,
-) -> rquickjs::Result<Value<'js>> {
-    let mut src = Vec::with_capacity(source.len() + 1);
-    src.extend_from_slice(source.as_bytes());
-    src.push(0);
-    let name = CString::new(filename.replace('\0', "")).unwrap_or_default();
-    let flags = (qjs::JS_EVAL_TYPE_GLOBAL
-        | qjs::JS_EVAL_FLAG_STRICT
-        | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
-    // SAFETY: `src` is NUL-terminated with `source.len()` bytes before the NUL, as JS_Eval
-    // requires; `name` is a valid C string; the context pointer is live for `'js`.
-    let raw = unsafe {
-        qjs::JS_Eval(
-            ctx.as_raw().as_ptr(),
-            src.as_ptr().cast(),
-            source.len() as _,
-            name.as_ptr(),
-            flags,
-        )
-    };
-    // SAFETY: `raw` is a value JS_Eval just returned; testing its tag reads no memory.
-    if unsafe { qjs::JS_IsException(raw) } {
-        return Err(rquickjs::Error::Exception);
-    }
-    // SAFETY: JS_Eval returned an owned reference in this context's runtime.
-    Ok(unsafe { Value::from_raw(ctx.clone(), raw) })
 }
 
 /// A copy of an `ArrayBuffer`'s bytes (`None` if it is detached).
