@@ -37,6 +37,15 @@ impl Row {
         self
     }
 
+    /// Sets the target and verdict only when `applies` (a goal of some engines, not others).
+    pub fn target_if(self, applies: bool, target: impl Into<String>, met: bool) -> Self {
+        if applies {
+            self.target(target, met)
+        } else {
+            self
+        }
+    }
+
     /// Sets the peer figure and the ratio.
     pub fn peer(mut self, peer: impl Into<String>, ratio: impl Into<String>) -> Self {
         self.peer = peer.into();
