@@ -12,7 +12,7 @@ use palisade_core::policy::{
 };
 use palisade_core::primordials::{Capture, PRIMORDIALS};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Module, OptLevel,
+    Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Module, OptLevel,
     PoolingAllocationConfig, Store,
 };
 
@@ -45,9 +45,12 @@ pub(crate) const MAX_WASM_STACK: usize = crate::DEFAULT_STACK as usize * NATIVE_
 /// run at once in one process.
 pub(crate) const POOL_SIZE: u32 = 256;
 
-/// Linear memory kept resident in a pool slot between instances (reset from the image, dirty
-/// pages only, instead of being unmapped): it covers the shadow stack and the snapshot's heap, so
-/// a fresh instance takes no page faults there.
+/// Linear memory kept resident in a pool slot between instances (reset from the image instead
+/// of being unmapped): it covers the shadow stack and the snapshot's heap, so a fresh instance
+/// takes no page faults there. Which pages are reset is found with Linux's `PAGEMAP_SCAN`
+/// ([`engine_config`]); without it Wasmtime resets all of the first `KEEP_RESIDENT` bytes of
+/// the accessible memory (the whole 1.8 MB snapshot) after every run, however few pages the run
+/// wrote.
 const KEEP_RESIDENT: usize = 8 << 20;
 
 /// A compiled snapshot, ready to instantiate.
@@ -161,7 +164,11 @@ fn engine_config(fuel: bool) -> Result<Config, WasmError> {
         .total_component_instances(0)
         .max_memory_size(4 << 30)
         .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(64 << 10);
+        .table_keep_resident(64 << 10)
+        // Reset only the pages present and written since they were mapped (kernel 6.7+; older
+        // kernels fall back to resetting the whole kept-resident prefix). A `1+1` run writes
+        // about 35 of the snapshot's 448 pages; resetting all of them was ~40% of its time.
+        .pagemap_scan(Enabled::Auto);
     let mut cfg = Config::new();
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)

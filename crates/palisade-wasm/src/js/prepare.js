@@ -68,6 +68,18 @@
     g.WebAssembly = wasm;
     P.originals = originals;
 
+    // Every global's value stays referenced from here, so a run's deletions (apply's `remove`)
+    // only drop a reference: nothing is freed. Freeing a removed global's object graph in every
+    // run would write to pages all over the snapshot's heap, each one a page the host must reset
+    // after the run.
+    const held = [];
+    const keys = Reflect.ownKeys(g);
+    for (let i = 0; i < keys.length; i++) {
+      const d = Object.getOwnPropertyDescriptor(g, keys[i]);
+      held.push(d.value, d.get, d.set);
+    }
+    originals.held = held;
+
     return function apply(remove, allowEval, allowShared, random, now) {
       for (let i = 0; i < remove.length; i++) delete g[remove[i]];
       if (random !== undefined) {
