@@ -1336,20 +1336,12 @@ fn v8_suite(
             }
         };
         match native {
-            Some(native) => {
-                let r = total / native.max(f64::MIN_POSITIVE);
-                rows.push(
-                    Row::new(5, "… V8 v7 total, wasm ÷ quickjs", ratio(r))
-                        .target(
-                            format!("≥ {WASM_V8V7_RATIO_TARGET:.2}× quickjs (issue 3)"),
-                            r >= WASM_V8V7_RATIO_TARGET,
-                        )
-                        .peer(
-                            format!("quickjs total {} ({how})", fmt_score(native)),
-                            ratio(r),
-                        ),
-                );
-            }
+            Some(native) => rows.push(ratio_row(
+                "… V8 v7 total, wasm ÷ quickjs",
+                total / native.max(f64::MIN_POSITIVE),
+                (WASM_V8V7_RATIO_TARGET, "quickjs (issue 3)"),
+                format!("quickjs total {} ({how})", fmt_score(native)),
+            )),
             None => rows.push(
                 Row::new(5, "… V8 v7 total, wasm ÷ quickjs", "no quickjs score")
                     .target(format!("≥ {WASM_V8V7_RATIO_TARGET:.2}× quickjs"), false),
@@ -1393,26 +1385,27 @@ fn v8_against_node(total: f64, script: &str, rows: &mut Vec<Row>, log: &mut Log)
     let _ = std::fs::remove_file(&file);
     let version = sys::command_line(&node, &["--version"], None).unwrap_or_default();
     match measured {
-        Ok(theirs) => {
-            let r = total / theirs.max(f64::MIN_POSITIVE);
-            rows.push(
-                Row::new(5, "… V8 v7 total, v8 ÷ node 24", ratio(r))
-                    .target(
-                        format!("≥ {V8_V8V7_NODE_RATIO_TARGET:.2}× node 24 (issue 6)"),
-                        r >= V8_V8V7_NODE_RATIO_TARGET,
-                    )
-                    .peer(
-                        format!(
-                            "node {} on the same script, this row: {}",
-                            version.trim(),
-                            fmt_score(theirs)
-                        ),
-                        ratio(r),
-                    ),
-            );
-        }
+        Ok(theirs) => rows.push(ratio_row(
+            "… V8 v7 total, v8 ÷ node 24",
+            total / theirs.max(f64::MIN_POSITIVE),
+            (V8_V8V7_NODE_RATIO_TARGET, "node 24 (issue 6)"),
+            format!(
+                "node {} on the same script, this row: {}",
+                version.trim(),
+                fmt_score(theirs)
+            ),
+        )),
         Err(e) => log.fail(format!("V8 v7 on node ({}): {e}", node.display())),
     }
+}
+
+/// A row judging ratio `r` (this engine ÷ a peer) against `goal` (the least ratio, and whom
+/// it is of), naming the peer's figure.
+fn ratio_row(what: &str, r: f64, goal: (f64, &str), peer: String) -> Row {
+    let (least, of) = goal;
+    Row::new(5, what, ratio(r))
+        .target(format!("≥ {least:.2}× {of}"), r >= least)
+        .peer(peer, ratio(r))
 }
 
 /// Runs the V8 v7 script once on a fresh `kind` sandbox: the outcome and its wall time.

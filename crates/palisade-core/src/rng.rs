@@ -85,6 +85,12 @@ impl DeterministicClock {
         }
         t
     }
+
+    /// Milliseconds since the start time, read (and advanced) like [`Self::now_ms`]: what
+    /// `performance.now()` gives in deterministic mode.
+    pub fn since_start_ms(&mut self) -> i64 {
+        self.now_ms().saturating_sub(self.start_ms)
+    }
 }
 
 #[cfg(test)]

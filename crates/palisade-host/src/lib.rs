@@ -93,24 +93,20 @@ struct State {
 }
 
 /// The clock behind `performance.now()`: milliseconds since the session opened, at 0.1 ms
-/// resolution, or in deterministic mode the deterministic clock's reading minus its start (so
+/// resolution, or in deterministic mode the deterministic clock's time since its start (so
 /// fixed reads 0 every time, virtual 0, 1, 2, ...).
 #[derive(Debug)]
 enum PerformanceClock {
     Real(Instant),
-    Deterministic {
-        clock: palisade_core::rng::DeterministicClock,
-        start_ms: i64,
-    },
+    Deterministic(palisade_core::rng::DeterministicClock),
 }
 
 impl PerformanceClock {
     fn new(policy: &Policy) -> Self {
         match &policy.deterministic {
-            Some(d) => PerformanceClock::Deterministic {
-                clock: palisade_core::rng::DeterministicClock::new(d),
-                start_ms: d.time_ms,
-            },
+            Some(d) => {
+                PerformanceClock::Deterministic(palisade_core::rng::DeterministicClock::new(d))
+            }
             None => PerformanceClock::Real(Instant::now()),
         }
     }
@@ -119,9 +115,7 @@ impl PerformanceClock {
         match self {
             // Coarsened to 100 µs, as browsers coarsen timers for untrusted code.
             PerformanceClock::Real(start) => (start.elapsed().as_micros() / 100) as f64 / 10.0,
-            PerformanceClock::Deterministic { clock, start_ms } => {
-                clock.now_ms().saturating_sub(*start_ms) as f64
-            }
+            PerformanceClock::Deterministic(clock) => clock.since_start_ms() as f64,
         }
     }
 }
@@ -266,16 +260,18 @@ impl Session {
     }
 
     fn dispatch(&self, op: &str, arg: &str, bytes: Option<&[u8]>) -> Result<HostValue, HostError> {
-        let crypto = || {
-            if self.policy.allows_global(HostGlobal::Crypto) {
+        // A host API the policy's globals leave out is refused even if a guest reaches its op.
+        let allowed = |global: HostGlobal| {
+            if self.policy.allows_global(global) {
                 Ok(())
             } else {
                 Err(HostError::type_error(denied_message(
-                    "crypto",
+                    global.name(),
                     "policy globals",
                 )))
             }
         };
+        let crypto = || allowed(HostGlobal::Crypto);
         match op {
             "crypto.getRandomValues" => {
                 crypto()?;
@@ -292,12 +288,7 @@ impl Session {
             "fetch" => self.state().fetcher.fetch(arg, bytes),
             "fetch.body" => self.state().fetcher.body(arg),
             "performance.now" => {
-                if !self.policy.allows_global(HostGlobal::Performance) {
-                    return Err(HostError::type_error(denied_message(
-                        "performance",
-                        "policy globals",
-                    )));
-                }
+                allowed(HostGlobal::Performance)?;
                 Ok(HostValue::Str(self.state().clock.now_ms().to_string()))
             }
             "text.encode" => Ok(HostValue::Bytes(arg.as_bytes().to_vec())),

@@ -234,15 +234,17 @@ pub(crate) fn add_host_globals<'js>(
     keep: &[&str],
 ) -> rquickjs::Result<()> {
     let g = ctx.globals();
-    let mut api: Option<Object<'js>> = None;
+    let mut missing = Vec::new();
     for name in keep {
-        if g.contains_key(*name)? {
-            continue;
+        if !g.contains_key(*name)? {
+            missing.push(*name);
         }
-        let api = match &api {
-            Some(a) => a.clone(),
-            None => api.insert(primordials.get(HOST_API)?).clone(),
-        };
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let api: Object<'js> = primordials.get(HOST_API)?;
+    for name in missing {
         define_host_global(ctx, &api, name)?;
     }
     Ok(())
