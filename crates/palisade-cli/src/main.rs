@@ -64,6 +64,9 @@ enum Command {
         /// Unused contexts to keep ready per engine.
         #[arg(long, default_value_t = 0)]
         prewarm: usize,
+        /// The CPU priority (`nice` value) to run at.
+        #[arg(long, allow_hyphen_values = true)]
+        nice: Option<i32>,
     },
 }
 
@@ -237,11 +240,13 @@ fn main() -> ExitCode {
             secrets,
             audit_db,
             prewarm,
+            nice,
         } => {
             let options = palisade_server::WorkerOptions {
                 secrets,
                 audit_db,
                 prewarm,
+                nice,
             };
             match palisade_server::worker_main(&options) {
                 Ok(()) => 0,

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -16,8 +16,12 @@ use palisade::{EngineKind, ErrorKind, Limits, Mode, Outcome, Policy, Request};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use tracing::Instrument;
+
+use crate::lanes::{Lane, LaneKey, Lanes};
 use crate::metrics::Metrics;
 use crate::pool::Pool;
+use crate::recorder::Recorder;
 use crate::storage::{now, ExecutionRecord, FunctionRecord, Storage};
 use crate::worker::Job;
 
@@ -29,8 +33,16 @@ const GRACE: Duration = Duration::from_secs(2);
 pub struct AppState {
     /// Persistence.
     pub storage: Arc<dyn Storage>,
-    /// The workers.
-    pub pool: Pool,
+    /// The fast lane's workers.
+    pub fast: Pool,
+    /// The slow lane's workers (see [`crate::lanes`]).
+    pub slow: Pool,
+    /// Which lane each function takes.
+    pub lanes: Lanes,
+    /// Group commit of execution records.
+    pub recorder: Recorder,
+    /// Recently read functions.
+    pub functions: FunctionCache,
     /// Counters.
     pub metrics: Metrics,
     /// Default limits.
@@ -41,6 +53,50 @@ pub struct AppState {
     pub keys: HashMap<String, String>,
     /// Whether the server takes new work (false while shutting down).
     pub ready: AtomicBool,
+}
+
+impl AppState {
+    fn pool(&self, lane: Lane) -> &Pool {
+        match lane {
+            Lane::Fast => &self.fast,
+            Lane::Slow => &self.slow,
+        }
+    }
+}
+
+/// How long a cached function is trusted. Deploys and deletes through this server update the
+/// cache at once; the time-to-live bounds how stale a function changed by another server
+/// process on the same database can be.
+const FUNCTION_TTL: Duration = Duration::from_secs(1);
+
+/// A cached function, by tenant and name, with the time it was read.
+type CachedFunctions = HashMap<(String, String), (Instant, Arc<FunctionRecord>)>;
+
+/// Functions read recently, so an invocation does not read the database.
+#[derive(Debug, Default)]
+pub struct FunctionCache {
+    entries: Mutex<CachedFunctions>,
+}
+
+impl FunctionCache {
+    fn get(&self, tenant: &str, name: &str) -> Option<Arc<FunctionRecord>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, f) = entries.get(&(tenant.to_owned(), name.to_owned()))?;
+        (at.elapsed() < FUNCTION_TTL).then(|| f.clone())
+    }
+
+    fn put(&self, f: Arc<FunctionRecord>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= 10_000 {
+            entries.retain(|_, (at, _)| at.elapsed() < FUNCTION_TTL);
+        }
+        entries.insert((f.tenant.clone(), f.name.clone()), (Instant::now(), f));
+    }
+
+    fn remove(&self, tenant: &str, name: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.remove(&(tenant.to_owned(), name.to_owned()));
+    }
 }
 
 /// The tenant the request acts for.
@@ -118,21 +174,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: HttpRequest, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            let status = e.status();
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(status, "payload_too_large", "the request body is too large")
-            } else {
-                ApiError::new(status, "invalid_request", e.body_text())
-            }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError {
-                position: Some((e.line(), e.column())),
-                ..ApiError::invalid(format!("invalid JSON body: {e}"))
-            })
+        let bytes = body_bytes(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// A JSON body that may be empty (then `T::default()`), with [`JsonBody`]'s errors.
+struct OptionalJsonBody<T>(T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: HttpRequest, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(req: HttpRequest, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "payload_too_large", "the request body is too large")
+        } else {
+            ApiError::new(status, "invalid_request", e.body_text())
+        }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError {
+        position: Some((e.line(), e.column())),
+        ..ApiError::invalid(format!("invalid JSON body: {e}"))
+    })
 }
 
 /// `POST /v1/execute`.
@@ -253,9 +330,14 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// Runs a job on the pool, mapping a full queue to 429.
-async fn dispatch(state: &AppState, job: Job, timeout: Duration) -> Result<Outcome, ApiError> {
-    let rx = state.pool.submit(job, timeout + GRACE).map_err(|_| {
+/// Runs a job in a lane, mapping a full queue to 429.
+async fn dispatch(
+    state: &AppState,
+    lane: Lane,
+    job: Job,
+    timeout: Duration,
+) -> Result<Outcome, ApiError> {
+    let rx = state.pool(lane).submit(job, timeout + GRACE).map_err(|_| {
         state.metrics.rejected();
         ApiError {
             retry_after: Some(1),
@@ -277,6 +359,7 @@ async fn execute_and_record(
     function: Option<String>,
     engine: EngineKind,
     request: Request,
+    key: LaneKey,
 ) -> Result<Response, ApiError> {
     let id = palisade::AccessContext::anonymous().execution_id;
     let started = Instant::now();
@@ -288,11 +371,14 @@ async fn execute_and_record(
         function: function.clone(),
         execution_id: id.clone(),
     };
-    let mut outcome = dispatch(&state, job, timeout).await?;
+    let ticket = state.lanes.admit(key);
+    let mut outcome = dispatch(&state, ticket.lane, job, timeout).await?;
     if outcome.metrics.engine.is_empty() {
         outcome.metrics.engine = engine.as_str().to_owned();
     }
     let kind = outcome.error_kind();
+    let ran = Duration::from_micros(outcome.metrics.wall_us);
+    ticket.finish(state.lanes.is_slow(kind, ran));
     state.metrics.record(
         engine.as_str(),
         kind.map_or("ok", ErrorKind::as_str),
@@ -307,10 +393,10 @@ async fn execute_and_record(
         outcome: record.clone(),
         created_at: now(),
     };
-    let storage = state.storage.clone();
-    tokio::task::spawn_blocking(move || storage.put_execution(&exec))
+    state
+        .recorder
+        .record(exec)
         .await
-        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     let status = match kind {
         Some(ErrorKind::InvalidRequest) => StatusCode::BAD_REQUEST,
@@ -343,7 +429,8 @@ async fn execute(
         modules: body.modules,
         policy: overlay(&state.policy, body.policy, "policy")?,
     };
-    execute_and_record(state, tenant, None, engine, request).await
+    let key = LaneKey::source(&tenant, &request.source);
+    execute_and_record(state, tenant, None, engine, request, key).await
 }
 
 async fn blocking<T: Send + 'static>(
@@ -379,7 +466,7 @@ async fn deploy(
         engine: engine.as_str().to_owned(),
         request: request.clone(),
     };
-    let outcome = dispatch(&state, check, request.limits.timeout).await?;
+    let outcome = dispatch(&state, Lane::Fast, check, request.limits.timeout).await?;
     if let Err(e) = &outcome.result {
         let rec = e.to_record();
         let status = match rec.kind {
@@ -400,6 +487,7 @@ async fn deploy(
     let storage = state.storage.clone();
     let saved = record.clone();
     blocking(move || storage.put_function(&saved)).await?;
+    state.functions.put(Arc::new(record.clone()));
     Ok((
         StatusCode::CREATED,
         axum::Json(
@@ -440,7 +528,11 @@ async fn delete_function(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let storage = state.storage.clone();
-    if blocking(move || storage.delete_function(&tenant, &name)).await? {
+    state.functions.remove(&tenant, &name);
+    let (t, n) = (tenant.clone(), name.clone());
+    let existed = blocking(move || storage.delete_function(&t, &n)).await?;
+    state.functions.remove(&tenant, &name);
+    if existed {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::not_found("function"))
@@ -451,23 +543,24 @@ async fn invoke(
     State(state): State<Arc<AppState>>,
     Extension(Tenant(tenant)): Extension<Tenant>,
     Path(name): Path<String>,
-    body: Bytes,
+    OptionalJsonBody(body): OptionalJsonBody<InvokeBody>,
 ) -> Result<Response, ApiError> {
-    let body: InvokeBody = if body.iter().all(u8::is_ascii_whitespace) {
-        InvokeBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError {
-            position: Some((e.line(), e.column())),
-            ..ApiError::invalid(format!("invalid JSON body: {e}"))
-        })?
+    let f = match state.functions.get(&tenant, &name) {
+        Some(f) => f,
+        None => {
+            let storage = state.storage.clone();
+            let (t, n) = (tenant.clone(), name.clone());
+            let f = Arc::new(
+                blocking(move || storage.get_function(&t, &n))
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("function"))?,
+            );
+            state.functions.put(f.clone());
+            f
+        }
     };
-    let storage = state.storage.clone();
-    let (t, n) = (tenant.clone(), name.clone());
-    let f = blocking(move || storage.get_function(&t, &n))
-        .await?
-        .ok_or_else(|| ApiError::not_found("function"))?;
     let engine = engine_of(Some(&f.engine))?;
-    let mut request = f.request;
+    let mut request = f.request.clone();
     request.input = body.input;
     request.filename.get_or_insert_with(|| {
         format!(
@@ -479,7 +572,8 @@ async fn invoke(
             }
         )
     });
-    execute_and_record(state, tenant, Some(name), engine, request).await
+    let key = LaneKey::function(&tenant, &name);
+    execute_and_record(state, tenant, Some(name), engine, request, key).await
 }
 
 async fn get_execution(
@@ -502,18 +596,25 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready once each lane has a worker that answered its first job, until shutdown begins.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    if !state.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
+    let (fast, slow) = (state.fast.live(), state.slow.live());
+    if fast == 0 || slow == 0 {
+        let text = format!("starting: {fast} fast and {slow} slow workers ready\n");
+        return (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&state.pool),
+        state
+            .metrics
+            .render(&[("fast", &state.fast), ("slow", &state.slow)]),
     )
         .into_response()
 }
@@ -569,20 +670,19 @@ async fn request_id(req: HttpRequest, next: Next) -> Response {
         .unwrap_or_else(|| palisade::AccessContext::anonymous().execution_id);
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let started = Instant::now();
-    let mut resp = {
-        let _enter = span.enter();
+    // The whole request runs inside the span: every event it logs carries the request id.
+    let mut resp = async move {
         tracing::debug!("request received");
-        drop(_enter);
-        next.run(req).await
-    };
-    {
-        let _enter = span.enter();
+        let resp = next.run(req).await;
         tracing::debug!(
             status = resp.status().as_u16(),
             elapsed_us = started.elapsed().as_micros() as u64,
             "request done"
         );
+        resp
     }
+    .instrument(span)
+    .await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }

@@ -46,6 +46,17 @@ pub struct Config {
     pub prewarm: usize,
     /// Executions that may wait for a worker; past it, requests get 429. Default 1024.
     pub queue: usize,
+    /// Worker processes of the slow lane, which runs the functions that recently hit a limit or
+    /// ran past `slow_threshold` (see `palisade_server::lanes`). Default 1.
+    pub slow_workers: usize,
+    /// Executions that may wait in the slow lane; past it, those functions get 429. Default 64.
+    pub slow_queue: usize,
+    /// A run whose execution takes longer than this many milliseconds sends its function to
+    /// the slow lane. Default 100.
+    pub slow_threshold_ms: u64,
+    /// The CPU priority (`nice` value, 0 to 19) of the slow lane's workers, so hostile code
+    /// yields the CPU to the fast lane. Default 5.
+    pub slow_nice: i32,
     /// The largest request body, in bytes (413 past it). Default 1 MiB.
     pub max_body: usize,
     /// A worker is replaced after this many executions. Default 10,000.
@@ -73,6 +84,10 @@ impl Default for Config {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             prewarm: 1,
             queue: 1024,
+            slow_workers: 1,
+            slow_queue: 64,
+            slow_threshold_ms: 100,
+            slow_nice: 5,
             max_body: 1 << 20,
             worker_max_executions: 10_000,
             worker_max_memory: 1 << 30,
@@ -126,8 +141,14 @@ impl Config {
         if self.workers == 0 {
             return bad("workers must be at least 1");
         }
-        if self.queue == 0 {
-            return bad("queue must be at least 1");
+        if self.queue == 0 || self.slow_queue == 0 {
+            return bad("queue and slow_queue must be at least 1");
+        }
+        if self.slow_workers == 0 {
+            return bad("slow_workers must be at least 1");
+        }
+        if !(0..=19).contains(&self.slow_nice) {
+            return bad("slow_nice must be between 0 and 19");
         }
         if self.worker_max_executions == 0 {
             return bad("worker_max_executions must be at least 1");

@@ -21,9 +21,11 @@
 
 pub mod api;
 pub mod config;
+pub mod lanes;
 pub mod metrics;
 pub mod openapi;
 pub mod pool;
+pub mod recorder;
 pub mod storage;
 pub mod worker;
 
@@ -83,16 +85,29 @@ pub async fn serve(
     let storage = tokio::task::spawn_blocking(move || SqliteStorage::open(&db))
         .await
         .map_err(std::io::Error::other)??;
-    let pool = pool::Pool::start(pool::PoolOptions {
-        command: worker_command(&config)?,
-        workers: config.workers,
-        queue: config.queue,
-        max_executions: config.worker_max_executions,
-        max_memory: config.worker_max_memory,
-    });
+    let command = worker_command(&config)?;
+    let lane = |name: &'static str, workers: usize, queue: usize, command: Vec<String>| {
+        pool::Pool::start(pool::PoolOptions {
+            command,
+            workers,
+            queue,
+            max_executions: config.worker_max_executions,
+            max_memory: config.worker_max_memory,
+            lane: name,
+        })
+    };
+    let fast = lane("fast", config.workers, config.queue, command.clone());
+    let mut slow_command = command;
+    slow_command.extend(["--nice".to_owned(), config.slow_nice.to_string()]);
+    let slow = lane("slow", config.slow_workers, config.slow_queue, slow_command);
+    let storage: Arc<dyn Storage> = Arc::new(storage);
     let state = Arc::new(api::AppState {
-        storage: Arc::new(storage),
-        pool,
+        storage: storage.clone(),
+        fast,
+        slow,
+        lanes: lanes::Lanes::new(std::time::Duration::from_millis(config.slow_threshold_ms)),
+        recorder: recorder::Recorder::start(storage)?,
+        functions: api::FunctionCache::default(),
         metrics: metrics::Metrics::default(),
         limits: config.limits.clone(),
         policy: config.policy.clone(),
@@ -110,7 +125,12 @@ pub async fn serve(
     }
     let app = api::router(state.clone(), config.max_body);
     let flag = state.clone();
-    tracing::info!(addr = %listener.local_addr()?, workers = config.workers, "palisade serving");
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        workers = config.workers,
+        slow_workers = config.slow_workers,
+        "palisade serving"
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

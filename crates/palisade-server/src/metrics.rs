@@ -20,6 +20,9 @@ struct Histogram {
     sum: f64,
 }
 
+/// A per-lane series: name, type, help, and how to read it from a lane's pool.
+type PerLane = (&'static str, &'static str, &'static str, fn(&Pool) -> u64);
+
 /// Execution counters and latency histograms.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -53,8 +56,8 @@ impl Metrics {
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text format.
-    pub fn render(&self, pool: &Pool) -> String {
+    /// The Prometheus text format; the pools are labelled by lane.
+    pub fn render(&self, pools: &[(&str, &Pool)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP palisade_executions_total Executions by engine and outcome kind.\n");
         out.push_str("# TYPE palisade_executions_total counter\n");
@@ -93,45 +96,50 @@ impl Metrics {
                 );
             }
         }
-        let stats = pool.stats();
-        let gauges = [
+        let per_lane: [PerLane; 5] = [
             (
                 "palisade_queue_depth",
                 "gauge",
-                "Executions waiting for a worker.",
-                pool.queue_depth() as u64,
+                "Executions waiting for a worker, by lane.",
+                |p| p.queue_depth() as u64,
+            ),
+            (
+                "palisade_workers_live",
+                "gauge",
+                "Workers running and answering, by lane.",
+                Pool::live,
             ),
             (
                 "palisade_worker_restarts_total",
                 "counter",
-                "Workers replaced after a crash or a missed deadline.",
-                stats.restarts.load(Ordering::Relaxed),
+                "Workers replaced after a crash or a missed deadline, by lane.",
+                |p| p.stats().restarts.load(Ordering::Relaxed),
             ),
             (
                 "palisade_worker_recycles_total",
                 "counter",
-                "Workers retired by execution count or memory.",
-                stats.recycles.load(Ordering::Relaxed),
+                "Workers retired by execution count or memory, by lane.",
+                |p| p.stats().recycles.load(Ordering::Relaxed),
             ),
             (
                 "palisade_workers_spawned_total",
                 "counter",
-                "Worker processes started.",
-                stats.spawned.load(Ordering::Relaxed),
-            ),
-            (
-                "palisade_rejected_total",
-                "counter",
-                "Requests refused with 429 (queue full).",
-                self.rejected.load(Ordering::Relaxed),
+                "Worker processes started, by lane.",
+                |p| p.stats().spawned.load(Ordering::Relaxed),
             ),
         ];
-        for (name, kind, help, v) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
+        for (name, kind, help, read) in per_lane {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (lane, pool) in pools {
+                let _ = writeln!(out, "{name}{{lane=\"{lane}\"}} {}", read(pool));
+            }
         }
+        let name = "palisade_rejected_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Requests refused with 429 (queue full).\n# TYPE {name} counter\n{name} {}",
+            self.rejected.load(Ordering::Relaxed)
+        );
         out
     }
 }

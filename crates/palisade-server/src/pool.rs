@@ -30,6 +30,8 @@ pub struct PoolOptions {
     pub max_executions: u64,
     /// Recycle past this resident size, in bytes.
     pub max_memory: u64,
+    /// The lane's name in logs and metrics.
+    pub lane: &'static str,
 }
 
 /// Counters the pool keeps for `/metrics`.
@@ -41,6 +43,8 @@ pub struct PoolStats {
     pub recycles: AtomicU64,
     /// Workers started in all.
     pub spawned: AtomicU64,
+    /// Workers running now (started and not yet stopped).
+    pub live: AtomicU64,
 }
 
 struct Task {
@@ -105,6 +109,11 @@ impl Pool {
     /// The pool's counters.
     pub fn stats(&self) -> &PoolStats {
         &self.stats
+    }
+
+    /// Workers running now.
+    pub fn live(&self) -> u64 {
+        self.stats.live.load(Ordering::Relaxed)
     }
 }
 
@@ -175,31 +184,71 @@ impl Worker {
     }
 }
 
+/// Starts a worker and waits for its first answer (a syntax check), so a worker counts as live
+/// (and `/readyz` as ready) only once it can run jobs.
+async fn start_worker(slot: usize, options: &PoolOptions, stats: &PoolStats) -> Option<Worker> {
+    let lane = options.lane;
+    let mut w = match Worker::spawn(&options.command) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(slot, lane, error = %e, "cannot start a worker");
+            return None;
+        }
+    };
+    stats.spawned.fetch_add(1, Ordering::Relaxed);
+    let ping = Job::Check {
+        engine: "quickjs".into(),
+        request: palisade::Request::script("0"),
+    };
+    match w.call(&ping, Duration::from_secs(30)).await {
+        Ok(o) if o.is_ok() => {
+            stats.live.fetch_add(1, Ordering::Relaxed);
+            Some(w)
+        }
+        Ok(o) => {
+            tracing::error!(slot, lane, outcome = %o.to_json(), "a new worker failed its first job");
+            w.stop().await;
+            None
+        }
+        Err(message) => {
+            tracing::error!(slot, lane, %message, "a new worker did not answer");
+            w.stop().await;
+            None
+        }
+    }
+}
+
 async fn run_slot(
     slot: usize,
     rx: Arc<Mutex<mpsc::Receiver<TaskBox>>>,
     options: Arc<PoolOptions>,
     stats: Arc<PoolStats>,
 ) {
-    let spawn = |stats: &PoolStats| {
-        let w = Worker::spawn(&options.command);
-        match &w {
-            Ok(_) => {
-                stats.spawned.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => tracing::error!(slot, error = %e, "cannot start a worker"),
-        }
-        w.ok()
+    let lane = options.lane;
+    let stop = |w: Worker, stats: &PoolStats| {
+        stats.live.fetch_sub(1, Ordering::Relaxed);
+        w.stop()
     };
-    let mut worker = spawn(&stats);
+    let mut worker = start_worker(slot, &options, &stats).await;
     loop {
         let task = { rx.lock().await.recv().await };
         let Some(TaskBox(task)) = task else { break };
         if task.reply.is_closed() {
             continue;
         }
+        // A worker that died while idle (killed from outside) is replaced before it is given
+        // a job, so the job does not fail for it.
+        if let Some(w) = worker.as_mut() {
+            if !matches!(w.child.try_wait(), Ok(None)) {
+                tracing::warn!(slot, lane, "an idle worker exited; restarting it");
+                stats.restarts.fetch_add(1, Ordering::Relaxed);
+                if let Some(old) = worker.take() {
+                    stop(old, &stats).await;
+                }
+            }
+        }
         if worker.is_none() {
-            worker = spawn(&stats);
+            worker = start_worker(slot, &options, &stats).await;
         }
         let Some(w) = worker.as_mut() else {
             let _ = task.reply.send(Outcome::failed(
@@ -214,28 +263,28 @@ async fn run_slot(
                 w.runs += 1;
                 let over_memory = w.rss().is_some_and(|r| r > options.max_memory);
                 if w.runs >= options.max_executions || over_memory {
-                    tracing::info!(slot, runs = w.runs, over_memory, "recycling worker");
+                    tracing::info!(slot, lane, runs = w.runs, over_memory, "recycling worker");
                     stats.recycles.fetch_add(1, Ordering::Relaxed);
                     if let Some(old) = worker.take() {
-                        old.stop().await;
+                        stop(old, &stats).await;
                     }
-                    worker = spawn(&stats);
+                    worker = start_worker(slot, &options, &stats).await;
                 }
             }
             Err(message) => {
-                tracing::warn!(slot, %message, "worker failed; restarting it");
+                tracing::warn!(slot, lane, %message, "worker failed; restarting it");
                 let _ = task
                     .reply
                     .send(Outcome::failed("", ExecError::internal(message)));
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
                 if let Some(old) = worker.take() {
-                    old.stop().await;
+                    stop(old, &stats).await;
                 }
-                worker = spawn(&stats);
+                worker = start_worker(slot, &options, &stats).await;
             }
         }
     }
     if let Some(w) = worker {
-        w.stop().await;
+        stop(w, &stats).await;
     }
 }

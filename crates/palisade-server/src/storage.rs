@@ -82,6 +82,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn append_audit(&self, r: &AuditRecord) -> Result<(), StorageError>;
     /// A tenant's audit records, oldest first.
     fn audit(&self, tenant: &str) -> Result<Vec<AuditRecord>, StorageError>;
+    /// Records several executions at once: all or none (one transaction where the backend has
+    /// them). The server's recorder commits concurrent executions in groups this way.
+    fn put_executions(&self, batch: &[ExecutionRecord]) -> Result<(), StorageError> {
+        batch.iter().try_for_each(|e| self.put_execution(e))
+    }
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -159,6 +164,23 @@ fn decode_function(
     })
 }
 
+fn insert_execution(conn: &Connection, e: &ExecutionRecord) -> Result<(), StorageError> {
+    let outcome = serde_json::to_string(&e.outcome)?;
+    conn.prepare_cached(
+        "INSERT INTO executions (id, tenant, function, engine, outcome, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        e.id,
+        e.tenant,
+        e.function,
+        e.engine,
+        outcome,
+        e.created_at as i64
+    ])?;
+    Ok(())
+}
+
 impl Storage for SqliteStorage {
     fn put_function(&self, f: &FunctionRecord) -> Result<(), StorageError> {
         let request = serde_json::to_string(&f.request)?;
@@ -208,20 +230,16 @@ impl Storage for SqliteStorage {
     }
 
     fn put_execution(&self, e: &ExecutionRecord) -> Result<(), StorageError> {
-        let outcome = serde_json::to_string(&e.outcome)?;
-        self.conn()?
-            .prepare_cached(
-                "INSERT INTO executions (id, tenant, function, engine, outcome, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                e.id,
-                e.tenant,
-                e.function,
-                e.engine,
-                outcome,
-                e.created_at as i64
-            ])?;
+        self.put_executions(std::slice::from_ref(e))
+    }
+
+    fn put_executions(&self, batch: &[ExecutionRecord]) -> Result<(), StorageError> {
+        let conn = self.conn()?;
+        let tx = conn.unchecked_transaction()?;
+        for e in batch {
+            insert_execution(&tx, e)?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -50,6 +50,8 @@ pub struct WorkerOptions {
     pub audit_db: Option<PathBuf>,
     /// Unused contexts each engine keeps ready (see [`palisade::SandboxBuilder::prewarm`]).
     pub prewarm: usize,
+    /// The CPU priority (`nice` value) to take at start; the slow lane's workers run lower.
+    pub nice: Option<i32>,
 }
 
 /// Why a worker could not start.
@@ -156,6 +158,11 @@ fn run_job(
 
 /// The worker's `main`: serves jobs on stdin/stdout.
 pub fn worker_main(options: &WorkerOptions) -> Result<(), WorkerError> {
+    if let Some(nice) = options.nice {
+        // Only ever lowers the priority (a higher value), which needs no privilege.
+        rustix::process::setpriority_process(None, nice)
+            .map_err(|e| WorkerError::Setup(format!("cannot set the CPU priority: {e}")))?;
+    }
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
     serve_jobs(options, stdin, std::io::BufWriter::new(stdout))

@@ -35,9 +35,23 @@ async fn start(extra: &str) -> Server {
     let done = tokio::spawn(palisade_server::serve(config, listener, async move {
         let _ = rx.await;
     }));
+    let client = reqwest::Client::new();
+    // Ready once every lane has a worker that answered.
+    let started = Instant::now();
+    loop {
+        let ready = client.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     Server {
         base,
-        client: reqwest::Client::new(),
+        client,
         stop: Some(stop),
         done,
     }
@@ -249,7 +263,7 @@ async fn execute_deploy_invoke_and_records() {
         text.contains("palisade_execution_seconds_bucket{engine=\"quickjs\",le=\"+Inf\"} 3"),
         "{text}"
     );
-    assert!(text.contains("palisade_queue_depth 0"));
+    assert!(text.contains("palisade_queue_depth{lane=\"fast\"} 0"));
     let (status, doc) = json_of(
         s.client
             .get(format!("{}/v1/openapi.json", s.base))
@@ -422,13 +436,16 @@ async fn a_killed_worker_fails_only_its_execution() {
         .text()
         .await
         .unwrap();
-    assert!(text.contains("palisade_worker_restarts_total 1"), "{text}");
+    assert!(
+        text.contains("palisade_worker_restarts_total{lane=\"fast\"} 1"),
+        "{text}"
+    );
     s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_gives_429_and_workers_recycle() {
-    let s = start("workers = 1\nqueue = 1\nworker_max_executions = 2").await;
+    let s = start("workers = 1\nqueue = 1\nslow_queue = 1\nworker_max_executions = 2").await;
     // One running, one queued; the rest are refused.
     let slow = json!({"source": "const t = Date.now(); while (Date.now() - t < 400) {}; 1"});
     let mut calls = Vec::new();
@@ -466,7 +483,10 @@ async fn full_queue_gives_429_and_workers_recycle() {
         .text()
         .await
         .unwrap();
-    assert!(!text.contains("palisade_worker_recycles_total 0"), "{text}");
+    assert!(
+        !text.contains("palisade_worker_recycles_total{lane=\"fast\"} 0"),
+        "{text}"
+    );
     assert!(!text.contains("palisade_rejected_total 0"), "{text}");
     s.stop().await;
 }

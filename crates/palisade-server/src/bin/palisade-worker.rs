@@ -10,6 +10,7 @@ fn main() -> std::process::ExitCode {
             "--secrets" => options.secrets = args.next().map(Into::into),
             "--audit-db" => options.audit_db = args.next().map(Into::into),
             "--prewarm" => options.prewarm = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
+            "--nice" => options.nice = args.next().and_then(|n| n.parse().ok()),
             _ => {}
         }
     }
