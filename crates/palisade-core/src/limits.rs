@@ -8,6 +8,7 @@ use crate::units::format_size;
 
 /// A limit an execution can hit. The snake_case names are stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Limit {
@@ -60,16 +61,26 @@ impl std::fmt::Display for Limit {
 /// assert_eq!(limits.output, 1 << 20);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Guest heap, in bytes. Default 64 MiB. Allowed: 1 MiB ..= 16 GiB.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(range(min = 1_048_576u64, max = 17_179_869_184u64))
+    )]
     pub memory: u64,
     /// Wall clock, including awaiting promises, host calls and result conversion. Default 5 s.
-    /// Allowed: 1 ms ..= 1 hour.
+    /// Allowed: 1 ms ..= 1 hour. In milliseconds in JSON and TOML.
     #[serde(with = "duration_ms")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "u64", range(min = 1, max = 3_600_000))
+    )]
     pub timeout: Duration,
     /// Guest stack, in bytes. `None` (the default) means the engine's default, which is at least
     /// 256 KiB. Allowed: 64 KiB ..= 64 MiB.
+    #[cfg_attr(feature = "schema", schemars(range(min = 65_536, max = 67_108_864)))]
     pub stack: Option<u64>,
     /// Captured stdout + stderr, in bytes. Default 1 MiB. Output past it is dropped and the
     /// outcome is marked truncated; the run does not fail.

@@ -8,6 +8,7 @@ use crate::limits::Limit;
 /// The stable error kinds of the contract. Their snake_case names are used by the library, the
 /// CLI and HTTP alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -301,6 +302,7 @@ impl From<ErrorRecord> for ExecError {
 /// The flat `error` object of the JSON outcome (the contract's shape, extended with the limit
 /// fields for limit kinds).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorRecord {
     /// The stable kind.
     pub kind: ErrorKind,
@@ -327,6 +329,7 @@ pub struct ErrorRecord {
 
 /// The resource receipt of one execution.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Metrics {
     /// The engine that ran it.
     pub engine: String,
@@ -423,6 +426,7 @@ impl Outcome {
 
 /// `ok` or `error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// The run produced a value.
@@ -433,6 +437,7 @@ pub enum Status {
 
 /// The serialized form of an [`Outcome`]: exactly the contract's JSON object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeRecord {
     /// `ok` or `error`.

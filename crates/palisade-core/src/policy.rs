@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 /// Host-provided globals, beyond the ECMAScript built-ins, that a policy can allow. Their JSON
 /// and TOML names are the globals' own names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub enum HostGlobal {
     /// `console` (captured output).
@@ -61,6 +62,7 @@ impl HostGlobal {
 
 /// How the clock behaves in deterministic mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Clock {
     /// Every read gives the start time.
@@ -72,6 +74,7 @@ pub enum Clock {
 
 /// Deterministic mode: the same script, input and seed give byte-identical outcomes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Deterministic {
     /// Seeds `Math.random` and `crypto.getRandomValues`/`randomUUID`. Default 0.
@@ -94,11 +97,13 @@ impl Default for Deterministic {
 
 /// What the guest may touch. See the module docs; [`Policy::default`] documents each default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Policy {
     /// Host globals that exist in the guest. Default: `console`, `input`, `crypto`. The
     /// ECMAScript built-ins always exist (except the dangerous ones below); engine extras that are
     /// neither (QuickJS's `performance`, `atob`, ...) are removed.
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<HostGlobal>"))]
     pub globals: BTreeSet<HostGlobal>,
     /// `eval` and the `Function`, `AsyncFunction`, `GeneratorFunction` and
     /// `AsyncGeneratorFunction` constructors. Default: off.
@@ -109,6 +114,7 @@ pub struct Policy {
     pub allow_shared_memory: bool,
     /// Module specifiers the guest may import (statically or with `import()`), each resolved only
     /// to a source supplied with the request. `None` (the default) allows every supplied module.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Vec<String>>"))]
     pub modules: Option<BTreeSet<String>>,
     /// Deterministic time and randomness. Default: off.
     pub deterministic: Option<Deterministic>,
@@ -118,11 +124,13 @@ pub struct Policy {
     pub fetch: FetchPolicy,
     /// Names the guest may read with `secrets.get(name)`; `secrets` exists only when this is
     /// not empty. The secret store still decides per tenant and function. Default: none.
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub secrets: BTreeSet<String>,
 }
 
 /// `fetch`'s allowlist and caps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct FetchPolicy {
     /// URL patterns: scheme, exact host, port (explicit or the scheme's default), and an optional
@@ -483,6 +491,20 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for UrlPattern {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "UrlPattern".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An allowed URL prefix: `https://host[:port][/path]` (http only for loopback).",
+        })
+    }
 }
 
 #[cfg(test)]

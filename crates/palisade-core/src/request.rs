@@ -9,6 +9,7 @@ use crate::policy::Policy;
 
 /// How the source is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// A classic script; the result is its completion value (awaited if it is a thenable).

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use palisade::{EngineKind, ErrorKind, Limits, Mode, Outcome, Policy, Request};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,7 @@ use tracing::Instrument;
 
 use crate::lanes::{Lane, LaneKey, Lanes};
 use crate::metrics::Metrics;
+use crate::openapi::{schema, Body, ErrorBody, ErrorDetail, Operation, Response as Doc};
 use crate::pool::Pool;
 use crate::recorder::Recorder;
 use crate::storage::{now, ExecutionRecord, FunctionRecord, Storage};
@@ -148,16 +150,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = serde_json::json!({"kind": self.kind, "message": self.message});
-        if let Some((line, column)) = self.position {
-            error["line"] = line.into();
-            error["column"] = column.into();
-        }
-        let mut resp = (
-            self.status,
-            axum::Json(serde_json::json!({ "error": error })),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                kind: self.kind.to_owned(),
+                message: self.message,
+                line: self.position.map(|(l, _)| l as u64),
+                column: self.position.map(|(_, c)| c as u64),
+            },
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -205,15 +206,31 @@ async fn body_bytes<S: Send + Sync>(req: HttpRequest, state: &S) -> Result<Bytes
     })
 }
 
+/// Parses a body, which must be a JSON object (serde would take an array for a struct, as its
+/// fields in order).
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => {}
+        Some(_) => return Err(ApiError::invalid("the body must be a JSON object")),
+    }
     serde_json::from_slice(bytes).map_err(|e| ApiError {
         position: Some((e.line(), e.column())),
         ..ApiError::invalid(format!("invalid JSON body: {e}"))
     })
 }
 
+/// An engine's name, as the API accepts it.
+#[derive(Debug, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema is used
+enum EngineName {
+    Quickjs,
+    Wasm,
+    V8,
+}
+
 /// `POST /v1/execute`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteBody {
     /// The JavaScript source.
@@ -226,15 +243,18 @@ pub struct ExecuteBody {
     pub input: serde_json::Value,
     /// Limits, overriding the server's defaults field by field.
     #[serde(default)]
+    #[schemars(with = "Option<Limits>")]
     pub limits: Option<serde_json::Map<String, serde_json::Value>>,
     /// Policy, overriding the server's default field by field.
     #[serde(default)]
+    #[schemars(with = "Option<Policy>")]
     pub policy: Option<serde_json::Map<String, serde_json::Value>>,
     /// Importable modules, specifier to source.
     #[serde(default)]
     pub modules: BTreeMap<String, String>,
     /// The engine: `quickjs` (default), `wasm` or `v8`.
     #[serde(default)]
+    #[schemars(with = "Option<EngineName>")]
     pub engine: Option<String>,
     /// The file name in stack traces.
     #[serde(default)]
@@ -242,10 +262,11 @@ pub struct ExecuteBody {
 }
 
 /// `POST /v1/functions`: an execute body with a name and without input.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeployBody {
     /// The function's name: 1–128 of `[A-Za-z0-9_.-]`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
     pub name: String,
     /// The JavaScript source.
     pub source: String,
@@ -254,20 +275,23 @@ pub struct DeployBody {
     pub mode: Mode,
     /// Limits, overriding the server's defaults field by field.
     #[serde(default)]
+    #[schemars(with = "Option<Limits>")]
     pub limits: Option<serde_json::Map<String, serde_json::Value>>,
     /// Policy, overriding the server's default field by field.
     #[serde(default)]
+    #[schemars(with = "Option<Policy>")]
     pub policy: Option<serde_json::Map<String, serde_json::Value>>,
     /// Importable modules.
     #[serde(default)]
     pub modules: BTreeMap<String, String>,
-    /// The engine.
+    /// The engine: `quickjs` (default), `wasm` or `v8`.
     #[serde(default)]
+    #[schemars(with = "Option<EngineName>")]
     pub engine: Option<String>,
 }
 
 /// `POST /v1/functions/{name}/invoke`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvokeBody {
     /// The global `input`.
@@ -275,8 +299,8 @@ pub struct InvokeBody {
     pub input: serde_json::Value,
 }
 
-/// A function as listed and returned.
-#[derive(Debug, Serialize)]
+/// A function as listed and returned (with its source only when fetched alone).
+#[derive(Debug, Serialize, JsonSchema)]
 struct FunctionView<'a> {
     name: &'a str,
     engine: &'a str,
@@ -299,6 +323,28 @@ impl<'a> FunctionView<'a> {
             policy: &f.request.policy,
         }
     }
+}
+
+/// `GET /v1/functions`.
+#[derive(Debug, Serialize, JsonSchema)]
+struct FunctionList<'a> {
+    /// The tenant's functions, by name.
+    functions: Vec<FunctionView<'a>>,
+}
+
+/// `GET /v1/executions/{id}`.
+#[derive(Debug, Serialize, JsonSchema)]
+struct ExecutionView {
+    /// The execution id.
+    id: String,
+    /// The function invoked, if any.
+    function: Option<String>,
+    /// The engine it ran on.
+    engine: String,
+    /// Seconds since the Unix epoch.
+    created_at: u64,
+    /// The outcome, in the contract's shape.
+    outcome: palisade::OutcomeRecord,
 }
 
 fn overlay<T: Serialize + DeserializeOwned>(
@@ -414,7 +460,7 @@ async fn execute_and_record(
     Ok(resp)
 }
 
-async fn execute(
+async fn execute_handler(
     State(state): State<Arc<AppState>>,
     Extension(Tenant(tenant)): Extension<Tenant>,
     JsonBody(body): JsonBody<ExecuteBody>,
@@ -442,7 +488,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)
 }
 
-async fn deploy(
+async fn deploy_handler(
     State(state): State<Arc<AppState>>,
     Extension(Tenant(tenant)): Extension<Tenant>,
     JsonBody(body): JsonBody<DeployBody>,
@@ -503,8 +549,8 @@ async fn list_functions(
 ) -> Result<Response, ApiError> {
     let storage = state.storage.clone();
     let all = blocking(move || storage.list_functions(&tenant)).await?;
-    let views: Vec<_> = all.iter().map(|f| FunctionView::of(f, false)).collect();
-    Ok(axum::Json(serde_json::json!({ "functions": views })).into_response())
+    let functions: Vec<_> = all.iter().map(|f| FunctionView::of(f, false)).collect();
+    Ok(axum::Json(FunctionList { functions }).into_response())
 }
 
 async fn get_function(
@@ -585,10 +631,13 @@ async fn get_execution(
     let e = blocking(move || storage.get_execution(&tenant, &id))
         .await?
         .ok_or_else(|| ApiError::not_found("execution"))?;
-    Ok(axum::Json(serde_json::json!({
-        "id": e.id, "function": e.function, "engine": e.engine,
-        "created_at": e.created_at, "outcome": e.outcome,
-    }))
+    Ok(axum::Json(ExecutionView {
+        id: e.id,
+        function: e.function,
+        engine: e.engine,
+        created_at: e.created_at,
+        outcome: e.outcome,
+    })
     .into_response())
 }
 
@@ -620,7 +669,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn openapi() -> Response {
-    axum::Json(crate::openapi::document()).into_response()
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    axum::Json(DOC.get_or_init(|| crate::openapi::document(&routes_doc()))).into_response()
 }
 
 /// Maps the bearer key to a tenant; 401 without a valid one.
@@ -689,24 +739,241 @@ async fn request_id(req: HttpRequest, next: Next) -> Response {
     resp
 }
 
+type Handler = axum::routing::MethodRouter<Arc<AppState>>;
+
+/// Every route: its document and its handler. The router and the OpenAPI document are both
+/// built from this table.
+fn routes() -> Vec<(Operation, Handler)> {
+    let json = |status, description, body| Doc {
+        status,
+        description,
+        body: Body::Json(body),
+    };
+    let error = |status, description| json(status, description, schema::<ErrorBody>);
+    let outcome = || {
+        json(
+            200,
+            "The outcome (also for guest errors and limits)",
+            schema::<palisade::OutcomeRecord>,
+        )
+    };
+    let authed = || vec![error(401, "No valid API key"), error(500, "A host failure")];
+    let with_body = |mut v: Vec<Doc>| {
+        v.push(error(
+            400,
+            "A malformed body, an unknown field or an invalid value",
+        ));
+        v.push(error(413, "The body is larger than max_body"));
+        v
+    };
+    let running = |mut v: Vec<Doc>| {
+        v.push(error(429, "The queue is full; see Retry-After"));
+        v.push(error(503, "The engine is not installed"));
+        v
+    };
+    let op = |method, path, summary, auth, request, responses| Operation {
+        method,
+        path,
+        summary,
+        auth,
+        request,
+        responses,
+    };
+    let text = |status, description| Doc {
+        status,
+        description,
+        body: Body::Text,
+    };
+    let mut execute = running(with_body(authed()));
+    execute.push(outcome());
+    let mut deploy = running(with_body(authed()));
+    deploy.push(json(201, "Deployed", schema::<FunctionView<'static>>));
+    let mut list = authed();
+    list.push(json(
+        200,
+        "The tenant's functions",
+        schema::<FunctionList<'static>>,
+    ));
+    let mut get_one = authed();
+    get_one.push(json(
+        200,
+        "The function, with its source",
+        schema::<FunctionView<'static>>,
+    ));
+    get_one.push(error(404, "No such function (for this tenant)"));
+    let mut delete = authed();
+    delete.push(Doc {
+        status: 204,
+        description: "Deleted",
+        body: Body::Empty,
+    });
+    delete.push(error(404, "No such function (for this tenant)"));
+    let mut invoke_r = running(with_body(authed()));
+    invoke_r.push(outcome());
+    invoke_r.push(error(404, "No such function (for this tenant)"));
+    let mut exec = authed();
+    exec.push(json(200, "The recorded execution", schema::<ExecutionView>));
+    exec.push(error(404, "No such execution (for this tenant)"));
+    vec![
+        (
+            op(
+                "post",
+                "/v1/execute",
+                "Run source once and return its outcome",
+                true,
+                Some((schema::<ExecuteBody> as _, false)),
+                execute,
+            ),
+            post(execute_handler),
+        ),
+        (
+            op(
+                "post",
+                "/v1/functions",
+                "Deploy (or replace) a named function; its syntax is checked",
+                true,
+                Some((schema::<DeployBody> as _, false)),
+                deploy,
+            ),
+            post(deploy_handler),
+        ),
+        (
+            op(
+                "get",
+                "/v1/functions",
+                "List this tenant's functions",
+                true,
+                None,
+                list,
+            ),
+            get(list_functions),
+        ),
+        (
+            op(
+                "get",
+                "/v1/functions/{name}",
+                "One function, with its source",
+                true,
+                None,
+                get_one,
+            ),
+            get(get_function),
+        ),
+        (
+            op(
+                "delete",
+                "/v1/functions/{name}",
+                "Delete a function",
+                true,
+                None,
+                delete,
+            ),
+            axum::routing::delete(delete_function),
+        ),
+        (
+            op(
+                "post",
+                "/v1/functions/{name}/invoke",
+                "Invoke a function with an input (the body may be empty)",
+                true,
+                Some((schema::<InvokeBody> as _, true)),
+                invoke_r,
+            ),
+            post(invoke),
+        ),
+        (
+            op(
+                "get",
+                "/v1/executions/{id}",
+                "A recorded execution and its outcome",
+                true,
+                None,
+                exec,
+            ),
+            get(get_execution),
+        ),
+        (
+            op(
+                "get",
+                "/v1/openapi.json",
+                "This document",
+                false,
+                None,
+                vec![json(
+                    200,
+                    "The OpenAPI document",
+                    schema::<serde_json::Value>,
+                )],
+            ),
+            get(openapi),
+        ),
+        (
+            op(
+                "get",
+                "/healthz",
+                "Liveness: the server answers",
+                false,
+                None,
+                vec![text(200, "Alive")],
+            ),
+            get(healthz),
+        ),
+        (
+            op(
+                "get",
+                "/readyz",
+                "Readiness: every lane has a live worker and no shutdown has begun",
+                false,
+                None,
+                vec![text(200, "Ready"), text(503, "Starting or shutting down")],
+            ),
+            get(readyz),
+        ),
+        (
+            op(
+                "get",
+                "/metrics",
+                "Prometheus metrics",
+                false,
+                None,
+                vec![Doc {
+                    status: 200,
+                    description: "Counters, gauges and histograms",
+                    body: Body::Prometheus,
+                }],
+            ),
+            get(metrics),
+        ),
+    ]
+}
+
+/// The document half of [`routes`].
+pub fn routes_doc() -> Vec<Operation> {
+    routes().into_iter().map(|(op, _)| op).collect()
+}
+
 /// The service's router.
 pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
-    let v1 = Router::new()
-        .route("/execute", post(execute))
-        .route("/functions", post(deploy).get(list_functions))
-        .route(
-            "/functions/{name}",
-            get(get_function).delete(delete_function),
-        )
-        .route("/functions/{name}/invoke", post(invoke))
-        .route("/executions/{id}", get(get_execution))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new()
-        .nest("/v1", v1)
-        .route("/v1/openapi.json", get(openapi))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let mut by_path: BTreeMap<(bool, &'static str), Handler> = BTreeMap::new();
+    for (op, handler) in routes() {
+        let merged = match by_path.remove(&(op.auth, op.path)) {
+            Some(existing) => existing.merge(handler),
+            None => handler,
+        };
+        by_path.insert((op.auth, op.path), merged);
+    }
+    let mut authed = Router::new();
+    let mut public = Router::new();
+    for ((auth, path), handler) in by_path {
+        if auth {
+            authed = authed.route(path, handler);
+        } else {
+            public = public.route(path, handler);
+        }
+    }
+    let authed = authed.route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    public
+        .merge(authed)
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(request_id))

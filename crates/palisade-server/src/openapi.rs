@@ -1,149 +1,194 @@
-//! The OpenAPI 3 document served at `/v1/openapi.json`, built from the same route table the
-//! router uses.
+//! The OpenAPI 3 document served at `/v1/openapi.json`, generated from the code: the paths,
+//! methods and responses come from the same route table ([`crate::api::routes`]) the router is
+//! built from, and every body schema is derived (with `schemars`) from the Rust type that
+//! serializes or deserializes it. A route cannot exist without its entry in the document, and a
+//! field cannot change without its schema changing.
 
-use serde_json::{json, Value};
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{json, Map, Value};
 
-/// `(method, path, summary, request body schema, success status)` for every `/v1` route.
-pub const ROUTES: &[(&str, &str, &str, Option<&str>, u16)] = &[
-    (
-        "post",
-        "/v1/execute",
-        "Run source once and return its outcome",
-        Some("Execute"),
-        200,
-    ),
-    (
-        "post",
-        "/v1/functions",
-        "Deploy (or replace) a named function; its syntax is checked",
-        Some("Deploy"),
-        201,
-    ),
-    (
-        "get",
-        "/v1/functions",
-        "List this tenant's functions",
-        None,
-        200,
-    ),
-    (
-        "get",
-        "/v1/functions/{name}",
-        "One function, with its source",
-        None,
-        200,
-    ),
-    (
-        "delete",
-        "/v1/functions/{name}",
-        "Delete a function",
-        None,
-        204,
-    ),
-    (
-        "post",
-        "/v1/functions/{name}/invoke",
-        "Invoke a function with an input",
-        Some("Invoke"),
-        200,
-    ),
-    (
-        "get",
-        "/v1/executions/{id}",
-        "A recorded execution and its outcome",
-        None,
-        200,
-    ),
-];
+/// A JSON body's schema, generated into the document's components.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
-fn outcome_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["status", "value", "error", "stdout", "stderr", "truncated", "metrics"],
-        "properties": {
-            "status": {"type": "string", "enum": ["ok", "error"]},
-            "value": {},
-            "error": {"nullable": true, "type": "object", "properties": {
-                "kind": {"type": "string", "enum": ["syntax_error", "exception", "timeout", "memory_limit",
-                    "stack_overflow", "fuel_exhausted", "result_limit", "not_serializable",
-                    "policy_denied", "engine_unavailable", "invalid_request", "internal"]},
-                "name": {"type": "string", "nullable": true}, "message": {"type": "string"},
-                "stack": {"type": "string", "nullable": true},
-                "line": {"type": "integer", "nullable": true}, "column": {"type": "integer", "nullable": true}}},
-            "stdout": {"type": "string"}, "stderr": {"type": "string"}, "truncated": {"type": "boolean"},
-            "metrics": {"type": "object", "properties": {
-                "engine": {"type": "string"}, "wall_us": {"type": "integer"},
-                "memory_bytes": {"type": "integer"}, "fuel_used": {"type": "integer", "nullable": true}}}
-        }
-    })
+/// The schema of `T`, for a route table entry.
+pub fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
 }
 
-/// The document.
-///
-/// ```
-/// let doc = palisade_server::openapi::document();
-/// assert_eq!(doc["openapi"], "3.0.3");
-/// assert!(doc["paths"]["/v1/execute"]["post"].is_object());
-/// ```
-pub fn document() -> Value {
-    let common = json!({
-        "source": {"type": "string"}, "mode": {"type": "string", "enum": ["script", "module"]},
-        "limits": {"type": "object", "description": "memory (bytes), timeout (ms), stack, output, result, fuel; overrides the server defaults field by field"},
-        "policy": {"type": "object", "description": "the policy object of the CLI's policy file; overrides the server default field by field"},
-        "modules": {"type": "object", "additionalProperties": {"type": "string"}},
-        "engine": {"type": "string", "enum": ["quickjs", "wasm", "v8"]}
-    });
-    let mut execute = common.clone();
-    execute["input"] = json!({});
-    execute["filename"] = json!({"type": "string"});
-    let mut deploy = common;
-    deploy["name"] = json!({"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"});
-    let error = json!({"type": "object", "properties": {"error": {"type": "object", "properties": {
-        "kind": {"type": "string"}, "message": {"type": "string"},
-        "line": {"type": "integer"}, "column": {"type": "integer"}}}}});
-    let mut paths = serde_json::Map::new();
-    for (method, path, summary, body, status) in ROUTES {
-        let mut op = json!({
-            "summary": summary,
-            "security": [{"bearer": []}],
-            "responses": {
-                status.to_string(): {"description": "success", "content": {"application/json": {"schema":
-                    if path.contains("invoke") || path.ends_with("execute") { json!({"$ref": "#/components/schemas/Outcome"}) } else { json!({"type": "object"}) }}}},
-                "400": {"description": "malformed or invalid request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-                "401": {"description": "no valid API key"},
-                "404": {"description": "not found (or another tenant's)"},
-                "413": {"description": "body too large"},
-                "429": {"description": "queue full; see Retry-After"}
+/// What a response carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    /// JSON of a schema.
+    Json(SchemaFn),
+    /// Plain text.
+    Text,
+    /// Prometheus text exposition.
+    Prometheus,
+    /// Nothing.
+    Empty,
+}
+
+/// One documented response.
+#[derive(Debug, Clone, Copy)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// When it is given.
+    pub description: &'static str,
+    /// What it carries.
+    pub body: Body,
+}
+
+/// The document of one route (see [`crate::api::routes`]).
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// `get`, `post` or `delete`.
+    pub method: &'static str,
+    /// The path, with `{param}` segments (the router's syntax is the same).
+    pub path: &'static str,
+    /// A one-line summary.
+    pub summary: &'static str,
+    /// Whether it needs a bearer API key.
+    pub auth: bool,
+    /// The JSON request body, if any, and whether it may be empty.
+    pub request: Option<(SchemaFn, bool)>,
+    /// Every response it can give.
+    pub responses: Vec<Response>,
+}
+
+/// The error body every failure has: `{"error": {"kind", "message", ...}}`.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The `error` object of an [`ErrorBody`].
+#[derive(Debug, serde::Serialize, JsonSchema)]
+pub struct ErrorDetail {
+    /// A stable kind: an execution error kind (e.g. `syntax_error` at deploy time), or one of
+    /// `invalid_request`, `unauthorized`, `not_found`, `payload_too_large`, `overloaded`,
+    /// `internal`.
+    pub kind: String,
+    /// A human-readable message.
+    pub message: String,
+    /// 1-based line of a malformed body or a syntax error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// 1-based column of a malformed body or a syntax error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u64>,
+}
+
+/// The document for `operations`.
+pub fn document(operations: &[Operation]) -> Value {
+    let mut generator = SchemaGenerator::new(SchemaSettings::openapi3());
+    let mut paths = Map::new();
+    for op in operations {
+        let mut responses = Map::new();
+        for r in &op.responses {
+            let mut entry = json!({ "description": r.description });
+            let content = match r.body {
+                Body::Json(f) => Some(("application/json", f(&mut generator).to_value())),
+                Body::Text => Some(("text/plain", json!({"type": "string"}))),
+                Body::Prometheus => Some(("text/plain; version=0.0.4", json!({"type": "string"}))),
+                Body::Empty => None,
+            };
+            if let Some((mime, schema)) = content {
+                entry["content"] = json!({ mime: { "schema": schema } });
             }
-        });
-        if let Some(schema) = body {
-            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+            if r.status == 429 {
+                entry["headers"] = json!({"Retry-After": {
+                    "description": "Seconds to wait before retrying.",
+                    "schema": {"type": "integer"}}});
+            }
+            responses.insert(r.status.to_string(), entry);
         }
-        let params: Vec<Value> = ["name", "id"]
-            .iter()
-            .filter(|p| path.contains(&format!("{{{p}}}")))
+        let mut operation = json!({
+            "summary": op.summary,
+            "operationId": operation_id(op),
+            "responses": responses,
+        });
+        operation["security"] = if op.auth {
+            json!([{"bearer": []}])
+        } else {
+            json!([])
+        };
+        if let Some((schema, optional)) = op.request {
+            operation["requestBody"] = json!({
+                "required": !optional,
+                "content": {"application/json": {"schema": schema(&mut generator).to_value()}},
+            });
+        }
+        let params: Vec<Value> = op
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
             .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
         if !params.is_empty() {
-            op["parameters"] = Value::Array(params);
+            operation["parameters"] = Value::Array(params);
         }
-        let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
-        entry[*method] = op;
+        let entry = paths.entry(op.path).or_insert_with(|| json!({}));
+        entry[op.method] = operation;
     }
+    let schemas: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     json!({
         "openapi": "3.0.3",
-        "info": {"title": "Palisade", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Run untrusted JavaScript in isolated worker processes."},
+        "info": {
+            "title": "Palisade",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Run untrusted JavaScript in isolated worker processes: deploy functions, \
+                invoke them, read back executions.",
+        },
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Outcome": outcome_schema(),
-                "Error": error,
-                "Execute": {"type": "object", "required": ["source"], "additionalProperties": false, "properties": execute},
-                "Deploy": {"type": "object", "required": ["name", "source"], "additionalProperties": false, "properties": deploy},
-                "Invoke": {"type": "object", "additionalProperties": false, "properties": {"input": {}}}
-            }
-        }
+            "schemas": schemas,
+        },
     })
+}
+
+fn operation_id(op: &Operation) -> String {
+    let mut id = op.method.to_owned();
+    for seg in op.path.split('/').filter(|s| !s.is_empty() && *s != "v1") {
+        let seg = seg.trim_start_matches('{').trim_end_matches('}');
+        id.push('_');
+        id.push_str(&seg.replace('.', "_"));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_with_derived_schemas() {
+        let ops = crate::api::routes_doc();
+        let doc = document(&ops);
+        assert_eq!(doc["openapi"], "3.0.3");
+        for op in &ops {
+            let o = &doc["paths"][op.path][op.method];
+            assert!(o.is_object(), "{} {}", op.method, op.path);
+            assert!(o["responses"].as_object().is_some_and(|r| !r.is_empty()));
+        }
+        let schemas = &doc["components"]["schemas"];
+        // Derived from the Rust types, so the contract's fields and kinds are all there.
+        assert!(
+            schemas["OutcomeRecord"]["properties"]["metrics"].is_object(),
+            "{schemas}"
+        );
+        let kinds = schemas["ErrorKind"]["oneOf"].to_string();
+        for kind in palisade::ErrorKind::ALL {
+            assert!(kinds.contains(&format!("\"{}\"", kind.as_str())), "{kinds}");
+        }
+        assert_eq!(schemas["ExecuteBody"]["additionalProperties"], false);
+        let text = doc.to_string();
+        assert!(
+            !text.contains("#/$defs"),
+            "refs point into components: {text}"
+        );
+    }
 }
