@@ -108,7 +108,7 @@ impl SqliteStorage {
     /// Opens (creating if needed) the database at `path` (`:memory:` for a private in-memory
     /// one) and applies any pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
-        let conn = if path.as_os_str() == ":memory:" {
+        let mut conn = if path.as_os_str() == ":memory:" {
             Connection::open_in_memory()?
         } else {
             Connection::open(path)?
@@ -116,15 +116,18 @@ impl SqliteStorage {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(version).unwrap_or(0))
-        {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        let version = |c: &Connection| -> rusqlite::Result<usize> {
+            let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            Ok(usize::try_from(v).unwrap_or(0))
+        };
+        if version(&conn)? < MIGRATIONS.len() {
+            // Under the write lock, reading the version again: another process opening the
+            // same new file at once would otherwise apply the same migration too.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version(&tx)?) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            }
             tx.commit()?;
         }
         Ok(SqliteStorage {
