@@ -1,13 +1,17 @@
 //! Persistence behind the [`Storage`] trait: deployed functions, execution records and the
-//! secret-access audit log. [`SqliteStorage`] (embedded, the default) migrates its schema at
-//! open.
+//! secret-access audit log. [`SqliteStorage`] (embedded, the default) and [`PostgresStorage`]
+//! both migrate their schema at open; [`open_storage`] picks one from the configured
+//! `database`.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use palisade::{AuditRecord, AuditSink, OutcomeRecord};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
+
+mod pg;
+pub use pg::PostgresStorage;
 
 /// A deployed function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +52,9 @@ pub enum StorageError {
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The PostgreSQL server failed, refused the connection, or the URL is invalid.
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
     /// A stored row could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(#[from] serde_json::Error),
@@ -82,6 +89,59 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn append_audit(&self, r: &AuditRecord) -> Result<(), StorageError>;
     /// A tenant's audit records, oldest first.
     fn audit(&self, tenant: &str) -> Result<Vec<AuditRecord>, StorageError>;
+}
+
+/// Whether `database` names a PostgreSQL server (`postgres://` or `postgresql://`) rather than
+/// a SQLite file.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// Opens the configured `database`: a `postgres://` or `postgresql://` URL connects to
+/// PostgreSQL ([`PostgresStorage`]); anything else is a SQLite file path, or `:memory:`
+/// ([`SqliteStorage`]). Either way pending migrations run first. It blocks (call it from
+/// `spawn_blocking` in async code).
+pub fn open_storage(database: &Path) -> Result<Arc<dyn Storage>, StorageError> {
+    match database.to_str() {
+        Some(url) if is_postgres_url(url) => Ok(Arc::new(PostgresStorage::open(url)?)),
+        _ => Ok(Arc::new(SqliteStorage::open(database)?)),
+    }
+}
+
+/// A shared storage is a storage (so `StorageAudit(open_storage(..)?)` is an audit sink).
+impl<S: Storage + ?Sized> Storage for Arc<S> {
+    fn put_function(&self, f: &FunctionRecord) -> Result<(), StorageError> {
+        (**self).put_function(f)
+    }
+    fn get_function(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<FunctionRecord>, StorageError> {
+        (**self).get_function(tenant, name)
+    }
+    fn list_functions(&self, tenant: &str) -> Result<Vec<FunctionRecord>, StorageError> {
+        (**self).list_functions(tenant)
+    }
+    fn delete_function(&self, tenant: &str, name: &str) -> Result<bool, StorageError> {
+        (**self).delete_function(tenant, name)
+    }
+    fn put_execution(&self, e: &ExecutionRecord) -> Result<(), StorageError> {
+        (**self).put_execution(e)
+    }
+    fn get_execution(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<ExecutionRecord>, StorageError> {
+        (**self).get_execution(tenant, id)
+    }
+    fn append_audit(&self, r: &AuditRecord) -> Result<(), StorageError> {
+        (**self).append_audit(r)
+    }
+    fn audit(&self, tenant: &str) -> Result<Vec<AuditRecord>, StorageError> {
+        (**self).audit(tenant)
+    }
 }
 
 const MIGRATIONS: &[&str] = &[
