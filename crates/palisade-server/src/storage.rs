@@ -52,15 +52,22 @@ pub enum StorageError {
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
-    /// The PostgreSQL server failed, refused the connection, or the URL is invalid.
-    #[error("postgres: {0}")]
-    Postgres(#[from] postgres::Error),
+    /// The PostgreSQL server failed, refused the connection, or the URL is invalid. The
+    /// message includes the causes (the client's own says only "db error" for a SQL error).
+    #[error("postgres: {}", pg::message(.0))]
+    Postgres(postgres::Error),
     /// A stored row could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(#[from] serde_json::Error),
     /// A lock was poisoned by a panic elsewhere.
     #[error("storage lock poisoned")]
     Poisoned,
+}
+
+impl From<postgres::Error> for StorageError {
+    fn from(e: postgres::Error) -> Self {
+        StorageError::Postgres(e)
+    }
 }
 
 /// Where the service keeps its state. Every method is scoped by tenant.

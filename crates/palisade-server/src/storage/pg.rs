@@ -111,6 +111,19 @@ fn connection_lost(e: &postgres::Error) -> bool {
     }
 }
 
+/// The error and its causes on one line: `postgres::Error`'s Display names only the kind
+/// ("db error", "error connecting to server"), its source says what happened.
+pub(super) fn message(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
