@@ -58,8 +58,9 @@ enum Command {
         /// The encrypted secret store.
         #[arg(long, value_name = "FILE")]
         secrets: Option<PathBuf>,
-        /// The SQLite database that receives secret-access audit records.
-        #[arg(long = "audit-db", value_name = "FILE")]
+        /// The database (SQLite file or `postgres://` URL) that receives secret-access audit
+        /// records.
+        #[arg(long = "audit-db", value_name = "DB")]
         audit_db: Option<PathBuf>,
         /// Unused contexts to keep ready per engine.
         #[arg(long, default_value_t = 0)]
@@ -78,8 +79,9 @@ struct ServeArgs {
     /// The address to listen on (default 127.0.0.1:8080).
     #[arg(long, alias = "addr", value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
-    /// The SQLite database (default palisade.db; `:memory:` keeps nothing).
-    #[arg(long = "db", alias = "database", value_name = "PATH")]
+    /// The SQLite database file (default palisade.db; `:memory:` keeps nothing), or a
+    /// PostgreSQL `postgres://` URL.
+    #[arg(long = "db", alias = "database", value_name = "PATH|URL")]
     database: Option<PathBuf>,
     /// Worker processes (default: the number of CPUs).
     #[arg(long, value_name = "N")]

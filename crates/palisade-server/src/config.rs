@@ -37,8 +37,14 @@ pub struct ApiKey {
 pub struct Config {
     /// The address to listen on. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
-    /// The SQLite database file (created and migrated at start); `:memory:` keeps nothing.
-    /// Default `palisade.db`.
+    /// Where functions, execution records and the audit log are kept, migrated at start:
+    /// a SQLite database file (created if missing; `:memory:` keeps nothing), or a
+    /// PostgreSQL server named by a `postgres://` or `postgresql://` URL, such as
+    /// `postgres://palisade:secret@127.0.0.1:5432/palisade` (libpq's URL parameters apply:
+    /// `?options=-csearch_path%3Dpalisade` puts the tables in an existing schema `palisade`;
+    /// no TLS). A password the URL leaves out is read from `PGPASSWORD`, as libpq does: that
+    /// keeps it out of this file and out of the workers' command lines, which get `database`
+    /// to write the secret-access audit log. Default `palisade.db`.
     pub database: PathBuf,
     /// Worker processes. Default: the number of CPUs.
     pub workers: usize,

@@ -3,7 +3,7 @@
 //! The server (axum on tokio) authenticates each request to a tenant, admits it into a bounded
 //! queue, and hands it to a pool of worker processes (`palisade worker`), which run it in a
 //! fresh sandbox context and answer with the same outcome JSON the CLI's `--json` prints.
-//! Functions, execution records and the secret-access audit log live in SQLite.
+//! Functions, execution records and the secret-access audit log live in SQLite or PostgreSQL.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub use config::{ApiKey, Config, ConfigFileError};
+pub use storage::{open_storage, PostgresStorage};
 pub use storage::{SqliteStorage, Storage, StorageError};
 pub use worker::{worker_main, WorkerOptions};
 
@@ -82,7 +83,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let db = config.database.clone();
-    let storage = tokio::task::spawn_blocking(move || SqliteStorage::open(&db))
+    let storage = tokio::task::spawn_blocking(move || open_storage(&db))
         .await
         .map_err(std::io::Error::other)??;
     let command = worker_command(&config)?;
@@ -100,7 +101,6 @@ pub async fn serve(
     let mut slow_command = command;
     slow_command.extend(["--nice".to_owned(), config.slow_nice.to_string()]);
     let slow = lane("slow", config.slow_workers, config.slow_queue, slow_command);
-    let storage: Arc<dyn Storage> = Arc::new(storage);
     let state = Arc::new(api::AppState {
         storage: storage.clone(),
         fast,

@@ -1,13 +1,17 @@
 //! Persistence behind the [`Storage`] trait: deployed functions, execution records and the
-//! secret-access audit log. [`SqliteStorage`] (embedded, the default) migrates its schema at
-//! open.
+//! secret-access audit log. [`SqliteStorage`] (embedded, the default) and [`PostgresStorage`]
+//! both migrate their schema at open; [`open_storage`] picks one from the configured
+//! `database`.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use palisade::{AuditRecord, AuditSink, OutcomeRecord};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
+
+mod pg;
+pub use pg::PostgresStorage;
 
 /// A deployed function.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,12 +52,22 @@ pub enum StorageError {
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The PostgreSQL server failed, refused the connection, or the URL is invalid. The
+    /// message includes the causes (the client's own says only "db error" for a SQL error).
+    #[error("postgres: {}", pg::message(.0))]
+    Postgres(postgres::Error),
     /// A stored row could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(#[from] serde_json::Error),
     /// A lock was poisoned by a panic elsewhere.
     #[error("storage lock poisoned")]
     Poisoned,
+}
+
+impl From<postgres::Error> for StorageError {
+    fn from(e: postgres::Error) -> Self {
+        StorageError::Postgres(e)
+    }
 }
 
 /// Where the service keeps its state. Every method is scoped by tenant.
@@ -89,6 +103,59 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Whether `database` names a PostgreSQL server (`postgres://` or `postgresql://`) rather than
+/// a SQLite file.
+pub fn is_postgres_url(database: &str) -> bool {
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
+/// Opens the configured `database`: a `postgres://` or `postgresql://` URL connects to
+/// PostgreSQL ([`PostgresStorage`]); anything else is a SQLite file path, or `:memory:`
+/// ([`SqliteStorage`]). Either way pending migrations run first. It blocks (call it from
+/// `spawn_blocking` in async code).
+pub fn open_storage(database: &Path) -> Result<Arc<dyn Storage>, StorageError> {
+    match database.to_str() {
+        Some(url) if is_postgres_url(url) => Ok(Arc::new(PostgresStorage::open(url)?)),
+        _ => Ok(Arc::new(SqliteStorage::open(database)?)),
+    }
+}
+
+/// A shared storage is a storage (so `StorageAudit(open_storage(..)?)` is an audit sink).
+impl<S: Storage + ?Sized> Storage for Arc<S> {
+    fn put_function(&self, f: &FunctionRecord) -> Result<(), StorageError> {
+        (**self).put_function(f)
+    }
+    fn get_function(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<FunctionRecord>, StorageError> {
+        (**self).get_function(tenant, name)
+    }
+    fn list_functions(&self, tenant: &str) -> Result<Vec<FunctionRecord>, StorageError> {
+        (**self).list_functions(tenant)
+    }
+    fn delete_function(&self, tenant: &str, name: &str) -> Result<bool, StorageError> {
+        (**self).delete_function(tenant, name)
+    }
+    fn put_execution(&self, e: &ExecutionRecord) -> Result<(), StorageError> {
+        (**self).put_execution(e)
+    }
+    fn get_execution(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<ExecutionRecord>, StorageError> {
+        (**self).get_execution(tenant, id)
+    }
+    fn append_audit(&self, r: &AuditRecord) -> Result<(), StorageError> {
+        (**self).append_audit(r)
+    }
+    fn audit(&self, tenant: &str) -> Result<Vec<AuditRecord>, StorageError> {
+        (**self).audit(tenant)
+    }
+}
+
 const MIGRATIONS: &[&str] = &[
     // 1: the initial schema.
     "CREATE TABLE functions (
@@ -113,7 +180,7 @@ impl SqliteStorage {
     /// Opens (creating if needed) the database at `path` (`:memory:` for a private in-memory
     /// one) and applies any pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
-        let conn = if path.as_os_str() == ":memory:" {
+        let mut conn = if path.as_os_str() == ":memory:" {
             Connection::open_in_memory()?
         } else {
             Connection::open(path)?
@@ -121,15 +188,18 @@ impl SqliteStorage {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(usize::try_from(version).unwrap_or(0))
-        {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        let version = |c: &Connection| -> rusqlite::Result<usize> {
+            let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            Ok(usize::try_from(v).unwrap_or(0))
+        };
+        if version(&conn)? < MIGRATIONS.len() {
+            // Under the write lock, reading the version again: another process opening the
+            // same new file at once would otherwise apply the same migration too.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version(&tx)?) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            }
             tx.commit()?;
         }
         Ok(SqliteStorage {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use palisade::{AccessContext, EngineKind, ExecError, Outcome, OutcomeRecord, Request, Sandbox};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{SqliteStorage, StorageAudit};
+use crate::storage::{open_storage, StorageAudit};
 
 /// One job for a worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,7 +46,8 @@ pub struct WorkerOptions {
     /// The encrypted secret store, if secrets are served (the master key comes from
     /// `PALISADE_MASTER_KEY`).
     pub secrets: Option<PathBuf>,
-    /// The SQLite database whose `audit` table receives secret-access records.
+    /// The database (a SQLite path or a `postgres://` URL, as in the config's `database`)
+    /// whose `audit` table receives secret-access records.
     pub audit_db: Option<PathBuf>,
     /// Unused contexts each engine keeps ready (see [`palisade::SandboxBuilder::prewarm`]).
     pub prewarm: usize,
@@ -79,7 +80,7 @@ pub fn serve_jobs(
             .map_err(|e| WorkerError::Setup(e.to_string()))?;
         let audit: Arc<dyn palisade::AuditSink> = match &options.audit_db {
             Some(db) => Arc::new(StorageAudit(
-                SqliteStorage::open(db).map_err(|e| WorkerError::Setup(e.to_string()))?,
+                open_storage(db).map_err(|e| WorkerError::Setup(e.to_string()))?,
             )),
             None => Arc::new(palisade::MemoryAudit::default()),
         };
