@@ -424,6 +424,7 @@ async fn execute_and_record(
     }
     let kind = outcome.error_kind();
     let ran = Duration::from_micros(outcome.metrics.wall_us);
+    state.metrics.ran_in(ticket.lane);
     ticket.finish(state.lanes.is_slow(kind, ran));
     state.metrics.record(
         engine.as_str(),

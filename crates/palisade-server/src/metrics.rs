@@ -29,6 +29,7 @@ pub struct Metrics {
     executions: Mutex<BTreeMap<(String, String), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
     rejected: std::sync::atomic::AtomicU64,
+    by_lane: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl Metrics {
@@ -49,6 +50,15 @@ impl Metrics {
             h.count += 1;
             h.sum += s;
         }
+    }
+
+    /// Counts an execution that ran in `lane`.
+    pub fn ran_in(&self, lane: crate::lanes::Lane) {
+        let i = match lane {
+            crate::lanes::Lane::Fast => 0,
+            crate::lanes::Lane::Slow => 1,
+        };
+        self.by_lane[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a request refused because the queue was full.
@@ -134,6 +144,14 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{lane=\"{lane}\"}} {}", read(pool));
             }
         }
+        let name = "palisade_lane_executions_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Executions run, by lane.\n# TYPE {name} counter\n\
+             {name}{{lane=\"fast\"}} {}\n{name}{{lane=\"slow\"}} {}",
+            self.by_lane[0].load(Ordering::Relaxed),
+            self.by_lane[1].load(Ordering::Relaxed)
+        );
         let name = "palisade_rejected_total";
         let _ = writeln!(
             out,

@@ -12,6 +12,8 @@ const KEY_B: &str = "key-bob-0123456789ab";
 
 struct Server {
     base: String,
+    /// An argument every worker of this server carries (and ignores).
+    tag: String,
     client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<Result<(), palisade_server::ServeError>>,
@@ -24,8 +26,9 @@ async fn start(extra: &str) -> Server {
     } else {
         "workers = 2\n"
     };
+    let tag = format!("test-{}", palisade::AccessContext::anonymous().execution_id);
     let text = format!(
-        "database = \":memory:\"\n{workers}worker_command = [\"{worker}\"]\n{extra}\n\
+        "database = \":memory:\"\n{workers}worker_command = [\"{worker}\", \"--tag\", \"{tag}\"]\n{extra}\n\
          [[keys]]\nkey = \"{KEY_A}\"\ntenant = \"alice\"\n[[keys]]\nkey = \"{KEY_B}\"\ntenant = \"bob\"\n"
     );
     let config = palisade_server::Config::parse(&text).unwrap();
@@ -51,6 +54,7 @@ async fn start(extra: &str) -> Server {
     }
     Server {
         base,
+        tag,
         client,
         stop: Some(stop),
         done,
@@ -363,7 +367,9 @@ async fn rejects_bad_requests() {
 }
 
 /// Worker processes that are children of this test process.
-fn worker_pids() -> Vec<u32> {
+/// The worker processes of the server whose workers carry `tag` (tests run side by side in this
+/// process, each server with its own tag).
+fn worker_pids(tag: &str) -> Vec<u32> {
     let me = std::process::id();
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -382,7 +388,9 @@ fn worker_pids() -> Vec<u32> {
             .nth(1)
             .and_then(|p| p.parse().ok())
             .unwrap_or(0);
-        if ppid == me && stat.contains("(palisade-worke") {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = String::from_utf8_lossy(&cmdline).contains(tag);
+        if ppid == me && stat.contains("(palisade-worke") && ours {
             pids.push(pid);
         }
     }
@@ -406,7 +414,7 @@ async fn a_killed_worker_fails_only_its_execution() {
         .send();
     let killer = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        for pid in worker_pids() {
+        for pid in worker_pids(&s.tag) {
             let _ = std::process::Command::new("kill")
                 .args(["-9", &pid.to_string()])
                 .status();
@@ -546,6 +554,7 @@ async fn secrets_are_per_tenant_and_audited_in_the_database() {
     }));
     let s = Server {
         base,
+        tag: String::new(),
         client: reqwest::Client::new(),
         stop: Some(stop),
         done,
@@ -608,4 +617,175 @@ async fn secrets_are_per_tenant_and_audited_in_the_database() {
         .iter()
         .all(|r| r.result == palisade::AccessResult::NotFound && r.secret == "API_TOKEN"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn metrics_text(s: &Server) -> String {
+    s.client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_a_hostile_function_moves_to_the_slow_lane() {
+    let s = start("workers = 2\nslow_workers = 1\nslow_queue = 2").await;
+    for body in [
+        json!({"name": "spin", "source": "for (;;) {}", "limits": {"timeout": 200}}),
+        json!({"name": "double", "source": "input * 2"}),
+    ] {
+        let resp = s
+            .post("/v1/functions", KEY_A)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    let invoke = |name: &str| {
+        s.post(&format!("/v1/functions/{name}/invoke"), KEY_A)
+            .json(&json!({"input": 21}))
+            .send()
+    };
+    // The first run of a new function takes the fast lane; its timeout moves it.
+    let (status, out) = json_of(invoke("spin").await.unwrap()).await;
+    assert_eq!(
+        (status, out["error"]["kind"].clone()),
+        (StatusCode::OK, json!("timeout"))
+    );
+    let before = metrics_text(&s).await;
+    assert_eq!(
+        metric(&before, "palisade_lane_executions_total{lane=\"fast\"}"),
+        1
+    );
+    // Now a burst of it queues in the slow lane (2 waiting at most: the rest get 429), while the
+    // benign function keeps the fast lane to itself.
+    let spins: Vec<_> = (0..6).map(|_| tokio::spawn(invoke("spin"))).collect();
+    for _ in 0..20 {
+        let (status, out) = json_of(invoke("double").await.unwrap()).await;
+        assert_eq!((status, out["value"].clone()), (StatusCode::OK, json!(42)));
+    }
+    let mut codes = Vec::new();
+    for t in spins {
+        let r = t.await.unwrap().unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.headers()["retry-after"], "1");
+        }
+        codes.push(r.status());
+    }
+    assert!(codes.contains(&StatusCode::OK), "{codes:?}");
+    assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
+    let after = metrics_text(&s).await;
+    let ok_spins = codes.iter().filter(|c| **c == StatusCode::OK).count() as u64;
+    assert_eq!(
+        metric(&after, "palisade_lane_executions_total{lane=\"fast\"}"),
+        21
+    );
+    assert_eq!(
+        metric(&after, "palisade_lane_executions_total{lane=\"slow\"}"),
+        ok_spins
+    );
+    assert_eq!(metric(&after, "palisade_workers_live{lane=\"slow\"}"), 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_invoke_bodies_are_checked_like_the_others() {
+    let s = start("max_body = 2048").await;
+    let resp = s
+        .post("/v1/functions", KEY_A)
+        .json(&json!({"name": "id", "source": "input"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let send = |body: String| {
+        s.post("/v1/functions/id/invoke", KEY_A)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let (status, out) = json_of(send("x".repeat(4096)).await.unwrap()).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(out["error"]["kind"], "payload_too_large");
+    let (status, out) = json_of(send("[]".into()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(out["error"]["kind"], "invalid_request");
+    let (status, out) = json_of(send("{\n \"input\": }".into()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (out["error"]["line"].clone(), out["error"]["column"].clone()),
+        (json!(2), json!(11))
+    );
+    let (status, out) = json_of(send("{\"input\": 1, \"inptu\": 2}".into()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{out}");
+    let (status, out) = json_of(send(String::new()).await.unwrap()).await;
+    assert_eq!(
+        (status, out["value"].clone()),
+        (StatusCode::OK, Value::Null)
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_readyz_waits_for_workers_that_answer() {
+    // Workers that exit at once never answer their first job: the server is alive, not ready.
+    let config = palisade_server::Config::parse(
+        "database = \":memory:\"\nworker_command = [\"false\"]\nworkers = 1",
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, rx) = oneshot::channel::<()>();
+    let done = tokio::spawn(palisade_server::serve(config, listener, async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.text().await.unwrap().starts_with("starting"));
+    let _ = stop.send(());
+    done.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_workers_past_the_memory_ceiling_are_recycled() {
+    // Any worker is over a 1-byte ceiling: each is replaced after its execution.
+    let s = start("workers = 1\nworker_max_memory = 1").await;
+    for i in 0..3 {
+        let (status, out) = json_of(
+            s.post("/v1/execute", KEY_A)
+                .json(&json!({"source": "input + 1", "input": i}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, out["value"].clone()),
+            (StatusCode::OK, json!(i + 1))
+        );
+    }
+    let text = metrics_text(&s).await;
+    assert_eq!(
+        metric(&text, "palisade_worker_recycles_total{lane=\"fast\"}"),
+        3
+    );
+    assert_eq!(
+        metric(&text, "palisade_worker_restarts_total{lane=\"fast\"}"),
+        0
+    );
+    s.stop().await;
 }
