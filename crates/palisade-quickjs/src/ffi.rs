@@ -239,31 +239,47 @@ pub(crate) fn eval_trusted_cached<'js>(
                 filename,
                 qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_STRICT,
             )?;
-            let mut len: qjs::size_t = 0;
-            // SAFETY: `compiled` is a live function-bytecode value of this context and `len` a
-            // valid out-pointer; JS_WriteObject only reads the value.
-            let ptr = unsafe {
-                qjs::JS_WriteObject(
-                    ctx.as_raw().as_ptr(),
-                    &mut len,
-                    compiled.as_raw(),
-                    qjs::JS_WRITE_OBJ_BYTECODE as i32,
-                )
-            };
-            if ptr.is_null() {
-                return Err(rquickjs::Error::Exception);
-            }
-            // SAFETY: JS_WriteObject returned a buffer of `len` bytes allocated with this
-            // context's allocator; it is copied, then freed exactly once with js_free.
-            let copy = unsafe { std::slice::from_raw_parts(ptr, len as usize) }.to_vec();
-            // SAFETY: as above: `ptr` came from JS_WriteObject on this context.
-            unsafe { qjs::js_free(ctx.as_raw().as_ptr(), ptr.cast()) };
-            let _ = cache.set(copy);
+            let _ = cache.set(write_bytecode(ctx, &compiled)?);
             cache.get().ok_or(rquickjs::Error::Exception)?
         }
     };
-    // SAFETY: `bytes` is bytecode this process's QuickJS wrote (above) from a trusted constant,
-    // with the same build and flags; the pointer and length describe that live slice.
+    let function = read_bytecode(ctx, bytes)?;
+    run_compiled(ctx, function)
+}
+
+/// The bytecode of a compiled script (see [`compile_script`]).
+pub(crate) fn write_bytecode<'js>(
+    ctx: &Ctx<'js>,
+    compiled: &Value<'js>,
+) -> rquickjs::Result<Vec<u8>> {
+    let mut len: qjs::size_t = 0;
+    // SAFETY: `compiled` is a live function-bytecode value of this context and `len` a valid
+    // out-pointer; JS_WriteObject only reads the value.
+    let ptr = unsafe {
+        qjs::JS_WriteObject(
+            ctx.as_raw().as_ptr(),
+            &mut len,
+            compiled.as_raw(),
+            qjs::JS_WRITE_OBJ_BYTECODE as i32,
+        )
+    };
+    if ptr.is_null() {
+        return Err(rquickjs::Error::Exception);
+    }
+    // SAFETY: JS_WriteObject returned a buffer of `len` bytes allocated with this context's
+    // allocator; it is copied, then freed exactly once with js_free.
+    let copy = unsafe { std::slice::from_raw_parts(ptr, len as usize) }.to_vec();
+    // SAFETY: as above: `ptr` came from JS_WriteObject on this context.
+    unsafe { qjs::js_free(ctx.as_raw().as_ptr(), ptr.cast()) };
+    Ok(copy)
+}
+
+/// A compiled script from bytecode that [`write_bytecode`] produced in this process (never bytes
+/// from outside: QuickJS does not validate bytecode). On failure the exception is pending.
+pub(crate) fn read_bytecode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Value<'js>> {
+    // SAFETY: `bytes` is bytecode this process's QuickJS wrote, with the same build and flags
+    // (callers guarantee it: the host prelude's cache and `crate::code`, both filled only by
+    // `write_bytecode`); the pointer and length describe that live slice.
     let raw = unsafe {
         qjs::JS_ReadObject(
             ctx.as_raw().as_ptr(),
@@ -277,8 +293,18 @@ pub(crate) fn eval_trusted_cached<'js>(
         return Err(rquickjs::Error::Exception);
     }
     // SAFETY: JS_ReadObject returned an owned function-bytecode value in this context's runtime.
-    let function = unsafe { Value::from_raw(ctx.clone(), raw) };
-    run_compiled(ctx, function)
+    Ok(unsafe { Value::from_raw(ctx.clone(), raw) })
+}
+
+/// A declared module from bytecode that `Module::write` produced in this process (see
+/// `crate::code`; never bytes from outside).
+pub(crate) fn load_module<'js>(
+    ctx: &Ctx<'js>,
+    bytes: &[u8],
+) -> rquickjs::Result<rquickjs::Module<'js, rquickjs::module::Declared>> {
+    // SAFETY: `Module::load` is unsafe only because QuickJS trusts bytecode; these bytes are a
+    // declared module this process's QuickJS wrote with `Module::write`, same build and flags.
+    unsafe { rquickjs::Module::load(ctx.clone(), bytes) }
 }
 
 /// A copy of an `ArrayBuffer`'s bytes (`None` if it is detached).

@@ -16,6 +16,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+mod code;
 #[allow(unsafe_code)]
 mod ffi;
 mod modules;
@@ -64,6 +65,8 @@ impl QuickJsOptions {
 #[derive(Debug)]
 pub struct QuickJs {
     pool: Option<pool::Pool>,
+    /// Bytecode of recently run sources (compile once, run many).
+    code: code::CodeCache,
 }
 
 impl Default for QuickJs {
@@ -82,6 +85,7 @@ impl QuickJs {
     pub fn with_options(options: QuickJsOptions) -> Self {
         QuickJs {
             pool: (options.prewarm > 0).then(|| pool::Pool::start(options.prewarm)),
+            code: code::CodeCache::default(),
         }
     }
 
@@ -121,7 +125,7 @@ impl Engine for QuickJs {
                 // stack must have room for the whole JS limit plus the host's own frames.
                 let (outcome, spent) =
                     stacker::maybe_grow(stack + (256 << 10), stack + (2 << 20), || {
-                        run::run(fresh, request, host, start)
+                        run::run(fresh, request, host, start, &self.code)
                     });
                 // Freeing a runtime takes tens of µs; with a pool, its thread does it.
                 match &self.pool {

@@ -17,6 +17,7 @@ use rquickjs::function::Rest;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Ctx, Function, Module, Object, Promise, Value};
 
+use crate::code::{CodeCache, Key};
 use crate::ffi::{self, Meter};
 use crate::{lock, millis, Fresh, Guard, HostSlot, Spent};
 
@@ -28,6 +29,7 @@ struct RunState<'a> {
     denials: &'a Mutex<Vec<String>>,
     host: &'a dyn HostCalls,
     start: Instant,
+    code: &'a CodeCache,
 }
 
 pub(crate) fn run(
@@ -35,6 +37,7 @@ pub(crate) fn run(
     request: &Request,
     host: Arc<dyn HostCalls>,
     start: Instant,
+    code: &CodeCache,
 ) -> (Outcome, Spent) {
     let Fresh {
         rt,
@@ -63,6 +66,7 @@ pub(crate) fn run(
         denials: &denials,
         host: host.as_ref(),
         start,
+        code,
     };
     let result = ctx.with(|ctx| execute(&ctx, &state));
     *lock(&host_slot) = None;
@@ -90,15 +94,37 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
     let p = primordials(ctx).map_err(|_| failure(ctx, st))?;
     crate::policy::apply(ctx, &p, &req.policy).map_err(|_| failure(ctx, st))?;
     let input = set_input(ctx, st).map_err(|_| failure(ctx, st))?;
+    // Compiled once per engine: later runs of the same source read its bytecode (crate::code).
+    let key = Key::new(req.mode, file, &req.source);
+    let cached = key.as_ref().and_then(|k| st.code.get(k));
     let value = match req.mode {
         Mode::Script => {
-            let compiled = ffi::compile_script(ctx, &req.source, file)
-                .map_err(|_| compile_failure(ctx, st))?;
+            let compiled = match cached {
+                Some(bytes) => ffi::read_bytecode(ctx, &bytes).map_err(|_| failure(ctx, st))?,
+                None => {
+                    let compiled = ffi::compile_script(ctx, &req.source, file)
+                        .map_err(|_| compile_failure(ctx, st))?;
+                    if let (Some(k), Ok(bytes)) = (key, ffi::write_bytecode(ctx, &compiled)) {
+                        st.code.put(k, bytes);
+                    }
+                    compiled
+                }
+            };
             ffi::run_compiled(ctx, compiled).map_err(|_| failure(ctx, st))?
         }
         Mode::Module => {
-            let declared = Module::declare(ctx.clone(), file, req.source.as_bytes())
-                .map_err(|_| compile_failure(ctx, st))?;
+            let declared = match cached {
+                Some(bytes) => ffi::load_module(ctx, &bytes).map_err(|_| failure(ctx, st))?,
+                None => {
+                    let declared = Module::declare(ctx.clone(), file, req.source.as_bytes())
+                        .map_err(|_| compile_failure(ctx, st))?;
+                    let written = declared.write(rquickjs::module::WriteOptions::default());
+                    if let (Some(k), Ok(bytes)) = (key, written) {
+                        st.code.put(k, bytes);
+                    }
+                    declared
+                }
+            };
             let (module, done) = declared.eval().map_err(|_| failure(ctx, st))?;
             settle(ctx, st, done.into_value())?;
             let ns = module.namespace().map_err(|_| failure(ctx, st))?;

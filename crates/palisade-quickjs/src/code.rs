@@ -1,0 +1,168 @@
+//! Compile once, run many: the bytecode of recently run guest code, per engine.
+//!
+//! A fresh runtime per run is the isolation contract; parsing the same source again for each one
+//! is not. The first run of a source compiles it in its own runtime and keeps the bytecode
+//! (`JS_WriteObject`); later runs read that bytecode into their fresh runtime instead of parsing
+//! (`JS_ReadObject`). Nothing else is shared: the bytecode is an immutable byte string, and each
+//! run builds its own function objects from it.
+//!
+//! The key is the whole of what compilation depends on (mode, file name, source text), compared
+//! exactly, so a crafted source can never be served another source's bytecode. Only bytecode
+//! this process's QuickJS wrote is ever read back. A source that does not compile is not cached
+//! (each run reports its own syntax error).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use palisade_core::Mode;
+
+/// Entries kept at most (oldest out first).
+const ENTRIES: usize = 256;
+/// Bytes of source and bytecode kept at most.
+const BYTES: usize = 64 << 20;
+/// A source larger than this is compiled every time rather than evicting everything else.
+const LARGEST: usize = 4 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    module: bool,
+    filename: String,
+    source: String,
+}
+
+impl Key {
+    pub(crate) fn new(mode: Mode, filename: &str, source: &str) -> Option<Key> {
+        (source.len() <= LARGEST).then(|| Key {
+            module: mode == Mode::Module,
+            filename: filename.to_owned(),
+            source: source.to_owned(),
+        })
+    }
+
+    fn size(&self) -> usize {
+        self.filename.len() + self.source.len()
+    }
+}
+
+/// The cache. Cheap to share between threads: lookups copy an `Arc`.
+#[derive(Debug, Default)]
+pub(crate) struct CodeCache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    map: HashMap<Key, Arc<Vec<u8>>>,
+    order: VecDeque<Key>,
+    bytes: usize,
+    hits: u64,
+}
+
+impl CodeCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn get(&self, key: &Key) -> Option<Arc<Vec<u8>>> {
+        let mut inner = self.lock();
+        let found = inner.map.get(key).cloned();
+        if found.is_some() {
+            inner.hits += 1;
+        }
+        found
+    }
+
+    pub(crate) fn put(&self, key: Key, bytecode: Vec<u8>) {
+        let size = key.size() + bytecode.len();
+        if size > LARGEST * 2 {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.map.contains_key(&key) {
+            return;
+        }
+        while inner.order.len() >= ENTRIES || inner.bytes + size > BYTES {
+            let Some(old) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some(code) = inner.map.remove(&old) {
+                inner.bytes -= old.size() + code.len();
+            }
+        }
+        inner.bytes += size;
+        inner.order.push_back(key.clone());
+        inner.map.insert(key, Arc::new(bytecode));
+    }
+
+    /// (entries, runs served from bytecode).
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> (usize, u64) {
+        let inner = self.lock();
+        (inner.map.len(), inner.hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_compare_whole_sources_and_eviction_is_bounded() {
+        let cache = CodeCache::default();
+        let k = |s: &str| Key::new(Mode::Script, "a.js", s).unwrap();
+        cache.put(k("1"), vec![1]);
+        assert_eq!(cache.get(&k("1")).as_deref(), Some(&vec![1]));
+        assert!(cache.get(&k("2")).is_none());
+        assert!(cache
+            .get(&Key::new(Mode::Module, "a.js", "1").unwrap())
+            .is_none());
+        assert!(cache
+            .get(&Key::new(Mode::Script, "b.js", "1").unwrap())
+            .is_none());
+        for i in 0..ENTRIES + 10 {
+            cache.put(k(&i.to_string()), vec![0; 8]);
+        }
+        assert_eq!(cache.stats().0, ENTRIES);
+        assert!(Key::new(Mode::Script, "a.js", &"x".repeat(LARGEST + 1)).is_none());
+    }
+
+    #[test]
+    fn a_source_compiles_once_and_every_run_gets_fresh_objects() {
+        use palisade_core::{Engine, Request};
+        let engine = crate::QuickJs::new();
+        let host = std::sync::Arc::new(palisade_core::host::NoHost);
+        let run = |req: &Request| engine.execute(req, host.clone());
+        // Each run mutates a built-in and counts on seeing it pristine: from bytecode too.
+        let script = Request::script(
+            "const seen = Array.prototype.tainted; Array.prototype.tainted = 1; [seen, input * 2]",
+        )
+        .with_input(serde_json::json!(21));
+        for _ in 0..3 {
+            assert_eq!(run(&script).result, Ok(serde_json::json!([null, 42])));
+        }
+        assert_eq!(engine.code.stats(), (1, 2));
+        let module = Request::module("import { k } from './k.js'; export default (x) => x * k;")
+            .with_input(serde_json::json!(2))
+            .with_module("./k.js", "export const k = 21;");
+        for _ in 0..3 {
+            assert_eq!(run(&module).result, Ok(serde_json::json!(42)));
+        }
+        assert_eq!(engine.code.stats(), (2, 4));
+        // A syntax error is reported each time and never cached.
+        let bad = Request::script("let x = ;");
+        for _ in 0..2 {
+            let e = run(&bad).to_record().error.unwrap();
+            assert_eq!(e.kind, palisade_core::ErrorKind::SyntaxError);
+            assert_eq!(e.line, Some(1));
+        }
+        assert_eq!(engine.code.stats(), (2, 4));
+        // Errors thrown by cached code keep their positions.
+        let throws = Request::script("1;\nnull.x");
+        let first = run(&throws).to_record().error.unwrap();
+        let again = run(&throws).to_record().error.unwrap();
+        assert_eq!((first.line, first.column), (again.line, again.column));
+        assert_eq!(first.line, Some(2));
+    }
+}
