@@ -154,6 +154,9 @@ impl<S: Storage + ?Sized> Storage for Arc<S> {
     fn audit(&self, tenant: &str) -> Result<Vec<AuditRecord>, StorageError> {
         (**self).audit(tenant)
     }
+    fn put_executions(&self, batch: &[ExecutionRecord]) -> Result<(), StorageError> {
+        (**self).put_executions(batch)
+    }
 }
 
 const MIGRATIONS: &[&str] = &[

@@ -84,6 +84,7 @@ on_every_backend!(
     functions_are_listed_by_name,
     executions_round_trip_and_are_scoped,
     execution_ids_are_unique,
+    a_group_of_executions_commits_all_or_none,
     audit_is_oldest_first_and_scoped,
     text_round_trips_exactly,
     concurrent_use,
@@ -212,6 +213,27 @@ mod behaviour {
         assert!(s.get_execution("a", "same").unwrap().is_some());
         assert_eq!(s.get_execution("b", "same").unwrap(), None);
         s.put_execution(&execution("b", "other", None)).unwrap();
+    }
+
+    pub fn a_group_of_executions_commits_all_or_none(open: Open<'_>) {
+        let s = open();
+        let group: Vec<_> = (0..5)
+            .map(|i| execution("a", &format!("g{i}"), None))
+            .collect();
+        s.put_executions(&group).unwrap();
+        for e in &group {
+            assert_eq!(s.get_execution("a", &e.id).unwrap().as_ref(), Some(e));
+        }
+        // A duplicate id anywhere fails the whole group: nothing of it is kept.
+        let bad = vec![
+            execution("a", "h0", None),
+            execution("a", "g2", None),
+            execution("a", "h1", None),
+        ];
+        assert!(s.put_executions(&bad).is_err());
+        assert_eq!(s.get_execution("a", "h0").unwrap(), None);
+        assert_eq!(s.get_execution("a", "h1").unwrap(), None);
+        s.put_executions(&[]).unwrap();
     }
 
     pub fn audit_is_oldest_first_and_scoped(open: Open<'_>) {

@@ -355,6 +355,34 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
+    fn put_executions(&self, batch: &[ExecutionRecord]) -> Result<(), StorageError> {
+        let rows = batch
+            .iter()
+            .map(|e| Ok((e, serde_json::to_string(&e.outcome)?, to_i64(e.created_at))))
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        self.with(false, |c| {
+            let insert = c.statement(
+                "INSERT INTO executions (id, tenant, function, engine, outcome, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )?;
+            let mut tx = c.client.transaction()?;
+            for (e, outcome, created_at) in &rows {
+                tx.execute(
+                    &insert,
+                    &[
+                        &e.id,
+                        &e.tenant,
+                        &e.function,
+                        &e.engine,
+                        outcome,
+                        created_at,
+                    ],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
     fn get_execution(
         &self,
         tenant: &str,
