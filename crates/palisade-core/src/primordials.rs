@@ -243,3 +243,51 @@ pub const PRIMORDIALS: &[(&str, &str, Capture)] = &[
     ),
     ("SymbolIterator", "Symbol.iterator", Capture::Value),
 ];
+
+/// A strict script whose completion value is a fresh object holding every [`PRIMORDIALS`]
+/// entry, read from the global object. Engines evaluate it before any guest code runs.
+pub fn capture_js() -> String {
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut js = String::from(
+        "(function () {\n\"use strict\";\nconst g = globalThis, P = {}, proto = Object.getPrototypeOf, \
+         desc = Object.getOwnPropertyDescriptor;\n",
+    );
+    for &(key, path, how) in PRIMORDIALS {
+        let (parent, last) = path.rsplit_once('.').unwrap_or(("", path));
+        let mut holder = String::from("g");
+        if !parent.is_empty() {
+            for seg in parent.split('.') {
+                holder = if seg == "__proto__" {
+                    format!("proto({holder})")
+                } else {
+                    format!("{holder}[{}]", q(seg))
+                };
+            }
+        }
+        let value = match how {
+            Capture::Value => format!("{holder}[{}]", q(last)),
+            Capture::Getter => format!("desc({holder}, {}).get", q(last)),
+        };
+        js.push_str(&format!("P[{}] = {value};\n", q(key)));
+    }
+    js.push_str("return P;\n})()");
+    js
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_js_walks_prototypes_and_getters() {
+        let js = capture_js();
+        assert!(
+            js.contains(r#"P["ReflectApply"] = g["Reflect"]["apply"];"#),
+            "{js}"
+        );
+        assert!(
+            js.contains(r#"desc(proto(g["Uint8Array"]["prototype"]), "length").get"#),
+            "{js}"
+        );
+    }
+}

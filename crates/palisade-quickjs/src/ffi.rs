@@ -229,15 +229,21 @@ pub(crate) fn eval_trusted_cached<'js>(
     cache: &'static std::sync::OnceLock<Vec<u8>>,
     source: &str,
     filename: &str,
+    backtrace_barrier: bool,
 ) -> rquickjs::Result<Value<'js>> {
     let bytes = match cache.get() {
         Some(b) => b,
         None => {
+            let barrier = if backtrace_barrier {
+                qjs::JS_EVAL_FLAG_BACKTRACE_BARRIER
+            } else {
+                0
+            };
             let compiled = compile(
                 ctx,
                 source,
                 filename,
-                qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_STRICT,
+                qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_STRICT | barrier,
             )?;
             let _ = cache.set(write_bytecode(ctx, &compiled)?);
             cache.get().ok_or(rquickjs::Error::Exception)?

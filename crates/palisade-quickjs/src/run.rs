@@ -223,7 +223,7 @@ pub(crate) fn install_host<'js>(
     .with_name("hostcall")?;
     // The same name and strictness `ctx.eval` gives, from bytecode compiled once per process.
     static HOST_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let factory = ffi::eval_trusted_cached(ctx, &HOST_BYTECODE, HOST_JS, "eval_script")?;
+    let factory = ffi::eval_trusted_cached(ctx, &HOST_BYTECODE, HOST_JS, "eval_script", false)?;
     let factory: Function<'js> = Function::from_value(factory)?;
     let api: Object<'js> = factory.call((primordials.clone(), hostcall))?;
     // Only what the default policy has is built now (the prelude builds each API on its first
@@ -319,11 +319,12 @@ fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
         return Ok(f.clone());
     }
     let primordials = primordials(ctx)?;
-    let mut opts = rquickjs::context::EvalOptions::default();
-    opts.strict = true;
-    opts.backtrace_barrier = true;
-    opts.filename = Some("palisade:console".into());
-    let factory: Function<'js> = ctx.eval_with_options(CONSOLE_JS, opts)?;
+    // Strict, and a backtrace barrier, from bytecode compiled once per process: parsing 15 KB on
+    // a run's first console call cost more than the rest of a small run.
+    static CONSOLE_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let factory =
+        ffi::eval_trusted_cached(ctx, &CONSOLE_BYTECODE, CONSOLE_JS, "palisade:console", true)?;
+    let factory: Function<'js> = Function::from_value(factory)?;
     let f: Function<'js> = factory.call((primordials,))?;
     // The context is fresh for this run, so nothing else stores a function here.
     let _ = ctx.store_userdata(f.clone());

@@ -10,7 +10,6 @@ use palisade_core::policy::{
     code_generation_denied, shared_memory_denied, wasm_denied, Policy, ATOMICS_METHODS,
     QUICKJS_EXTRAS, WASM_MEMBERS,
 };
-use palisade_core::primordials::{Capture, PRIMORDIALS};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Module, OptLevel,
     PoolingAllocationConfig, Store,
@@ -95,7 +94,7 @@ pub(crate) struct InitTexts {
 impl InitTexts {
     pub(crate) fn new() -> Self {
         InitTexts {
-            capture: capture_js(),
+            capture: palisade_core::primordials::capture_js(),
             console: palisade_core::CONSOLE_JS,
             host: palisade_core::HOST_JS,
             prepare: prepare_js(),
@@ -110,35 +109,6 @@ impl InitTexts {
         self.prepare.hash(h);
         self.deterministic.hash(h);
     }
-}
-
-/// JS that captures [`PRIMORDIALS`] into one object (evaluated before any guest code).
-fn capture_js() -> String {
-    let q = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-    let mut js = String::from(
-        "(function () {\n\"use strict\";\nconst g = globalThis, P = {}, proto = Object.getPrototypeOf, \
-         desc = Object.getOwnPropertyDescriptor;\n",
-    );
-    for &(key, path, how) in PRIMORDIALS {
-        let (parent, last) = path.rsplit_once('.').unwrap_or(("", path));
-        let mut holder = String::from("g");
-        if !parent.is_empty() {
-            for seg in parent.split('.') {
-                holder = if seg == "__proto__" {
-                    format!("proto({holder})")
-                } else {
-                    format!("{holder}[{}]", q(seg))
-                };
-            }
-        }
-        let value = match how {
-            Capture::Value => format!("{holder}[{}]", q(last)),
-            Capture::Getter => format!("desc({holder}, {}).get", q(last)),
-        };
-        js.push_str(&format!("P[{}] = {value};\n", q(key)));
-    }
-    js.push_str("return P;\n})()");
-    js
 }
 
 /// The policy preparation with its messages (the same as the native engine's).
@@ -408,19 +378,6 @@ fn ticker(engine: &Engine) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn capture_js_walks_prototypes_and_getters() {
-        let js = capture_js();
-        assert!(
-            js.contains(r#"P["ReflectApply"] = g["Reflect"]["apply"];"#),
-            "{js}"
-        );
-        assert!(
-            js.contains(r#"desc(proto(g["Uint8Array"]["prototype"]), "length").get"#),
-            "{js}"
-        );
-    }
 
     #[test]
     fn cache_key_depends_on_fuel() {
