@@ -376,14 +376,14 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// Runs a job in a lane, mapping a full queue to 429.
+/// Runs a job in a lane, mapping a full queue (or a wait past the lane's limit) to 429.
 async fn dispatch(
     state: &AppState,
     lane: Lane,
     job: Job,
     timeout: Duration,
 ) -> Result<Outcome, ApiError> {
-    let rx = state.pool(lane).submit(job, timeout + GRACE).map_err(|_| {
+    let busy = || {
         state.metrics.rejected();
         ApiError {
             retry_after: Some(1),
@@ -393,9 +393,14 @@ async fn dispatch(
                 "the execution queue is full; retry later",
             )
         }
-    })?;
+    };
+    let rx = state
+        .pool(lane)
+        .submit(job, timeout + GRACE)
+        .map_err(|_| busy())?;
     rx.await
-        .map_err(|_| ApiError::internal("the worker pool dropped an execution"))
+        .map_err(|_| ApiError::internal("the worker pool dropped an execution"))?
+        .map_err(|_| busy())
 }
 
 /// Runs a request, records it, and answers with the outcome.
@@ -425,7 +430,7 @@ async fn execute_and_record(
     let kind = outcome.error_kind();
     let ran = Duration::from_micros(outcome.metrics.wall_us);
     state.metrics.ran_in(ticket.lane);
-    ticket.finish(state.lanes.is_slow(kind, ran));
+    ticket.finish(kind, ran);
     state.metrics.record(
         engine.as_str(),
         kind.map_or("ok", ErrorKind::as_str),

@@ -52,6 +52,9 @@ pub struct Config {
     pub prewarm: usize,
     /// Executions that may wait for a worker; past it, requests get 429. Default 1024.
     pub queue: usize,
+    /// The longest an execution may wait for a worker, in milliseconds; past it, it is
+    /// answered 429 (with `Retry-After`) instead of run. Default 5000.
+    pub queue_timeout_ms: u64,
     /// Worker processes of the slow lane, which runs the functions that recently hit a limit or
     /// ran past `slow_threshold` (see `palisade_server::lanes`). Default 1.
     pub slow_workers: usize,
@@ -90,6 +93,7 @@ impl Default for Config {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             prewarm: 1,
             queue: 1024,
+            queue_timeout_ms: 5000,
             slow_workers: 1,
             slow_queue: 64,
             slow_threshold_ms: 100,

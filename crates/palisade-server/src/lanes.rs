@@ -89,6 +89,8 @@ struct State {
     quick: u32,
     /// Runs in the fast lane now.
     in_fast: u32,
+    /// Whether the last run ended with its worker lost (`internal`).
+    lost_worker: bool,
 }
 
 /// The classifier.
@@ -110,14 +112,26 @@ pub struct Ticket<'a> {
 }
 
 impl Ticket<'_> {
-    /// Records the finished run: slow or not (see [`Lanes::is_slow`]).
-    pub fn finish(mut self, slow: bool) {
+    /// Records the finished run, by its outcome kind and execution time (see
+    /// [`Lanes::is_slow`]).
+    pub fn finish(mut self, kind: Option<ErrorKind>, ran: Duration) {
         self.finished = true;
+        let threshold = self.lanes.threshold;
         let mut states = self.lanes.lock();
         let state = states.entry(self.key.clone()).or_default();
         if self.lane == Lane::Fast {
             state.in_fast = state.in_fast.saturating_sub(1);
         }
+        // A worker lost quickly may have been killed from outside (an operator, the OOM killer,
+        // a neighbour's crash): only a second loss in a row marks the function. A slow loss
+        // counts at once, like any slow run.
+        let lost = kind == Some(ErrorKind::Internal);
+        let slow = if lost && ran <= threshold {
+            state.lost_worker
+        } else {
+            Lanes::slow(threshold, kind, ran)
+        };
+        state.lost_worker = lost;
         state.slow = (state.slow << 1) | u8::from(slow);
         if !slow {
             state.quick = (state.quick + 1).min(PROBATION);
@@ -175,8 +189,13 @@ impl Lanes {
         }
     }
 
-    /// Whether a run with this outcome kind and execution time counts as slow.
+    /// Whether a run with this outcome kind and execution time counts as slow: a timeout,
+    /// memory or fuel limit, a lost worker, or a run past the threshold.
     pub fn is_slow(&self, kind: Option<ErrorKind>, wall: Duration) -> bool {
+        Lanes::slow(self.threshold, kind, wall)
+    }
+
+    fn slow(threshold: Duration, kind: Option<ErrorKind>, wall: Duration) -> bool {
         matches!(
             kind,
             Some(
@@ -185,7 +204,7 @@ impl Lanes {
                     | ErrorKind::FuelExhausted
                     | ErrorKind::Internal
             )
-        ) || wall > self.threshold
+        ) || wall > threshold
     }
 }
 
@@ -194,10 +213,34 @@ mod tests {
     use super::*;
 
     fn run(lanes: &Lanes, key: &LaneKey, slow: bool) -> Lane {
+        let kind = slow.then_some(ErrorKind::Timeout);
+        finish(lanes, key, kind, Duration::ZERO)
+    }
+
+    fn finish(lanes: &Lanes, key: &LaneKey, kind: Option<ErrorKind>, ran: Duration) -> Lane {
         let t = lanes.admit(key.clone());
         let lane = t.lane;
-        t.finish(slow);
+        t.finish(kind, ran);
         lane
+    }
+
+    #[test]
+    fn one_quick_lost_worker_is_forgiven_two_in_a_row_are_not() {
+        let lanes = Lanes::new(Duration::from_millis(50));
+        let f = LaneKey::function("t", "f");
+        let lost = Some(ErrorKind::Internal);
+        finish(&lanes, &f, None, Duration::ZERO);
+        finish(&lanes, &f, lost, Duration::from_millis(1));
+        assert_eq!(lanes.admit(f.clone()).lane, Lane::Fast);
+        finish(&lanes, &f, None, Duration::ZERO);
+        finish(&lanes, &f, lost, Duration::from_millis(1));
+        finish(&lanes, &f, lost, Duration::from_millis(1));
+        assert_eq!(lanes.admit(f.clone()).lane, Lane::Slow);
+        // A loss that took long counts at once.
+        let g = LaneKey::function("t", "g");
+        finish(&lanes, &g, None, Duration::ZERO);
+        finish(&lanes, &g, lost, Duration::from_millis(60));
+        assert_eq!(lanes.admit(g.clone()).lane, Lane::Slow);
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub async fn serve(
             max_executions: config.worker_max_executions,
             max_memory: config.worker_max_memory,
             lane: name,
+            max_wait: std::time::Duration::from_millis(config.queue_timeout_ms),
         })
     };
     let fast = lane("fast", config.workers, config.queue, command.clone());

@@ -32,6 +32,9 @@ pub struct PoolOptions {
     pub max_memory: u64,
     /// The lane's name in logs and metrics.
     pub lane: &'static str,
+    /// The longest a job may wait for a worker; past it, it is refused as if the queue were
+    /// full (so a client is answered, with 429, rather than left waiting behind slow jobs).
+    pub max_wait: Duration,
 }
 
 /// Counters the pool keeps for `/metrics`.
@@ -51,7 +54,9 @@ struct Task {
     job: Job,
     /// The server-side deadline for the reply: past it, the worker is killed.
     deadline: Duration,
-    reply: oneshot::Sender<Outcome>,
+    reply: oneshot::Sender<Result<Outcome, Busy>>,
+    /// When it was queued: a job that waited past `max_wait` is refused, not run.
+    queued: std::time::Instant,
 }
 
 /// The queue is full.
@@ -88,14 +93,20 @@ impl Pool {
         Pool { tx, stats }
     }
 
-    /// Queues a job; the receiver yields its outcome. `Err(Busy)` when the queue is full.
-    pub fn submit(&self, job: Job, deadline: Duration) -> Result<oneshot::Receiver<Outcome>, Busy> {
+    /// Queues a job; the receiver yields its outcome, or `Busy` if it waited past `max_wait`.
+    /// `Err(Busy)` when the queue is full.
+    pub fn submit(
+        &self,
+        job: Job,
+        deadline: Duration,
+    ) -> Result<oneshot::Receiver<Result<Outcome, Busy>>, Busy> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .try_send(TaskBox(Task {
                 job,
                 deadline,
                 reply,
+                queued: std::time::Instant::now(),
             }))
             .map_err(|_| Busy)?;
         Ok(rx)
@@ -236,6 +247,10 @@ async fn run_slot(
         if task.reply.is_closed() {
             continue;
         }
+        if task.queued.elapsed() > options.max_wait {
+            let _ = task.reply.send(Err(Busy));
+            continue;
+        }
         // A worker that died while idle (killed from outside) is replaced before it is given
         // a job, so the job does not fail for it.
         if let Some(w) = worker.as_mut() {
@@ -251,15 +266,16 @@ async fn run_slot(
             worker = start_worker(slot, &options, &stats).await;
         }
         let Some(w) = worker.as_mut() else {
-            let _ = task.reply.send(Outcome::failed(
+            let _ = task.reply.send(Ok(Outcome::failed(
                 "",
                 ExecError::internal("no worker process could be started"),
-            ));
+            )));
             continue;
         };
+        let called = std::time::Instant::now();
         match w.call(&task.job, task.deadline).await {
             Ok(outcome) => {
-                let _ = task.reply.send(outcome);
+                let _ = task.reply.send(Ok(outcome));
                 w.runs += 1;
                 let over_memory = w.rss().is_some_and(|r| r > options.max_memory);
                 if w.runs >= options.max_executions || over_memory {
@@ -273,9 +289,11 @@ async fn run_slot(
             }
             Err(message) => {
                 tracing::warn!(slot, lane, %message, "worker failed; restarting it");
-                let _ = task
-                    .reply
-                    .send(Outcome::failed("", ExecError::internal(message)));
+                let mut lost = Outcome::failed("", ExecError::internal(message));
+                // How long the worker had the job, as the receipt's time (the lanes use it).
+                lost.metrics.wall_us =
+                    u64::try_from(called.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let _ = task.reply.send(Ok(lost));
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
                 if let Some(old) = worker.take() {
                     stop(old, &stats).await;
