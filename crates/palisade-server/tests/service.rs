@@ -789,3 +789,42 @@ async fn issue_5_workers_past_the_memory_ceiling_are_recycled() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_a_job_that_waited_past_queue_timeout_is_answered_429() {
+    let s = start("workers = 1\nqueue_timeout_ms = 200").await;
+    // The only fast worker is busy for 1.5 s; a job queued behind it waits longer than 200 ms.
+    let busy = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "for (;;) {}", "limits": {"timeout": 1500}}))
+        .send();
+    let waiting = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "1 + 1"}))
+            .send()
+            .await
+    };
+    let (busy, waiting) = tokio::join!(busy, waiting);
+    let (status, out) = json_of(busy.unwrap()).await;
+    assert_eq!(
+        (status, out["error"]["kind"].clone()),
+        (StatusCode::OK, json!("timeout"))
+    );
+    let waiting = waiting.unwrap();
+    assert_eq!(waiting.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(waiting.headers()["retry-after"], "1");
+    let (_, out) = json_of(waiting).await;
+    assert_eq!(out["error"]["kind"], "overloaded");
+    // Nothing queued now: the same request runs.
+    let (status, out) = json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "1 + 1"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, out["value"].clone()), (StatusCode::OK, json!(2)));
+    s.stop().await;
+}
