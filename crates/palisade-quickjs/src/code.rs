@@ -50,9 +50,14 @@ pub(crate) struct CodeCache {
     inner: Mutex<Inner>,
 }
 
+/// (module?, file name, bytecode) of one source.
+type Compiled = (bool, String, Arc<Vec<u8>>);
+
 #[derive(Debug, Default)]
 struct Inner {
-    map: HashMap<Key, Arc<Vec<u8>>>,
+    /// By source text first, so that a lookup borrows the request's source instead of copying
+    /// it; then by mode and file name (almost always one entry per source).
+    map: HashMap<String, Vec<Compiled>>,
     order: VecDeque<Key>,
     bytes: usize,
     hits: u64,
@@ -65,9 +70,20 @@ impl CodeCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn get(&self, key: &Key) -> Option<Arc<Vec<u8>>> {
+    /// The bytecode of `source` compiled as `mode` under `filename`, if kept. Copies nothing
+    /// of the source.
+    pub(crate) fn get(&self, mode: Mode, filename: &str, source: &str) -> Option<Arc<Vec<u8>>> {
+        if source.len() > LARGEST {
+            return None;
+        }
+        let module = mode == Mode::Module;
         let mut inner = self.lock();
-        let found = inner.map.get(key).cloned();
+        let found = inner
+            .map
+            .get(source)?
+            .iter()
+            .find(|(m, f, _)| *m == module && f == filename)
+            .map(|(_, _, code)| code.clone());
         if found.is_some() {
             inner.hits += 1;
         }
@@ -80,27 +96,44 @@ impl CodeCache {
             return;
         }
         let mut inner = self.lock();
-        if inner.map.contains_key(&key) {
+        if inner.map.get(&key.source).is_some_and(|v| {
+            v.iter()
+                .any(|(m, f, _)| *m == key.module && *f == key.filename)
+        }) {
             return;
         }
         while inner.order.len() >= ENTRIES || inner.bytes + size > BYTES {
             let Some(old) = inner.order.pop_front() else {
                 break;
             };
-            if let Some(code) = inner.map.remove(&old) {
+            let Some(entries) = inner.map.get_mut(&old.source) else {
+                continue;
+            };
+            if let Some(i) = entries
+                .iter()
+                .position(|(m, f, _)| *m == old.module && *f == old.filename)
+            {
+                let (_, _, code) = entries.swap_remove(i);
                 inner.bytes -= old.size() + code.len();
+            }
+            if inner.map.get(&old.source).is_some_and(Vec::is_empty) {
+                inner.map.remove(&old.source);
             }
         }
         inner.bytes += size;
         inner.order.push_back(key.clone());
-        inner.map.insert(key, Arc::new(bytecode));
+        inner.map.entry(key.source).or_default().push((
+            key.module,
+            key.filename,
+            Arc::new(bytecode),
+        ));
     }
 
     /// (entries, runs served from bytecode).
     #[cfg(test)]
     pub(crate) fn stats(&self) -> (usize, u64) {
         let inner = self.lock();
-        (inner.map.len(), inner.hits)
+        (inner.order.len(), inner.hits)
     }
 }
 
@@ -113,14 +146,13 @@ mod tests {
         let cache = CodeCache::default();
         let k = |s: &str| Key::new(Mode::Script, "a.js", s).unwrap();
         cache.put(k("1"), vec![1]);
-        assert_eq!(cache.get(&k("1")).as_deref(), Some(&vec![1]));
-        assert!(cache.get(&k("2")).is_none());
-        assert!(cache
-            .get(&Key::new(Mode::Module, "a.js", "1").unwrap())
-            .is_none());
-        assert!(cache
-            .get(&Key::new(Mode::Script, "b.js", "1").unwrap())
-            .is_none());
+        assert_eq!(
+            cache.get(Mode::Script, "a.js", "1").as_deref(),
+            Some(&vec![1])
+        );
+        assert!(cache.get(Mode::Script, "a.js", "2").is_none());
+        assert!(cache.get(Mode::Module, "a.js", "1").is_none());
+        assert!(cache.get(Mode::Script, "b.js", "1").is_none());
         for i in 0..ENTRIES + 10 {
             cache.put(k(&i.to_string()), vec![0; 8]);
         }

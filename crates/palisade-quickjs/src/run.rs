@@ -95,8 +95,9 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
     crate::policy::apply(ctx, &p, &req.policy).map_err(|_| failure(ctx, st))?;
     let input = set_input(ctx, st).map_err(|_| failure(ctx, st))?;
     // Compiled once per engine: later runs of the same source read its bytecode (crate::code).
-    let key = Key::new(req.mode, file, &req.source);
-    let cached = key.as_ref().and_then(|k| st.code.get(k));
+    let cached = st.code.get(req.mode, file, &req.source);
+    // Only a miss copies the source, into the key it is kept under.
+    let key = || Key::new(req.mode, file, &req.source);
     let value = match req.mode {
         Mode::Script => {
             let compiled = match cached {
@@ -104,7 +105,7 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
                 None => {
                     let compiled = ffi::compile_script(ctx, &req.source, file)
                         .map_err(|_| compile_failure(ctx, st))?;
-                    if let (Some(k), Ok(bytes)) = (key, ffi::write_bytecode(ctx, &compiled)) {
+                    if let (Some(k), Ok(bytes)) = (key(), ffi::write_bytecode(ctx, &compiled)) {
                         st.code.put(k, bytes);
                     }
                     compiled
@@ -119,7 +120,7 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
                     let declared = Module::declare(ctx.clone(), file, req.source.as_bytes())
                         .map_err(|_| compile_failure(ctx, st))?;
                     let written = declared.write(rquickjs::module::WriteOptions::default());
-                    if let (Some(k), Ok(bytes)) = (key, written) {
+                    if let (Some(k), Ok(bytes)) = (key(), written) {
                         st.code.put(k, bytes);
                     }
                     declared
