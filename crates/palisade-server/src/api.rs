@@ -580,9 +580,10 @@ async fn delete_function(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let storage = state.storage.clone();
-    state.functions.remove(&tenant, &name);
     let (t, n) = (tenant.clone(), name.clone());
     let existed = blocking(move || storage.delete_function(&t, &n)).await?;
+    // After the delete; an invocation that read the row just before may cache it again, for
+    // at most FUNCTION_TTL.
     state.functions.remove(&tenant, &name);
     if existed {
         Ok(StatusCode::NO_CONTENT.into_response())

@@ -113,7 +113,7 @@ pub struct Ticket<'a> {
 
 impl Ticket<'_> {
     /// Records the finished run, by its outcome kind and execution time (see
-    /// [`Lanes::is_slow`]).
+    /// `Lanes::slow`).
     pub fn finish(mut self, kind: Option<ErrorKind>, ran: Duration) {
         self.finished = true;
         let threshold = self.lanes.threshold;
@@ -191,10 +191,6 @@ impl Lanes {
 
     /// Whether a run with this outcome kind and execution time counts as slow: a timeout,
     /// memory or fuel limit, a lost worker, or a run past the threshold.
-    pub fn is_slow(&self, kind: Option<ErrorKind>, wall: Duration) -> bool {
-        Lanes::slow(self.threshold, kind, wall)
-    }
-
     fn slow(threshold: Duration, kind: Option<ErrorKind>, wall: Duration) -> bool {
         matches!(
             kind,
@@ -247,9 +243,10 @@ mod tests {
     fn a_slow_run_moves_a_function_until_eight_quick_ones() {
         let lanes = Lanes::new(Duration::from_millis(50));
         let f = LaneKey::function("t", "f");
-        assert!(lanes.is_slow(Some(ErrorKind::Timeout), Duration::ZERO));
-        assert!(lanes.is_slow(None, Duration::from_millis(51)));
-        assert!(!lanes.is_slow(Some(ErrorKind::Exception), Duration::from_millis(1)));
+        let slow = |kind, ms| Lanes::slow(lanes.threshold, kind, Duration::from_millis(ms));
+        assert!(slow(Some(ErrorKind::Timeout), 0));
+        assert!(slow(None, 51));
+        assert!(!slow(Some(ErrorKind::Exception), 1));
         assert_eq!(run(&lanes, &f, true), Lane::Fast);
         assert_eq!(run(&lanes, &LaneKey::function("u", "f"), false), Lane::Fast);
         for i in 0..HISTORY {
