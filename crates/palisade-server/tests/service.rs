@@ -246,15 +246,7 @@ async fn execute_deploy_invoke_and_records() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     // Metrics and the OpenAPI document.
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&s).await;
     assert!(
         text.contains("palisade_executions_total{engine=\"quickjs\",kind=\"ok\"} 2"),
         "{text}"
@@ -435,15 +427,7 @@ async fn a_killed_worker_fails_only_its_execution() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(out["value"], 42);
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&s).await;
     assert!(
         text.contains("palisade_worker_restarts_total{lane=\"fast\"} 1"),
         "{text}"
@@ -463,14 +447,7 @@ async fn full_queue_gives_429_and_workers_recycle() {
         ));
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    let mut codes = Vec::new();
-    for c in calls {
-        let r = c.await.unwrap().unwrap();
-        if r.status() == StatusCode::TOO_MANY_REQUESTS {
-            assert_eq!(r.headers()["retry-after"], "1");
-        }
-        codes.push(r.status());
-    }
+    let codes = statuses(calls).await;
     assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
     assert!(codes.contains(&StatusCode::OK), "{codes:?}");
     for _ in 0..3 {
@@ -482,15 +459,7 @@ async fn full_queue_gives_429_and_workers_recycle() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
     }
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&s).await;
     assert!(
         !text.contains("palisade_worker_recycles_total{lane=\"fast\"} 0"),
         "{text}"
@@ -619,6 +588,21 @@ async fn secrets_are_per_tenant_and_audited_in_the_database() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The statuses of concurrent requests; every 429 among them must carry `Retry-After: 1`.
+async fn statuses(
+    calls: Vec<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>>,
+) -> Vec<StatusCode> {
+    let mut codes = Vec::new();
+    for c in calls {
+        let r = c.await.unwrap().unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.headers()["retry-after"], "1");
+        }
+        codes.push(r.status());
+    }
+    codes
+}
+
 async fn metrics_text(s: &Server) -> String {
     s.client
         .get(format!("{}/metrics", s.base))
@@ -674,14 +658,7 @@ async fn issue_5_a_hostile_function_moves_to_the_slow_lane() {
         let (status, out) = json_of(invoke("double").await.unwrap()).await;
         assert_eq!((status, out["value"].clone()), (StatusCode::OK, json!(42)));
     }
-    let mut codes = Vec::new();
-    for t in spins {
-        let r = t.await.unwrap().unwrap();
-        if r.status() == StatusCode::TOO_MANY_REQUESTS {
-            assert_eq!(r.headers()["retry-after"], "1");
-        }
-        codes.push(r.status());
-    }
+    let codes = statuses(spins).await;
     assert!(codes.contains(&StatusCode::OK), "{codes:?}");
     assert!(codes.contains(&StatusCode::TOO_MANY_REQUESTS), "{codes:?}");
     let after = metrics_text(&s).await;
