@@ -236,10 +236,6 @@ async fn run_slot(
     stats: Arc<PoolStats>,
 ) {
     let lane = options.lane;
-    let stop = |w: Worker, stats: &PoolStats| {
-        stats.live.fetch_sub(1, Ordering::Relaxed);
-        w.stop()
-    };
     let mut worker = start_worker(slot, &options, &stats).await;
     loop {
         let task = { rx.lock().await.recv().await };
@@ -257,9 +253,7 @@ async fn run_slot(
             if !matches!(w.child.try_wait(), Ok(None)) {
                 tracing::warn!(slot, lane, "an idle worker exited; restarting it");
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
-                if let Some(old) = worker.take() {
-                    stop(old, &stats).await;
-                }
+                retire(&mut worker, &stats).await;
             }
         }
         if worker.is_none() {
@@ -267,7 +261,7 @@ async fn run_slot(
         }
         let Some(w) = worker.as_mut() else {
             let _ = task.reply.send(Ok(Outcome::failed(
-                "",
+                task.job.engine(),
                 ExecError::internal("no worker process could be started"),
             )));
             continue;
@@ -281,28 +275,30 @@ async fn run_slot(
                 if w.runs >= options.max_executions || over_memory {
                     tracing::info!(slot, lane, runs = w.runs, over_memory, "recycling worker");
                     stats.recycles.fetch_add(1, Ordering::Relaxed);
-                    if let Some(old) = worker.take() {
-                        stop(old, &stats).await;
-                    }
+                    retire(&mut worker, &stats).await;
                     worker = start_worker(slot, &options, &stats).await;
                 }
             }
             Err(message) => {
                 tracing::warn!(slot, lane, %message, "worker failed; restarting it");
-                let mut lost = Outcome::failed("", ExecError::internal(message));
+                let mut lost = Outcome::failed(task.job.engine(), ExecError::internal(message));
                 // How long the worker had the job, as the receipt's time (the lanes use it).
                 lost.metrics.wall_us =
                     u64::try_from(called.elapsed().as_micros()).unwrap_or(u64::MAX);
                 let _ = task.reply.send(Ok(lost));
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
-                if let Some(old) = worker.take() {
-                    stop(old, &stats).await;
-                }
+                retire(&mut worker, &stats).await;
                 worker = start_worker(slot, &options, &stats).await;
             }
         }
     }
-    if let Some(w) = worker {
-        stop(w, &stats).await;
+    retire(&mut worker, &stats).await;
+}
+
+/// Stops the slot's worker, if it has one, and stops counting it as live.
+async fn retire(worker: &mut Option<Worker>, stats: &PoolStats) {
+    if let Some(w) = worker.take() {
+        stats.live.fetch_sub(1, Ordering::Relaxed);
+        w.stop().await;
     }
 }

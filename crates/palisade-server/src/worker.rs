@@ -40,6 +40,15 @@ pub enum Job {
     },
 }
 
+impl Job {
+    /// The engine the job names (as given: it may not be a known engine).
+    pub fn engine(&self) -> &str {
+        match self {
+            Job::Run { engine, .. } | Job::Check { engine, .. } => engine,
+        }
+    }
+}
+
 /// What a worker needs besides its jobs.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerOptions {
@@ -114,10 +123,7 @@ fn run_job(
     prewarm: usize,
     sandboxes: &mut HashMap<EngineKind, Result<Sandbox, palisade::BuildError>>,
 ) -> Outcome {
-    let engine_name = match &job {
-        Job::Run { engine, .. } | Job::Check { engine, .. } => engine.clone(),
-    };
-    let kind: EngineKind = match engine_name.parse() {
+    let kind: EngineKind = match job.engine().parse() {
         Ok(k) => k,
         Err(message) => return Outcome::failed("", ExecError::InvalidRequest { message }),
     };
@@ -130,7 +136,14 @@ fn run_job(
     });
     let sandbox = match sandbox {
         Ok(s) => s,
-        Err(e) => return e.to_outcome(),
+        Err(e) => {
+            // A configuration error knows no engine; the job does.
+            let mut outcome = e.to_outcome();
+            if outcome.metrics.engine.is_empty() {
+                outcome.metrics.engine = kind.as_str().to_owned();
+            }
+            return outcome;
+        }
     };
     match job {
         Job::Run {

@@ -416,6 +416,9 @@ async fn a_killed_worker_fails_only_its_execution() {
     let (status, out) = json_of(resp.unwrap()).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(out["error"]["kind"], "internal");
+    // The server made this outcome for the lost worker; it still names the engine, so the
+    // execution counts under it in /metrics.
+    assert_eq!(out["metrics"]["engine"], "quickjs", "{out}");
     // The server keeps serving on a fresh worker.
     let (status, out) = json_of(
         s.post("/v1/execute", KEY_A)
