@@ -46,10 +46,31 @@ pub const CONSOLE_JS: &str = include_str!("../js/console.js");
 pub const DETERMINISTIC_JS: &str = include_str!("../js/deterministic.js");
 
 /// The host prelude every engine installs: evaluating it yields a factory; calling the factory
-/// with the primordials object and the engine's `hostcall` primitive (see [`host`]) yields
-/// `{crypto, fetch, Headers, Response, secrets}`, which the engine defines as globals, keeping
-/// only those [`Policy::host_globals`] lists for the run.
+/// with the primordials object, the engine's `hostcall` primitive (see [`host`]) and
+/// `loadFetch` (a function returning the evaluated [`HOST_FETCH_JS`]) yields
+/// `{crypto, performance, fetch, Headers, Response, secrets}`, which the engine defines as
+/// globals, keeping only those [`Policy::host_globals`] lists for the run.
 pub const HOST_JS: &str = include_str!("../js/host.js");
+
+/// The host prelude's fetch part (`fetch`, `Headers`, `Response`): evaluating it yields the
+/// function [`HOST_JS`] calls, through `loadFetch`, on the first read of any of the three. It is
+/// a file of its own so that an engine building a runtime per run reads it only when a run's
+/// policy allows fetch.
+pub const HOST_FETCH_JS: &str = include_str!("../js/host_fetch.js");
+
+/// [`HOST_JS`] and [`HOST_FETCH_JS`] as one expression whose value is a two-argument factory
+/// `(primordials, hostcall)`, with the fetch part bound in: for engines that evaluate the prelude
+/// once and keep the result (the wasm engine's snapshot, the v8 engine's prepared contexts),
+/// where reading the fetch part lazily would save nothing.
+pub fn host_prelude_bound() -> String {
+    let strip = |js: &'static str| js.trim_end().trim_end_matches(';');
+    format!(
+        "(function (factory, fetchPart) {{ \"use strict\"; return function (P, hostcall) {{ \
+         return factory(P, hostcall, function () {{ return fetchPart; }}); }}; }})(\n{},\n{}\n)",
+        strip(HOST_JS),
+        strip(HOST_FETCH_JS)
+    )
+}
 
 /// The message engines use for a stack overflow (`RangeError`), the same as V8's.
 pub const STACK_OVERFLOW_MESSAGE: &str = "Maximum call stack size exceeded";

@@ -11,7 +11,7 @@ use palisade_core::policy::Policy;
 use palisade_core::primordials::{Capture, PRIMORDIALS};
 use palisade_core::{
     stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request, CONSOLE_JS,
-    HOST_JS,
+    HOST_FETCH_JS, HOST_JS,
 };
 use rquickjs::function::Rest;
 use rquickjs::promise::PromiseState;
@@ -173,7 +173,8 @@ pub(crate) fn install_console<'js>(
     Ok(())
 }
 
-/// Installs the host prelude ([`palisade_core::HOST_JS`]) over the `hostcall` primitive, which
+/// Installs the host prelude ([`palisade_core::HOST_JS`], with [`palisade_core::HOST_FETCH_JS`]
+/// read on demand) over the `hostcall` primitive, which
 /// reaches the current run's host through `slot`. The default policy's host globals are
 /// defined here, once per runtime; [`crate::policy::apply`] deletes those a run's policy does
 /// not allow and adds those it allows beyond the default.
@@ -226,7 +227,13 @@ pub(crate) fn install_host<'js>(
     static HOST_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let factory = ffi::eval_trusted_cached(ctx, &HOST_BYTECODE, HOST_JS, "eval_script", false)?;
     let factory: Function<'js> = Function::from_value(factory)?;
-    let api: Object<'js> = factory.call((primordials.clone(), hostcall))?;
+    // The fetch part is read only when a run first reads `fetch`, `Headers` or `Response`
+    // (half the prelude's bytecode, and most runs' policies do not allow fetch).
+    let load_fetch = Function::new(ctx.clone(), |ctx: Ctx<'js>| {
+        static FETCH_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        ffi::eval_trusted_cached(&ctx, &FETCH_BYTECODE, HOST_FETCH_JS, "eval_script", false)
+    })?;
+    let api: Object<'js> = factory.call((primordials.clone(), hostcall, load_fetch))?;
     // Only what the default policy has is built now (the prelude builds each API on its first
     // read); a run whose policy allows more adds the rest (`define_host_global`).
     for name in Policy::default().host_globals() {

@@ -23,7 +23,7 @@ use palisade_core::rng::{DeterministicClock, DeterministicRng};
 use palisade_core::units::format_size;
 use palisade_core::{
     is_stack_overflow, stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome,
-    Request, CONSOLE_JS, DETERMINISTIC_JS, HOST_JS,
+    Request, CONSOLE_JS, DETERMINISTIC_JS,
 };
 
 use crate::ffi::{self, Context, Handle, JsHandler, Task, Value};
@@ -370,7 +370,7 @@ fn prelude_source() -> String {
         serde_json::Value::Array(spec),
         text,
         CONSOLE_JS.trim_end().trim_end_matches(';'),
-        HOST_JS.trim_end().trim_end_matches(';'),
+        palisade_core::host_prelude_bound(),
         DETERMINISTIC_JS.trim_end().trim_end_matches(';'),
     )
 }

@@ -86,7 +86,7 @@ pub(crate) fn compiled(fuel: bool, options: &WasmOptions) -> Result<Arc<Compiled
 pub(crate) struct InitTexts {
     pub(crate) capture: String,
     pub(crate) console: &'static str,
-    pub(crate) host: &'static str,
+    pub(crate) host: String,
     pub(crate) prepare: String,
     pub(crate) deterministic: &'static str,
 }
@@ -96,7 +96,7 @@ impl InitTexts {
         InitTexts {
             capture: palisade_core::primordials::capture_js(),
             console: palisade_core::CONSOLE_JS,
-            host: palisade_core::HOST_JS,
+            host: palisade_core::host_prelude_bound(),
             prepare: prepare_js(),
             deterministic: palisade_core::DETERMINISTIC_JS,
         }

@@ -5,7 +5,8 @@
 //
 // Called as prepare(M)(P, thrower, det, hostFactory, hostcall): M holds the policy messages,
 // P the primordials, thrower(name, kind, message) makes a function that throws the policy error,
-// det is DETERMINISTIC_JS's installer, hostFactory HOST_JS's factory, hostcall the host door.
+// det is DETERMINISTIC_JS's installer, hostFactory the host prelude's two-argument factory
+// (palisade_core::host_prelude_bound), hostcall the host door.
 (function (M) {
   "use strict";
   return function prepare(P, thrower, det, hostFactory, hostcall) {
