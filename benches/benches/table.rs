@@ -43,7 +43,8 @@ const THROUGHPUT_TARGET: f64 = 5_000.0;
 const WASM_THROUGHPUT_RATIO_TARGET: f64 = 1.0;
 /// Issue 3: the wasm engine's V8 v7 score at least this share of the native engine's.
 const WASM_V8V7_RATIO_TARGET: f64 = 0.75;
-/// Paired quickjs/wasm rounds behind that ratio in full mode (about 95 s each).
+/// Paired rounds behind the V8 v7 ratios in full mode (wasm ÷ quickjs, about 95 s each; v8 ÷
+/// node 24, about 20 s each).
 const V8V7_PAIRED_ROUNDS: usize = 3;
 /// Issue 3: resident memory per live wasm instance beyond the guest's own heap.
 const WASM_LIVE_BEYOND_HEAP_TARGET: u64 = 2 << 20;
@@ -913,12 +914,21 @@ fn cli_row(kind: EngineKind, bin: &Path, cfg: &Config, rows: &mut Vec<Row>, log:
 
 /// Polls RSS until it has not changed for 200 ms (or 10 s pass).
 fn settled_rss() -> u64 {
+    settled(sys::rss)
+}
+
+/// [`settled_rss`] of this process plus its worker processes.
+fn settled_rss_with_children() -> u64 {
+    settled(sys::rss_with_children)
+}
+
+fn settled(read: fn() -> Option<u64>) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = sys::rss().unwrap_or(0);
+    let mut last = read().unwrap_or(0);
     let mut same = 0;
     while same < 20 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
-        let now = sys::rss().unwrap_or(0);
+        let now = read().unwrap_or(0);
         if now == last {
             same += 1;
         } else {
@@ -973,7 +983,36 @@ fn memory(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
         return;
     }
 
-    // Memory per live context: the RSS a pool of unused pre-warmed contexts adds.
+    // Memory per live context: the RSS a pool of unused pre-warmed contexts adds. The v8
+    // engine's contexts live in its worker processes: there the figure is the workers' RSS with
+    // a pool of 16 against a pool of 1 (each pool's workers started by a first run).
+    if kind == EngineKind::V8 {
+        let settled_with = |live: usize| -> Result<u64, String> {
+            let pool = crate::sandbox(kind, live)?;
+            if !pool.run(&one_plus_one()).is_ok() {
+                return Err(format!("{kind}: `1+1` failed"));
+            }
+            // The pool refills in the background after that run.
+            std::thread::sleep(Duration::from_millis(500));
+            Ok(settled_rss_with_children())
+        };
+        let (one, many) = match (settled_with(1), settled_with(16)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return log.fail(e),
+        };
+        let delta = i64::try_from(many).unwrap_or(0) - i64::try_from(one).unwrap_or(0);
+        let per_context = u64::try_from(delta.max(0)).unwrap_or(0) / 15;
+        rows.push(Row::new(
+            4,
+            format!(
+                "memory per live context, estimated: settled RSS of this process and its workers, prewarm(16) against prewarm(1), ÷ 15 ({} → {})",
+                bytes(one),
+                bytes(many)
+            ),
+            format!("≈ {}", bytes(per_context)),
+        ));
+        return;
+    }
     const LIVE: usize = 64;
     let before = settled_rss();
     let pool = match Sandbox::builder().engine(kind).prewarm(LIVE).build() {
@@ -1322,7 +1361,7 @@ fn v8_suite(
         }
     }
     if let (Some(total), EngineKind::V8) = (scores.total, kind) {
-        v8_against_node(total, &script, rows, log);
+        v8_against_node(total, &script, cfg, rows, log);
     }
     if let (Some(total), EngineKind::Wasm) = (scores.total, kind) {
         wasm_against_native(total, &script, cfg, rows);
@@ -1359,44 +1398,20 @@ fn wasm_against_native(total: f64, script: &str, cfg: &Config, rows: &mut Vec<Ro
         );
         return;
     };
-    let mut pairs = vec![(first, total)];
-    let rounds = if cfg.quick { 1 } else { V8V7_PAIRED_ROUNDS };
-    while pairs.len() < rounds {
-        eprintln!(
-            "[wasm] 5-v8v7: paired round {} of {rounds} (quickjs, then wasm) ...",
-            pairs.len() + 1
-        );
-        match (score(EngineKind::QuickJs), score(EngineKind::Wasm)) {
-            (Some(q), Some(w)) => pairs.push((q, w)),
-            _ => break,
-        }
-    }
-    let ratios: Vec<f64> = pairs
-        .iter()
-        .map(|(q, w)| w / q.max(f64::MIN_POSITIVE))
-        .collect();
-    let median = stats::median_f64(&mut ratios.clone()).unwrap_or(f64::NAN);
-    let each = pairs
-        .iter()
-        .zip(&ratios)
-        .map(|((q, w), r)| format!("{} ÷ {} = {r:.2}", fmt_score(*w), fmt_score(*q)))
-        .collect::<Vec<_>>()
-        .join("; ");
-    rows.push(ratio_row(
-        &format!(
-            "… V8 v7 total, wasm ÷ quickjs (median of {} paired round{})",
-            pairs.len(),
-            if pairs.len() == 1 { "" } else { "s" }
-        ),
-        median,
+    let pairs = paired_rounds((first, total), cfg, "wasm", "quickjs, then wasm", || {
+        Some((score(EngineKind::QuickJs)?, score(EngineKind::Wasm)?))
+    });
+    rows.push(paired_ratio_row(
+        "… V8 v7 total, wasm ÷ quickjs",
+        &pairs,
         (WASM_V8V7_RATIO_TARGET, "quickjs (issue 3)"),
-        format!("{each} ({how})"),
+        how,
     ));
 }
 
 /// Issue 6: node 24 (`scripts/fetch-node`, or `PALISADE_NODE`) runs the very same script in
 /// this row's process, right after the engine did, and the v8 engine's total is judged against it.
-fn v8_against_node(total: f64, script: &str, rows: &mut Vec<Row>, log: &mut Log) {
+fn v8_against_node(total: f64, script: &str, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
     let node = std::env::var_os("PALISADE_NODE")
         .map(PathBuf::from)
         .or_else(|| Some(workspace_root().join(".cache/node/bin/node")).filter(|p| p.exists()));
@@ -1412,35 +1427,94 @@ fn v8_against_node(total: f64, script: &str, rows: &mut Vec<Row>, log: &mut Log)
         return;
     };
     let file = std::env::temp_dir().join(format!("palisade-v8v7-{}.js", std::process::id()));
+    if let Err(e) = std::fs::write(&file, script) {
+        return log.fail(format!("V8 v7: cannot write {}: {e}", file.display()));
+    }
     // The engine's script prints through console.log, which node has as well.
-    let measured = std::fs::write(&file, script)
-        .map_err(|e| e.to_string())
-        .and_then(|()| {
-            std::process::Command::new(&node)
-                .arg(&file)
-                .output()
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|out| {
-            v8v7::parse(&String::from_utf8_lossy(&out.stdout))
-                .total
-                .ok_or_else(|| format!("no score ({})", out.status))
-        });
+    let on_node = || -> Result<f64, String> {
+        let out = std::process::Command::new(&node)
+            .arg(&file)
+            .output()
+            .map_err(|e| e.to_string())?;
+        v8v7::parse(&String::from_utf8_lossy(&out.stdout))
+            .total
+            .ok_or_else(|| format!("no score ({})", out.status))
+    };
+    let first = match on_node() {
+        Ok(theirs) => (theirs, total),
+        Err(e) => {
+            let _ = std::fs::remove_file(&file);
+            return log.fail(format!("V8 v7 on node ({}): {e}", node.display()));
+        }
+    };
+    let pairs = paired_rounds(first, cfg, "v8", "node, then v8", || {
+        let theirs = on_node().ok()?;
+        let ours = run_v8_suite(EngineKind::V8, script)
+            .ok()
+            .and_then(|(o, _)| v8v7::parse(&o.stdout).total)?;
+        Some((theirs, ours))
+    });
     let _ = std::fs::remove_file(&file);
     let version = sys::command_line(&node, &["--version"], None).unwrap_or_default();
-    match measured {
-        Ok(theirs) => rows.push(ratio_row(
-            "… V8 v7 total, v8 ÷ node 24",
-            total / theirs.max(f64::MIN_POSITIVE),
-            (V8_V8V7_NODE_RATIO_TARGET, "node 24 (issue 6)"),
-            format!(
-                "node {} on the same script, this row: {}",
-                version.trim(),
-                fmt_score(theirs)
-            ),
-        )),
-        Err(e) => log.fail(format!("V8 v7 on node ({}): {e}", node.display())),
+    rows.push(paired_ratio_row(
+        "… V8 v7 total, v8 ÷ node 24",
+        &pairs,
+        (V8_V8V7_NODE_RATIO_TARGET, "node 24 (issue 6)"),
+        &format!(
+            "node {} on the same script; round 1 against this row's v8 run",
+            version.trim()
+        ),
+    ));
+}
+
+/// Paired rounds of (peer, ours) totals, back to back in this process: `first` is round 1, and
+/// full mode adds rounds up to [`V8V7_PAIRED_ROUNDS`] (one pair of runs swings by ±15% on a
+/// shared VM). Stops early when a round fails.
+fn paired_rounds(
+    first: (f64, f64),
+    cfg: &Config,
+    engine: &str,
+    order: &str,
+    mut round: impl FnMut() -> Option<(f64, f64)>,
+) -> Vec<(f64, f64)> {
+    let mut pairs = vec![first];
+    let rounds = if cfg.quick { 1 } else { V8V7_PAIRED_ROUNDS };
+    while pairs.len() < rounds {
+        eprintln!(
+            "[{engine}] 5-v8v7: paired round {} of {rounds} ({order}) ...",
+            pairs.len() + 1
+        );
+        match round() {
+            Some(pair) => pairs.push(pair),
+            None => break,
+        }
     }
+    pairs
+}
+
+/// A ratio row judged on the median of paired rounds' ratios (ours ÷ peer), listing each round.
+fn paired_ratio_row(what: &str, pairs: &[(f64, f64)], goal: (f64, &str), how: &str) -> Row {
+    let ratios: Vec<f64> = pairs
+        .iter()
+        .map(|(peer, ours)| ours / peer.max(f64::MIN_POSITIVE))
+        .collect();
+    let median = stats::median_f64(&mut ratios.clone()).unwrap_or(f64::NAN);
+    let each = pairs
+        .iter()
+        .zip(&ratios)
+        .map(|((peer, ours), r)| format!("{} ÷ {} = {r:.2}", fmt_score(*ours), fmt_score(*peer)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    ratio_row(
+        &format!(
+            "{what} (median of {} paired round{})",
+            pairs.len(),
+            if pairs.len() == 1 { "" } else { "s" }
+        ),
+        median,
+        goal,
+        format!("{each} ({how})"),
+    )
 }
 
 /// A row judging ratio `r` (this engine ÷ a peer) against `goal` (the least ratio, and whom

@@ -6,7 +6,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`, ...), in bytes.
 pub fn proc_status_bytes(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_bytes("/proc/self/status", field)
+}
+
+/// A `kB` field of a `/proc/<pid>/status` file, in bytes.
+fn status_bytes(path: impl AsRef<Path>, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(path).ok()?;
     status.lines().find_map(|line| {
         let rest = line.strip_prefix(field)?.strip_prefix(':')?;
         let kib: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
@@ -17,6 +22,21 @@ pub fn proc_status_bytes(field: &str) -> Option<u64> {
 /// Resident set size now, in bytes.
 pub fn rss() -> Option<u64> {
     proc_status_bytes("VmRSS")
+}
+
+/// Resident set size of this process plus its direct children (the v8 engine's worker
+/// processes), in bytes.
+pub fn rss_with_children() -> Option<u64> {
+    let mut total = rss()?;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in children.split_whitespace() {
+            total += status_bytes(format!("/proc/{pid}/status"), "VmRSS").unwrap_or(0);
+        }
+    }
+    Some(total)
 }
 
 /// Peak resident set size so far, in bytes.
