@@ -360,7 +360,7 @@ fn run(args: RunArgs) -> u8 {
         .build()
     {
         Ok(sandbox) => sandbox.run_as(&request, context),
-        Err(e) => e.to_outcome(),
+        Err(e) => e.to_outcome(args.engine),
     };
     report(&outcome, args.json)
 }

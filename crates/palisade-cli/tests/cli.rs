@@ -116,6 +116,8 @@ fn unenforceable_limit_is_a_usage_error() {
     let out = palisade(&["run", "-e", "1", "--fuel", "1000", "--json"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(json(&out)["error"]["kind"], "invalid_request");
+    // The outcome still names the engine the command line chose.
+    assert_eq!(json(&out)["metrics"]["engine"], "quickjs");
 }
 
 #[test]

@@ -136,14 +136,7 @@ fn run_job(
     });
     let sandbox = match sandbox {
         Ok(s) => s,
-        Err(e) => {
-            // A configuration error knows no engine; the job does.
-            let mut outcome = e.to_outcome();
-            if outcome.metrics.engine.is_empty() {
-                outcome.metrics.engine = kind.as_str().to_owned();
-            }
-            return outcome;
-        }
+        Err(e) => return e.to_outcome(kind),
     };
     match job {
         Job::Run {

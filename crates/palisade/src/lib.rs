@@ -185,8 +185,9 @@ pub enum BuildError {
 }
 
 impl BuildError {
-    /// The outcome a run would have had with this configuration.
-    pub fn to_outcome(&self) -> Outcome {
+    /// The outcome a run would have had with this configuration, on the engine the build asked
+    /// for (`requested`, which a configuration error does not carry).
+    pub fn to_outcome(&self, requested: EngineKind) -> Outcome {
         match self {
             BuildError::Unavailable { engine, reason } => Outcome::failed(
                 engine.as_str(),
@@ -196,7 +197,7 @@ impl BuildError {
                 },
             ),
             BuildError::Config(e) => Outcome::failed(
-                "",
+                requested.as_str(),
                 ExecError::InvalidRequest {
                     message: e.to_string(),
                 },

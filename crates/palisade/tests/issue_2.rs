@@ -173,7 +173,7 @@ fn issue_2_unavailable_engine_is_engine_unavailable() {
             .engine(kind)
             .build()
             .expect_err("unavailable");
-        let o = err.to_outcome();
+        let o = err.to_outcome(kind);
         assert_eq!(o.error_kind(), Some(ErrorKind::EngineUnavailable));
         assert_eq!(o.exit_code(), 3);
     }
