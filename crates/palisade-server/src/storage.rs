@@ -179,32 +179,61 @@ pub struct SqliteStorage {
     conn: Mutex<Connection>,
 }
 
+/// How long a SQLite connection waits for another's lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `f` again while SQLite answers `SQLITE_BUSY`, for up to [`BUSY_TIMEOUT`]: for the
+/// statements whose busy answer does not go through the busy handler.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteStorage {
     /// Opens (creating if needed) the database at `path` (`:memory:` for a private in-memory
     /// one) and applies any pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
-        let mut conn = if path.as_os_str() == ":memory:" {
+        let conn = if path.as_os_str() == ":memory:" {
             Connection::open_in_memory()?
         } else {
             Connection::open(path)?
         };
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Switching a new file to WAL, and reading it while another connection does, can answer
+        // SQLITE_BUSY at once, without the busy handler (6% of 4 concurrent opens of a new file
+        // failed so): the server and its workers open the same database together at start.
+        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let version = |c: &Connection| -> rusqlite::Result<usize> {
             let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
             Ok(usize::try_from(v).unwrap_or(0))
         };
-        if version(&conn)? < MIGRATIONS.len() {
-            // Under the write lock, reading the version again: another process opening the
-            // same new file at once would otherwise apply the same migration too.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version(&tx)?) {
-                tx.execute_batch(sql)?;
-                tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        retry_busy(|| {
+            if version(&conn)? < MIGRATIONS.len() {
+                // Under the write lock, reading the version again: another process opening the
+                // same new file at once would otherwise apply the same migration too.
+                let tx = rusqlite::Transaction::new_unchecked(
+                    &conn,
+                    rusqlite::TransactionBehavior::Immediate,
+                )?;
+                for (i, sql) in MIGRATIONS.iter().enumerate().skip(version(&tx)?) {
+                    tx.execute_batch(sql)?;
+                    tx.pragma_update(None, "user_version", i as i64 + 1)?;
+                }
+                tx.commit()?;
             }
-            tx.commit()?;
-        }
+            Ok(())
+        })?;
         Ok(SqliteStorage {
             conn: Mutex::new(conn),
         })
