@@ -1000,16 +1000,10 @@ fn memory(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return log.fail(e),
         };
-        let delta = i64::try_from(many).unwrap_or(0) - i64::try_from(one).unwrap_or(0);
-        let per_context = u64::try_from(delta.max(0)).unwrap_or(0) / 15;
-        rows.push(Row::new(
-            4,
-            format!(
-                "memory per live context, estimated: settled RSS of this process and its workers, prewarm(16) against prewarm(1), ÷ 15 ({} → {})",
-                bytes(one),
-                bytes(many)
-            ),
-            format!("≈ {}", bytes(per_context)),
+        rows.push(live_context_row(
+            "settled RSS of this process and its workers, prewarm(16) against prewarm(1), ÷ 15",
+            (one, many),
+            15,
         ));
         return;
     }
@@ -1021,17 +1015,25 @@ fn memory(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
     };
     let after = settled_rss();
     drop(pool);
-    let delta = i64::try_from(after).unwrap_or(0) - i64::try_from(before).unwrap_or(0);
-    let per_context = u64::try_from(delta.max(0)).unwrap_or(0) / LIVE as u64;
-    rows.push(Row::new(
+    rows.push(live_context_row(
+        &format!("settled RSS delta of a prewarm({LIVE}) pool ÷ {LIVE}"),
+        (before, after),
+        LIVE as u64,
+    ));
+}
+
+/// Row 4's estimate of memory per live context: the RSS growth from `before` to `after` over
+/// `contexts` more live contexts.
+fn live_context_row(how: &str, (before, after): (u64, u64), contexts: u64) -> Row {
+    Row::new(
         4,
         format!(
-            "memory per live context, estimated: settled RSS delta of a prewarm({LIVE}) pool ÷ {LIVE} ({} → {})",
+            "memory per live context, estimated: {how} ({} → {})",
             bytes(before),
             bytes(after)
         ),
-        format!("≈ {}", bytes(per_context)),
-    ));
+        format!("≈ {}", bytes(after.saturating_sub(before) / contexts)),
+    )
 }
 
 /// This process's proportional set size (shared pages divided among their mappers), from
@@ -1376,17 +1378,12 @@ fn v8_suite(
 /// wasm run with the quickjs row's total (the parent hands it over), or with a quickjs run here
 /// when that row did not run (an engine filter).
 fn wasm_against_native(total: f64, script: &str, cfg: &Config, rows: &mut Vec<Row>) {
-    let score = |kind: EngineKind| {
-        run_v8_suite(kind, script)
-            .ok()
-            .and_then(|(o, _)| v8v7::parse(&o.stdout).total)
-    };
     let (first, how) = match native_figure("v8v7_total") {
         Some(t) => (Some(t), "round 1 against the quickjs row's total"),
         None => {
             eprintln!("[wasm] 5-v8v7: quickjs's score is not known; measuring it here ...");
             (
-                score(EngineKind::QuickJs),
+                v8_total(EngineKind::QuickJs, script),
                 "every round measured in this row's process",
             )
         }
@@ -1399,7 +1396,10 @@ fn wasm_against_native(total: f64, script: &str, cfg: &Config, rows: &mut Vec<Ro
         return;
     };
     let pairs = paired_rounds((first, total), cfg, "wasm", "quickjs, then wasm", || {
-        Some((score(EngineKind::QuickJs)?, score(EngineKind::Wasm)?))
+        Some((
+            v8_total(EngineKind::QuickJs, script)?,
+            v8_total(EngineKind::Wasm, script)?,
+        ))
     });
     rows.push(paired_ratio_row(
         "… V8 v7 total, wasm ÷ quickjs",
@@ -1449,9 +1449,7 @@ fn v8_against_node(total: f64, script: &str, cfg: &Config, rows: &mut Vec<Row>, 
     };
     let pairs = paired_rounds(first, cfg, "v8", "node, then v8", || {
         let theirs = on_node().ok()?;
-        let ours = run_v8_suite(EngineKind::V8, script)
-            .ok()
-            .and_then(|(o, _)| v8v7::parse(&o.stdout).total)?;
+        let ours = v8_total(EngineKind::V8, script)?;
         Some((theirs, ours))
     });
     let _ = std::fs::remove_file(&file);
@@ -1540,6 +1538,13 @@ fn run_v8_suite(kind: EngineKind, script: &str) -> Result<(Outcome, Duration), S
     let t = Instant::now();
     let outcome = sandbox.run(&req);
     Ok((outcome, t.elapsed()))
+}
+
+/// [`run_v8_suite`]'s total score, if the run printed one.
+fn v8_total(kind: EngineKind, script: &str) -> Option<f64> {
+    run_v8_suite(kind, script)
+        .ok()
+        .and_then(|(o, _)| v8v7::parse(&o.stdout).total)
 }
 
 fn fmt_score(score: f64) -> String {
