@@ -1,6 +1,9 @@
 //! Palisade's `quickjs` engine: QuickJS-NG, native, through `rquickjs`.
 //!
-//! Every execution gets a fresh runtime and context; nothing a run creates survives it. The
+//! Every execution starts from a runtime and context no guest code has touched; nothing a run
+//! creates survives it. Each thread builds one such runtime in an arena (see `ffi::arena` and
+//! `snapshot`), seals it, and after every run restores the arena's bytes to the sealed state,
+//! which is what a fresh runtime would be, for a fraction of the cost of building one. The
 //! memory limit is enforced by a metered allocator that latches when the limit is hit, the
 //! deadline and that latch by QuickJS's interrupt handler (an uncatchable termination), and the
 //! stack limit by QuickJS's own stack check on a native stack guaranteed to be large enough.
@@ -23,6 +26,7 @@ mod modules;
 mod policy;
 mod pool;
 mod run;
+mod snapshot;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -32,6 +36,9 @@ use palisade_core::output::Output;
 use palisade_core::{Capabilities, Engine, EngineInfo, ExecError, HostCalls, Outcome, Request};
 use rquickjs::context::intrinsic;
 use rquickjs::{Context, Runtime};
+
+use palisade_core::rng::{DeterministicClock, DeterministicRng};
+use rquickjs::allocator::Allocator;
 
 use crate::ffi::{Meter, MeteredAllocator};
 
@@ -46,12 +53,26 @@ pub const QUICKJS_VERSION: &str = "QuickJS-NG 0.16.2";
 pub const DEFAULT_STACK: u64 = 4 << 20;
 
 /// Options for [`QuickJs`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct QuickJsOptions {
-    /// How many unused runtimes a background thread keeps ready, so a run does not pay for
-    /// building one. 0 (the default) builds each runtime on the calling thread, on demand.
+    /// Whether each thread runs from its sealed runtime, restored after every run (the
+    /// default, `true`), or builds a new runtime for every run (`false`). Both give every run
+    /// the same untouched starting state; restoring is several times cheaper.
+    pub snapshot: bool,
+    /// With `snapshot` off: how many unused runtimes a background thread keeps ready, so a run
+    /// does not pay for building one. 0 (the default) builds each runtime on the calling thread,
+    /// on demand. With `snapshot` on, runtimes are restored, not built, and this is unused.
     pub prewarm: usize,
+}
+
+impl Default for QuickJsOptions {
+    fn default() -> Self {
+        QuickJsOptions {
+            snapshot: true,
+            prewarm: 0,
+        }
+    }
 }
 
 impl QuickJsOptions {
@@ -60,12 +81,19 @@ impl QuickJsOptions {
         self.prewarm = n;
         self
     }
+
+    /// Sets [`QuickJsOptions::snapshot`].
+    pub fn snapshot(mut self, on: bool) -> Self {
+        self.snapshot = on;
+        self
+    }
 }
 
 /// The native QuickJS-NG engine.
 #[derive(Debug)]
 pub struct QuickJs {
     pool: Option<pool::Pool>,
+    snapshot: bool,
     /// Bytecode of recently run sources (compile once, run many).
     code: code::CodeCache,
 }
@@ -85,7 +113,9 @@ impl QuickJs {
     /// An engine with options.
     pub fn with_options(options: QuickJsOptions) -> Self {
         QuickJs {
-            pool: (options.prewarm > 0).then(|| pool::Pool::start(options.prewarm)),
+            pool: (!options.snapshot && options.prewarm > 0)
+                .then(|| pool::Pool::start(options.prewarm)),
+            snapshot: options.snapshot,
             code: code::CodeCache::default(),
         }
     }
@@ -93,7 +123,7 @@ impl QuickJs {
     fn fresh(&self) -> Result<Fresh, ExecError> {
         match self.pool.as_ref().and_then(pool::Pool::take) {
             Some(f) => Ok(f),
-            None => Fresh::new(),
+            None => Fresh::new_malloc(),
         }
     }
 }
@@ -118,25 +148,30 @@ impl Engine for QuickJs {
 
     fn execute(&self, request: &Request, host: Arc<dyn HostCalls>) -> Outcome {
         let start = Instant::now();
-        let mut outcome = match self.fresh() {
-            Ok(fresh) => {
-                let stack = request.limits.stack.unwrap_or(DEFAULT_STACK);
-                let stack = usize::try_from(stack).unwrap_or(usize::MAX);
-                // QuickJS checks its stack limit against the native stack pointer, so the native
-                // stack must have room for the whole JS limit plus the host's own frames.
-                let (outcome, spent) =
-                    stacker::maybe_grow(stack + (256 << 10), stack + (2 << 20), || {
-                        run::run(fresh, request, host, start, &self.code)
-                    });
-                // Freeing a runtime takes tens of µs; with a pool, its thread does it.
-                match &self.pool {
-                    Some(pool) => pool.retire(spent),
-                    None => drop(spent),
+        let stack = request.limits.stack.unwrap_or(DEFAULT_STACK);
+        let stack = usize::try_from(stack).unwrap_or(usize::MAX);
+        let run = |fresh: &Fresh| run::run(fresh, request, host.clone(), start, &self.code);
+        // QuickJS checks its stack limit against the native stack pointer, so the native stack
+        // must have room for the whole JS limit plus the host's own frames.
+        let mut outcome = stacker::maybe_grow(stack + (256 << 10), stack + (2 << 20), || {
+            if self.snapshot {
+                if let Some(outcome) = snapshot::with(run) {
+                    return outcome;
                 }
-                outcome
             }
-            Err(e) => Outcome::failed(NAME, e),
-        };
+            match self.fresh() {
+                Ok(fresh) => {
+                    let outcome = run(&fresh);
+                    // Freeing a runtime takes tens of µs; with a pool, its thread does it.
+                    match &self.pool {
+                        Some(pool) => pool.retire(fresh),
+                        None => drop(fresh),
+                    }
+                    outcome
+                }
+                Err(e) => Outcome::failed(NAME, e),
+            }
+        });
         outcome.metrics.engine = NAME.to_owned();
         outcome.metrics.wall_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         outcome
@@ -167,6 +202,12 @@ impl Guard {
             deadline: AtomicU64::new(u64::MAX),
             timed_out: AtomicBool::new(false),
         }
+    }
+
+    /// Ready for a new run: no deadline yet, not timed out.
+    fn reset(&self) {
+        self.deadline.store(u64::MAX, Ordering::Relaxed);
+        self.timed_out.store(false, Ordering::Relaxed);
     }
 
     fn set_deadline(&self, at: Instant) {
@@ -207,11 +248,17 @@ type Intrinsics = (
     intrinsic::WeakRef,
 );
 
-/// A runtime and context no guest code has touched, with the console and module loader already
-/// installed (they read per-run state through `output` and `modules`).
+/// A runtime and context no guest code has touched, with the console, host prelude, policy
+/// defaults and module loader already installed (they read per-run state through `output`,
+/// `modules`, `host`, `rng` and `clock`, which each run resets).
+///
+/// Every function backed by a Rust closure is created here, before any run, and kept reachable
+/// from the primordials (`run::pin`), so no run can make QuickJS finalize one. A run itself
+/// creates no Rust-backed JS object and stores nothing in rquickjs's Rust-side runtime data:
+/// that is what lets `snapshot` restore the heap bytes alone.
 pub(crate) struct Fresh {
-    rt: Runtime,
     ctx: Context,
+    rt: Runtime,
     meter: Arc<Meter>,
     guard: Arc<Guard>,
     output: Arc<Mutex<Output>>,
@@ -220,16 +267,15 @@ pub(crate) struct Fresh {
     denials: Arc<Mutex<Vec<String>>>,
     /// The current run's host, behind the guest's `hostcall` primitive.
     host: HostSlot,
+    /// Behind `Math.random`: reseeded for every run (from the policy's seed in deterministic
+    /// mode), because a restored heap would otherwise replay QuickJS's own generator.
+    rng: Arc<Mutex<DeterministicRng>>,
+    /// Behind deterministic mode's clock; `None` outside it.
+    clock: Arc<Mutex<Option<DeterministicClock>>>,
 }
 
 /// Where the `hostcall` primitive finds the current run's host (empty between runs).
 pub(crate) type HostSlot = Arc<Mutex<Option<Arc<dyn HostCalls>>>>;
-
-/// A runtime a run has used: never reused, only dropped (context first).
-pub(crate) struct Spent {
-    _ctx: Context,
-    _rt: Runtime,
-}
 
 impl std::fmt::Debug for Fresh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -238,9 +284,15 @@ impl std::fmt::Debug for Fresh {
 }
 
 impl Fresh {
-    fn new() -> Result<Fresh, ExecError> {
+    /// A runtime on glibc's malloc, used for one run and then dropped.
+    fn new_malloc() -> Result<Fresh, ExecError> {
         let meter = Meter::new();
-        let rt = Runtime::new_with_alloc(MeteredAllocator(meter.clone()))
+        Fresh::build(MeteredAllocator(meter.clone()), meter)
+    }
+
+    /// Builds the runtime and context over `alloc`, which meters into `meter`.
+    fn build<A: Allocator + 'static>(alloc: A, meter: Arc<Meter>) -> Result<Fresh, ExecError> {
+        let rt = Runtime::new_with_alloc(alloc)
             .map_err(|e| ExecError::internal(format!("cannot create a QuickJS runtime: {e}")))?;
         let guard = Arc::new(Guard::new(meter.clone()));
         let g = guard.clone();
@@ -255,30 +307,38 @@ impl Fresh {
         let output = Arc::new(Mutex::new(Output::default()));
         let denials = Arc::new(Mutex::new(Vec::new()));
         let host: HostSlot = Arc::new(Mutex::new(None));
+        let rng = Arc::new(Mutex::new(DeterministicRng::new(run::fresh_seed())));
+        let clock = Arc::new(Mutex::new(None));
         let modules = modules::Modules::new(denials.clone());
         rt.set_loader(modules.clone(), modules.clone());
         // Before any guest code: keep the pristine built-ins the console formatter uses, and
         // install the console.
         ctx.with(|ctx| {
             let p = run::capture_primordials(&ctx)?;
+            let _ = ctx.store_userdata(p.clone());
             run::install_console(&ctx, &output)?;
             // The policy first: it deletes QuickJS's own extras (its `performance` among them),
             // which the host prelude may then define in Palisade's shape.
             policy::prepare(&ctx, &p, &denials)?;
+            policy::install_clocks(&ctx, &p, &rng, &clock)?;
             run::install_host(&ctx, &p, &host)?;
-            let _ = ctx.store_userdata(p);
+            // Built now rather than on a run's first console call: a run must not store
+            // anything in the runtime's Rust-side data (see `snapshot`).
+            run::formatter(&ctx)?;
             Ok::<_, rquickjs::Error>(())
         })
         .map_err(|e| ExecError::internal(format!("cannot prepare a QuickJS context: {e}")))?;
         Ok(Fresh {
-            rt,
             ctx,
+            rt,
             meter,
             guard,
             output,
             modules,
             denials,
             host,
+            rng,
+            clock,
         })
     }
 }

@@ -7,8 +7,8 @@
 use std::sync::{Arc, Mutex};
 
 use palisade_core::policy::{
-    code_generation_denied, shared_memory_denied, wasm_denied, Deterministic, HostGlobal, Policy,
-    ATOMICS_METHODS, QUICKJS_EXTRAS, WASM_MEMBERS,
+    code_generation_denied, shared_memory_denied, wasm_denied, HostGlobal, Policy, ATOMICS_METHODS,
+    QUICKJS_EXTRAS, WASM_MEMBERS,
 };
 use palisade_core::rng::{DeterministicClock, DeterministicRng};
 use palisade_core::DETERMINISTIC_JS;
@@ -31,15 +31,17 @@ fn thrower<'js>(
     denials: &Arc<Mutex<Vec<String>>>,
 ) -> rquickjs::Result<Function<'js>> {
     let denials = denials.clone();
-    Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<()> {
+    let f = Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<()> {
         lock(&denials).push(message.clone());
         let ctor: rquickjs::Constructor<'js> = crate::run::primordials(&ctx)?.get(kind)?;
         let err: Value<'js> = ctor.construct((message.clone(),))?;
         Err(ctx.throw(err))
     })?
-    .with_name(name)
+    .with_name(name)?
     // `new Function(...)` and `new SharedArrayBuffer(...)` must throw the policy error too.
-    .map(|f| f.with_constructor(true))
+    .with_constructor(true);
+    crate::run::pin(ctx, &f)?;
+    Ok(f)
 }
 
 /// Applies the default policy to a fresh context, keeping the originals for [`apply`].
@@ -160,8 +162,8 @@ pub(crate) fn apply<'js>(
         }
     }
     crate::run::add_host_globals(ctx, primordials, &keep)?;
-    if let Some(d) = &policy.deterministic {
-        deterministic(ctx, d)?;
+    if policy.deterministic.is_some() {
+        deterministic(ctx, primordials)?;
     }
     if !(policy.allow_eval || policy.allow_shared_memory) {
         return Ok(());
@@ -191,15 +193,40 @@ pub(crate) fn apply<'js>(
     Ok(())
 }
 
-/// Deterministic mode: a seeded `Math.random` and the deterministic clock behind `Date`.
-fn deterministic<'js>(ctx: &Ctx<'js>, d: &Deterministic) -> rquickjs::Result<()> {
-    let rng = Arc::new(Mutex::new(DeterministicRng::new(d.seed)));
+/// Where the deterministic clock's `now` is kept, beside the primordials.
+const DETERMINISTIC_NOW: &str = "deterministicNow";
+
+/// Replaces `Math.random` with one drawing from `rng` (which every run reseeds: a restored heap
+/// must not replay QuickJS's own generator, whose state lives in it), and builds deterministic
+/// mode's `now` over `clock`, installed by [`apply`] only in that mode. Both are made once per
+/// runtime, so a run creates no Rust-backed function.
+pub(crate) fn install_clocks<'js>(
+    ctx: &Ctx<'js>,
+    primordials: &Object<'js>,
+    rng: &Arc<Mutex<DeterministicRng>>,
+    clock: &Arc<Mutex<Option<DeterministicClock>>>,
+) -> rquickjs::Result<()> {
+    let rng = rng.clone();
     let random = Function::new(ctx.clone(), move || lock(&rng).next_f64())?.with_name("random")?;
+    crate::run::pin(ctx, &random)?;
     let math: Object<'js> = ctx.globals().get("Math")?;
     math.set("random", random)?;
-    let clock = Arc::new(Mutex::new(DeterministicClock::new(d)));
+    let clock = clock.clone();
     // Milliseconds as a double, as Date.now returns them.
-    let now = Function::new(ctx.clone(), move || lock(&clock).now_ms() as f64)?.with_name("now")?;
+    let now = Function::new(ctx.clone(), move || {
+        lock(&clock)
+            .as_mut()
+            .map_or(f64::NAN, |c| c.now_ms() as f64)
+    })?
+    .with_name("now")?;
+    crate::run::pin(ctx, &now)?;
+    primordials.set(DETERMINISTIC_NOW, now)
+}
+
+/// Deterministic mode: the deterministic clock behind `Date` (the run has already seeded
+/// `Math.random` and the clock from the policy).
+fn deterministic<'js>(ctx: &Ctx<'js>, primordials: &Object<'js>) -> rquickjs::Result<()> {
+    let now: Function<'js> = primordials.get(DETERMINISTIC_NOW)?;
     static DETERMINISTIC_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let install = crate::ffi::eval_trusted_cached(
         ctx,

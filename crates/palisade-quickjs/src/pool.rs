@@ -4,18 +4,12 @@
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Mutex;
 
-use crate::{lock, Fresh, Spent};
+use crate::{lock, Fresh};
 
 #[derive(Debug)]
 pub(crate) struct Pool {
     ready: Mutex<Receiver<Fresh>>,
-    reaper: Option<SyncSender<Spent>>,
-}
-
-impl std::fmt::Debug for Spent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spent").finish_non_exhaustive()
-    }
+    reaper: Option<SyncSender<Fresh>>,
 }
 
 impl Pool {
@@ -25,7 +19,7 @@ impl Pool {
             .name("palisade-quickjs-prewarm".into())
             .spawn(move || {
                 // Ends when the engine (the receiver) is dropped.
-                while let Ok(fresh) = Fresh::new() {
+                while let Ok(fresh) = Fresh::new_malloc() {
                     if tx.send(fresh).is_err() {
                         break;
                     }
@@ -35,7 +29,7 @@ impl Pool {
         drop(spawned);
         // Bounded: when runs come faster than the reaper frees, callers free their own runtimes
         // instead of piling up spent heaps.
-        let (reap_tx, reap_rx) = sync_channel::<Spent>(size.max(1));
+        let (reap_tx, reap_rx) = sync_channel::<Fresh>(size.max(1));
         let reaper = std::thread::Builder::new()
             .name("palisade-quickjs-reaper".into())
             .spawn(move || {
@@ -53,7 +47,7 @@ impl Pool {
     }
 
     /// Frees a used runtime off the caller's thread when the reaper has room, else here.
-    pub(crate) fn retire(&self, spent: Spent) {
+    pub(crate) fn retire(&self, spent: Fresh) {
         let rejected = match &self.reaper {
             Some(tx) => match tx.try_send(spent) {
                 Ok(()) => None,

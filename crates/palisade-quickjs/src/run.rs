@@ -9,6 +9,7 @@ use palisade_core::output::{Output, Stream};
 use palisade_core::policy::HostGlobal;
 use palisade_core::policy::Policy;
 use palisade_core::primordials::{Capture, PRIMORDIALS};
+use palisade_core::rng::{DeterministicClock, DeterministicRng};
 use palisade_core::{
     stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request, CONSOLE_JS,
     HOST_FETCH_JS, HOST_JS,
@@ -19,7 +20,7 @@ use rquickjs::{Ctx, Function, Module, Object, Promise, Value};
 
 use crate::code::{CodeCache, Key};
 use crate::ffi::{self, Meter};
-use crate::{lock, millis, Fresh, Guard, HostSlot, Spent};
+use crate::{lock, millis, Fresh, Guard, HostSlot};
 
 /// Per-run host state the guest's functions reach.
 struct RunState<'a> {
@@ -32,13 +33,15 @@ struct RunState<'a> {
     code: &'a CodeCache,
 }
 
+/// Runs `request` in `fresh`, which must be untouched by guest code; afterwards it is spent (to be
+/// dropped, or restored by `crate::snapshot`).
 pub(crate) fn run(
-    fresh: Fresh,
+    fresh: &Fresh,
     request: &Request,
     host: Arc<dyn HostCalls>,
     start: Instant,
     code: &CodeCache,
-) -> (Outcome, Spent) {
+) -> Outcome {
     let Fresh {
         rt,
         ctx,
@@ -48,6 +51,8 @@ pub(crate) fn run(
         modules,
         denials,
         host: host_slot,
+        rng,
+        clock,
     } = fresh;
     let limits = &request.limits;
     meter.set_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
@@ -55,24 +60,27 @@ pub(crate) fn run(
     let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
     rt.set_max_stack_size(usize::try_from(stack).unwrap_or(usize::MAX));
     modules.set(&request.modules, request.file_name(), &request.policy);
-    lock(&denials).clear();
-    *lock(&output) = Output::new(limits.output);
-    *lock(&host_slot) = Some(host.clone());
+    lock(denials).clear();
+    let deterministic = request.policy.deterministic.as_ref();
+    *lock(rng) = DeterministicRng::new(deterministic.map_or_else(fresh_seed, |d| d.seed));
+    *lock(clock) = deterministic.map(DeterministicClock::new);
+    *lock(output) = Output::new(limits.output);
+    *lock(host_slot) = Some(host.clone());
 
     let state = RunState {
         request,
-        guard: &guard,
-        meter: &meter,
-        denials: &denials,
+        guard,
+        meter,
+        denials,
         host: host.as_ref(),
         start,
         code,
     };
     let result = ctx.with(|ctx| execute(&ctx, &state));
-    *lock(&host_slot) = None;
+    *lock(host_slot) = None;
     let peak = meter.peak();
-    let (stdout, stderr, truncated) = std::mem::take(&mut *lock(&output)).into_parts();
-    let outcome = Outcome {
+    let (stdout, stderr, truncated) = std::mem::take(&mut *lock(output)).into_parts();
+    Outcome {
         result,
         stdout,
         stderr,
@@ -83,10 +91,38 @@ pub(crate) fn run(
             memory_bytes: peak as u64,
             fuel_used: None,
         },
-    };
-    // The context and runtime go away with everything the guest made, pending jobs included.
-    (outcome, Spent { _ctx: ctx, _rt: rt })
+    }
 }
+
+/// A seed for `Math.random` outside deterministic mode: different for every run, from the
+/// process's randomly keyed hasher (what QuickJS's own generator needs is unpredictability
+/// across runs, not cryptographic strength; `crypto` is the host's).
+pub(crate) fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.finish()
+}
+
+/// Keeps a Rust-backed function reachable for the runtime's whole life, from the primordials
+/// (which guest code never sees), so that no run can make QuickJS finalize it: a restored heap
+/// would otherwise still reference a closure freed during the run.
+pub(crate) fn pin<'js>(ctx: &Ctx<'js>, f: &Function<'js>) -> rquickjs::Result<()> {
+    let p = primordials(ctx)?;
+    let pins: Value<'js> = p.get(PINS)?;
+    let pins = match pins.into_array() {
+        Some(a) => a,
+        None => {
+            let a = rquickjs::Array::new(ctx.clone())?;
+            p.set(PINS, a.clone())?;
+            a
+        }
+    };
+    pins.set(pins.len(), f.clone())
+}
+
+const PINS: &str = "pins";
 
 fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, ExecError> {
     let req = st.request;
@@ -167,6 +203,7 @@ pub(crate) fn install_console<'js>(
             },
         )?
         .with_name(method)?;
+        pin(ctx, &f)?;
         console.set(method, f)?;
     }
     ctx.globals().set("console", console)?;
@@ -214,8 +251,10 @@ pub(crate) fn install_host<'js>(
                 Ok(HostValue::Str(s)) => {
                     Ok(rquickjs::String::from_str(ctx.clone(), &s)?.into_value())
                 }
+                // Copied into the QuickJS heap: a buffer backed by Rust memory would outlive a
+                // restored heap (see `crate::snapshot`).
                 Ok(HostValue::Bytes(b)) => {
-                    Ok(rquickjs::ArrayBuffer::new(ctx.clone(), b)?.into_value())
+                    Ok(rquickjs::ArrayBuffer::new_copy(ctx.clone(), b)?.into_value())
                 }
                 Ok(HostValue::Undefined) => Ok(Value::new_undefined(ctx.clone())),
                 Err(e) => Err(throw_host_error(&ctx, &e)),
@@ -223,6 +262,7 @@ pub(crate) fn install_host<'js>(
         },
     )?
     .with_name("hostcall")?;
+    pin(ctx, &hostcall)?;
     // The same name and strictness `ctx.eval` gives, from bytecode compiled once per process.
     static HOST_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let factory = ffi::eval_trusted_cached(ctx, &HOST_BYTECODE, HOST_JS, "eval_script", false)?;
@@ -233,6 +273,7 @@ pub(crate) fn install_host<'js>(
         static FETCH_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         ffi::eval_trusted_cached(&ctx, &FETCH_BYTECODE, HOST_FETCH_JS, "eval_script", false)
     })?;
+    pin(ctx, &load_fetch)?;
     let api: Object<'js> = factory.call((primordials.clone(), hostcall, load_fetch))?;
     // Only what the default policy has is built now (the prelude builds each API on its first
     // read); a run whose policy allows more adds the rest (`define_host_global`).
@@ -322,7 +363,7 @@ fn format_args<'js>(ctx: &Ctx<'js>, args: Vec<Value<'js>>) -> rquickjs::Result<S
 
 /// The shared console formatter, evaluated in this context on first use, over the primordials
 /// captured when the context was created.
-fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+pub(crate) fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
     if let Some(f) = ctx.userdata::<Function<'js>>() {
         return Ok(f.clone());
     }
@@ -334,7 +375,7 @@ fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
         ffi::eval_trusted_cached(ctx, &CONSOLE_BYTECODE, CONSOLE_JS, "palisade:console", true)?;
     let factory: Function<'js> = Function::from_value(factory)?;
     let f: Function<'js> = factory.call((primordials,))?;
-    // The context is fresh for this run, so nothing else stores a function here.
+    // Called once, while the runtime is built (`Fresh::build`): nothing else stores a function.
     let _ = ctx.store_userdata(f.clone());
     Ok(f)
 }

@@ -112,7 +112,9 @@ impl SandboxBuilder {
     }
 
     /// How many unused contexts to keep ready in the background (0, the default, builds each
-    /// one on demand). Pre-warmed contexts have never run guest code.
+    /// one on demand). Pre-warmed contexts have never run guest code. Only `v8` builds
+    /// contexts per run; `quickjs` and `wasm` restore a snapshot instead, which needs no
+    /// background thread, so for them this is accepted and has no effect.
     pub fn prewarm(mut self, n: usize) -> Self {
         self.prewarm = n;
         self

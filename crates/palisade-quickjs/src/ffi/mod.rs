@@ -13,6 +13,8 @@ use std::ffi::CString;
 use rquickjs::allocator::Allocator;
 use rquickjs::{qjs, Ctx, Value};
 
+pub(crate) mod arena;
+
 /// Headroom past the limit, granted only after the limit was hit, so QuickJS can still allocate
 /// the uncatchable error that unwinds the run.
 pub(crate) const GRACE: usize = 256 << 10;
@@ -42,6 +44,19 @@ impl Meter {
             .store(self.used.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
+    /// Back to `used` bytes in use (a restored heap's), no peak beyond it and no limit hit.
+    pub(crate) fn reset(&self, used: usize) {
+        self.used.store(used, Ordering::Relaxed);
+        self.peak.store(used, Ordering::Relaxed);
+        self.hit.store(false, Ordering::Relaxed);
+        self.observed.store(0, Ordering::Relaxed);
+    }
+
+    /// Bytes in use now.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn peak(&self) -> usize {
         self.peak.load(Ordering::Relaxed)
     }
@@ -69,6 +84,15 @@ impl Meter {
             return false;
         }
         want <= limit.saturating_add(GRACE)
+    }
+
+    /// The heap could not give `extra` more bytes although the limit allowed them (its address
+    /// space ran out): reported as the memory limit, like any allocation the run cannot have.
+    fn exhausted(&self, extra: usize) {
+        if !self.hit.swap(true, Ordering::Relaxed) {
+            let want = self.used.load(Ordering::Relaxed).saturating_add(extra);
+            self.observed.store(want, Ordering::Relaxed);
+        }
     }
 
     fn add(&self, n: usize) {

@@ -1,0 +1,387 @@
+//! A QuickJS heap in one private region at a fixed address, restored byte for byte between runs.
+//!
+//! Building a QuickJS runtime and context, with Palisade's prelude, primordials and policy, costs
+//! a few hundred µs of CPU, most of a trivial run. The wasm engine avoids it with a memory
+//! snapshot; this is the native equivalent. Every allocation QuickJS makes for one runtime goes
+//! through [`ArenaAllocator`] into an [`Arena`], and so do the allocator's own free lists (a
+//! [`Talc`] kept in the arena's first page). Once the runtime is built, [`Arena::seal`] copies the
+//! used part of the region aside; after each run [`Arena::restore`] copies it back. Since pointers
+//! are absolute and the region never moves, the heap is then exactly as it was before the run:
+//! every object, refcount, atom, shape, the job queue and the allocator's own state.
+//!
+//! What lives outside the region (rquickjs's Rust-side runtime data, the host closures' boxes)
+//! must be kept consistent by the caller; `crate::snapshot` states and keeps those rules.
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use rquickjs::allocator::Allocator;
+use talc::base::Talc;
+use talc::source::Manual;
+use talc::DefaultBinning;
+
+use super::Meter;
+
+/// Address space reserved per arena: the largest memory limit a request may set (16 GiB), the
+/// grace past it, and room for fragmentation. Reserved, not committed (`MAP_NORESERVE`).
+const RESERVE: usize = 32 << 30;
+/// Where the heap starts: after the page that holds [`Header`].
+const HEAP_OFFSET: usize = 4096;
+/// The heap grows in steps of this much (rounded up to fit the allocation that needs it). Small,
+/// because the sealed part of the heap is what a restore copies.
+const GROW_STEP: usize = 32 << 10;
+/// A run that grew the heap by more than this beyond the sealed part gives those pages back to
+/// the kernel after the restore; smaller growth stays resident for the next run.
+const RELEASE_AFTER: usize = 1 << 20;
+/// Bytes before each allocation recording its size (QuickJS asks for usable sizes), keeping the
+/// payload 16-byte aligned.
+const HDR: usize = 16;
+const ALIGN: usize = 16;
+
+/// The arena's first page: the allocator's state, restored with the heap.
+struct Header {
+    talc: Talc<Manual, DefaultBinning>,
+    heap_end: NonNull<u8>,
+}
+
+/// One reserved region and, once sealed, the copy it is restored from. Owned by one thread.
+pub(crate) struct Arena {
+    base: NonNull<u8>,
+    template: Vec<u8>,
+}
+
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arena")
+            .field("base", &self.base)
+            .field("sealed", &self.template.len())
+            .finish()
+    }
+}
+
+impl Arena {
+    /// Reserves a region and sets up its allocator; `None` if the address space cannot be had.
+    pub(crate) fn reserve() -> Option<Arena> {
+        // SAFETY: an anonymous private mapping at an address the kernel picks; no existing
+        // memory is affected. The result is checked against MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                RESERVE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let base = NonNull::new(p.cast::<u8>())?;
+        let arena = Arena {
+            base,
+            template: Vec::new(),
+        };
+        let mut talc = Talc::new(Manual);
+        // SAFETY: [HEAP_OFFSET, HEAP_OFFSET + GROW_STEP) lies inside the fresh mapping, which
+        // nothing else uses; the allocator owns it from now on.
+        let end = unsafe { talc.claim(base.as_ptr().add(HEAP_OFFSET), GROW_STEP) }?;
+        let header = Header {
+            talc,
+            heap_end: end,
+        };
+        // SAFETY: the mapping starts page-aligned and is writable; the header fits in the first
+        // page (checked at compile time below), before the heap.
+        unsafe { arena.header().write(header) };
+        Some(arena)
+    }
+
+    fn header(&self) -> *mut Header {
+        self.base.as_ptr().cast::<Header>()
+    }
+
+    /// The allocator QuickJS uses for the runtime built in this arena.
+    pub(crate) fn allocator(&self, meter: Arc<Meter>) -> ArenaAllocator {
+        ArenaAllocator {
+            header: self.header(),
+            // SAFETY: RESERVE is the mapping's length: this is its end.
+            limit: unsafe { self.base.as_ptr().add(RESERVE) },
+            meter,
+        }
+    }
+
+    /// The heap's current end (the part a restore must cover).
+    fn heap_end(&self) -> *mut u8 {
+        // SAFETY: the header was written by `reserve` and is only touched by this thread (the
+        // arena and its allocator are used by the thread that owns them).
+        unsafe { (*self.header()).heap_end.as_ptr() }
+    }
+
+    /// Copies the used part of the region aside: the state every later run starts from.
+    pub(crate) fn seal(&mut self) {
+        let len = self.heap_end() as usize - self.base.as_ptr() as usize;
+        // SAFETY: [base, heap_end) is mapped, initialised where the allocator wrote it, and read
+        // as plain bytes (pages never written read as zeros).
+        self.template = unsafe { std::slice::from_raw_parts(self.base.as_ptr(), len) }.to_vec();
+    }
+
+    /// How many bytes a restore copies.
+    #[cfg(test)]
+    pub(crate) fn sealed_len(&self) -> usize {
+        self.template.len()
+    }
+
+    /// Puts the region back as it was when sealed. No pointer into the arena obtained during the
+    /// run may be used afterwards (the caller guarantees it: see `crate::snapshot`).
+    pub(crate) fn restore(&mut self) {
+        if self.template.is_empty() {
+            return;
+        }
+        let grown_to = self.heap_end() as usize;
+        // SAFETY: the template is a copy of [base, base + len), all of which is still mapped and
+        // owned by this arena; nothing else references the bytes being overwritten (no run is
+        // in progress).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.template.as_ptr(),
+                self.base.as_ptr(),
+                self.template.len(),
+            )
+        };
+        let sealed_end = self.base.as_ptr() as usize + self.template.len();
+        let from = sealed_end.next_multiple_of(4096);
+        if grown_to > from + RELEASE_AFTER {
+            // SAFETY: [from, grown_to) is page-aligned at its start, inside the mapping, and past
+            // the restored heap's end, so the allocator no longer owns anything there;
+            // MADV_DONTNEED just drops those pages (they read as zeros if touched again).
+            unsafe {
+                libc::madvise(
+                    from as *mut libc::c_void,
+                    grown_to - from,
+                    libc::MADV_DONTNEED,
+                )
+            };
+        }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was created by `reserve` with this length and is unmapped once;
+        // whoever owned the runtime inside was dropped before the arena (see crate::snapshot).
+        unsafe { libc::munmap(self.base.as_ptr().cast(), RESERVE) };
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() <= HEAP_OFFSET);
+
+/// QuickJS's allocator for a runtime built in an [`Arena`], metered like
+/// [`super::MeteredAllocator`].
+pub(crate) struct ArenaAllocator {
+    header: *mut Header,
+    limit: *mut u8,
+    meter: Arc<Meter>,
+}
+
+// SAFETY: the allocator is only ever called on the thread that owns the arena (the runtime built
+// over it stays in that thread's snapshot slot); rquickjs's `parallel` feature only needs the
+// type to be movable there once, which moves no arena state.
+unsafe impl Send for ArenaAllocator {}
+
+fn layout(size: usize) -> Option<Layout> {
+    Layout::from_size_align(size.checked_add(HDR)?, ALIGN).ok()
+}
+
+impl ArenaAllocator {
+    /// Allocates `size` bytes (not metered), growing the heap if needed; null if it cannot.
+    fn raw_alloc(&mut self, size: usize) -> *mut u8 {
+        let Some(layout) = layout(size) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `header` points at the arena's live header, used by this thread only.
+        let h = unsafe { &mut *self.header };
+        for _ in 0..2 {
+            // SAFETY: the layout's size is non-zero (it includes the header).
+            if let Some(p) = unsafe { h.talc.try_allocate(layout) } {
+                // SAFETY: `p` is a fresh block of at least HDR + size bytes, 16-aligned.
+                unsafe {
+                    p.as_ptr().cast::<usize>().write(size);
+                    return p.as_ptr().add(HDR);
+                }
+            }
+            // Grow by enough for this allocation plus the allocator's own tags.
+            let want = layout.size().saturating_add(4 * talc::base::CHUNK_UNIT);
+            let step = want.next_multiple_of(GROW_STEP);
+            let end = h.heap_end.as_ptr();
+            if (self.limit as usize).saturating_sub(end as usize) < step {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: [end, end + step) is inside the mapping (checked above) and unclaimed.
+            h.heap_end = unsafe { h.talc.extend(h.heap_end, end.add(step)) };
+        }
+        std::ptr::null_mut()
+    }
+
+    fn size_of(ptr: *mut u8) -> usize {
+        // SAFETY: callers pass a live payload pointer from `raw_alloc`; its size is the word
+        // HDR bytes before it.
+        unsafe { ptr.sub(HDR).cast::<usize>().read() }
+    }
+
+    /// Frees a payload pointer from `raw_alloc` (not metered).
+    ///
+    /// # Safety
+    /// `ptr` came from `raw_alloc` on this arena and is freed once.
+    unsafe fn raw_free(&mut self, ptr: *mut u8) {
+        let size = Self::size_of(ptr);
+        if let Some(l) = layout(size) {
+            // SAFETY: the block starts HDR before the payload and was allocated with `l`.
+            unsafe { (*self.header).talc.deallocate(ptr.sub(HDR), l) };
+        }
+    }
+}
+
+// SAFETY: every non-null pointer returned is the payload of a live block of the arena, 16-byte
+// aligned and at least the requested size; `usable_size` reports the recorded size.
+unsafe impl Allocator for ArenaAllocator {
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        if size == 0 || !self.meter.admit(size) {
+            return std::ptr::null_mut();
+        }
+        let p = self.raw_alloc(size);
+        if p.is_null() {
+            self.meter.exhausted(size);
+        } else {
+            self.meter.add(size);
+        }
+        p
+    }
+
+    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
+        let Some(total) = count.checked_mul(size) else {
+            return std::ptr::null_mut();
+        };
+        let p = self.alloc(total);
+        if !p.is_null() {
+            // SAFETY: `p` is a fresh block of `total` bytes.
+            unsafe { std::ptr::write_bytes(p, 0, total) };
+        }
+        p
+    }
+
+    unsafe fn dealloc(&mut self, ptr: *mut u8) {
+        if ptr.is_null() {
+            return;
+        }
+        self.meter.sub(Self::size_of(ptr));
+        // SAFETY: the caller guarantees `ptr` came from this allocator and is freed once.
+        unsafe { self.raw_free(ptr) };
+    }
+
+    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
+        if ptr.is_null() {
+            return self.alloc(new_size);
+        }
+        if new_size == 0 {
+            // As glibc's realloc(p, 0): frees and returns null.
+            // SAFETY: as `dealloc`.
+            unsafe { self.dealloc(ptr) };
+            return std::ptr::null_mut();
+        }
+        let old = Self::size_of(ptr);
+        if new_size > old && !self.meter.admit(new_size - old) {
+            return std::ptr::null_mut();
+        }
+        let (Some(old_layout), Some(new_layout)) = (layout(old), layout(new_size)) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: the block at ptr - HDR was allocated with `old_layout`; on success it now
+        // spans `new_layout.size()` bytes in place.
+        let in_place = unsafe {
+            (*self.header)
+                .talc
+                .try_realloc_in_place(ptr.sub(HDR), old_layout, new_layout.size())
+        };
+        if in_place {
+            // SAFETY: the block's header word is still ours.
+            unsafe { ptr.sub(HDR).cast::<usize>().write(new_size) };
+            self.meter.sub(old);
+            self.meter.add(new_size);
+            return ptr;
+        }
+        let new = self.raw_alloc(new_size);
+        if new.is_null() {
+            self.meter.exhausted(new_size - old.min(new_size));
+            return std::ptr::null_mut();
+        }
+        // SAFETY: both blocks are live and distinct; min(old, new) bytes are valid in each.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr, new, old.min(new_size));
+            self.raw_free(ptr);
+        }
+        self.meter.sub(old);
+        self.meter.add(new_size);
+        new
+    }
+
+    unsafe fn usable_size(ptr: *mut u8) -> usize {
+        if ptr.is_null() {
+            0
+        } else {
+            Self::size_of(ptr)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocates_grows_and_restores() {
+        let mut arena = Arena::reserve().expect("address space");
+        let meter = Meter::new();
+        let mut a = arena.allocator(meter.clone());
+        let keep = a.alloc(100);
+        assert!(!keep.is_null());
+        // SAFETY: a live 100-byte block.
+        unsafe { keep.write_bytes(7, 100) };
+        arena.seal();
+        let sealed = arena.sealed_len();
+        // A run: frees the kept block, grows well past the sealed part, writes everywhere.
+        // SAFETY: `keep` is live and freed once.
+        unsafe { a.dealloc(keep) };
+        let mut blocks = Vec::new();
+        for i in 0..64 {
+            let p = a.alloc(64 << 10);
+            assert!(!p.is_null(), "block {i}");
+            // SAFETY: a live 64 KiB block.
+            unsafe { p.write_bytes(1, 64 << 10) };
+            blocks.push(p);
+        }
+        // SAFETY: blocks[0] is live; realloc takes it over.
+        let big = unsafe { a.realloc(blocks[0], 3 << 20) };
+        assert!(!big.is_null());
+        assert!(meter.used() > (3 << 20));
+        arena.restore();
+        assert_eq!(arena.sealed_len(), sealed);
+        // The kept block is back, with its bytes, and allocation works as before the run.
+        // SAFETY: the block is live again in the restored heap.
+        unsafe {
+            assert_eq!(ArenaAllocator::usable_size(keep), 100);
+            assert_eq!(keep.read(), 7);
+        }
+        let again = a.alloc(64 << 10);
+        assert!(!again.is_null());
+    }
+
+    #[test]
+    fn an_allocation_past_the_reservation_fails_and_latches() {
+        let arena = Arena::reserve().expect("address space");
+        let meter = Meter::new();
+        let mut a = arena.allocator(meter.clone());
+        assert!(a.alloc(RESERVE).is_null());
+        assert!(meter.hit());
+    }
+}
