@@ -742,9 +742,12 @@ async fn issue_5_readyz_waits_for_workers_that_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_5_workers_past_the_memory_ceiling_are_recycled() {
-    // Any worker is over a 1-byte ceiling: each is replaced after its execution.
+    // Any worker is over a 1-byte ceiling: each is replaced after its first execution. The
+    // replacement starts in the background while the old worker keeps serving, so keep invoking
+    // until a second recycle shows the replacement took over (and was checked in its turn).
     let s = start("workers = 1\nworker_max_memory = 1").await;
-    for i in 0..3 {
+    let mut recycles = 0;
+    for i in 0..200 {
         let (status, out) = json_of(
             s.post("/v1/execute", KEY_A)
                 .json(&json!({"source": "input + 1", "input": i}))
@@ -757,16 +760,18 @@ async fn issue_5_workers_past_the_memory_ceiling_are_recycled() {
             (status, out["value"].clone()),
             (StatusCode::OK, json!(i + 1))
         );
+        let text = metrics_text(&s).await;
+        recycles = metric(&text, "palisade_worker_recycles_total{lane=\"fast\"}");
+        assert_eq!(
+            metric(&text, "palisade_worker_restarts_total{lane=\"fast\"}"),
+            0
+        );
+        if recycles >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let text = metrics_text(&s).await;
-    assert_eq!(
-        metric(&text, "palisade_worker_recycles_total{lane=\"fast\"}"),
-        3
-    );
-    assert_eq!(
-        metric(&text, "palisade_worker_restarts_total{lane=\"fast\"}"),
-        0
-    );
+    assert!(recycles >= 2, "recycles: {recycles}");
     s.stop().await;
 }
 
