@@ -87,7 +87,7 @@ pub async fn serve(
         .await
         .map_err(std::io::Error::other)??;
     let command = worker_command(&config)?;
-    let lane = |name: &'static str, workers: usize, queue: usize, command: Vec<String>| {
+    let lane = |name: &'static str, workers, queue, command, pipeline| {
         pool::Pool::start(pool::PoolOptions {
             command,
             workers,
@@ -96,12 +96,21 @@ pub async fn serve(
             max_memory: config.worker_max_memory,
             lane: name,
             max_wait: std::time::Duration::from_millis(config.queue_timeout_ms),
+            pipeline,
         })
     };
-    let fast = lane("fast", config.workers, config.queue, command.clone());
+    // Jobs are sent ahead only in the fast lane, whose jobs are quick: behind a slow lane's
+    // job, one sent ahead could wait out a whole timeout.
+    let fast = lane("fast", config.workers, config.queue, command.clone(), 2);
     let mut slow_command = command;
     slow_command.extend(["--nice".to_owned(), config.slow_nice.to_string()]);
-    let slow = lane("slow", config.slow_workers, config.slow_queue, slow_command);
+    let slow = lane(
+        "slow",
+        config.slow_workers,
+        config.slow_queue,
+        slow_command,
+        1,
+    );
     let state = Arc::new(api::AppState {
         storage: storage.clone(),
         fast,

@@ -40,7 +40,15 @@ pub struct PoolOptions {
     /// The longest a job may wait for a worker; past it, it is refused as if the queue were
     /// full (so a client is answered, with 429, rather than left waiting behind slow jobs).
     pub max_wait: Duration,
+    /// Jobs a worker may hold at once: 1 sends a job only when the worker is idle; 2 also sends
+    /// the next while one runs (only when every other slot is busy too), so the worker finds it
+    /// waiting instead of sleeping until the server answers and writes again.
+    pub pipeline: usize,
 }
+
+/// A job line longer than this is never sent ahead: it might not fit in the pipe while the
+/// worker is busy, and the write would then wait on the job ahead instead of its deadline.
+const PIPELINE_MAX_LINE: usize = 16 << 10;
 
 /// Counters the pool keeps for `/metrics`.
 #[derive(Debug, Default)]
@@ -169,16 +177,29 @@ impl Worker {
     }
 
     async fn call(&mut self, job: &Job, deadline: Duration) -> Result<Outcome, String> {
-        let mut line = serde_json::to_string(job).map_err(|e| e.to_string())?;
-        line.push('\n');
-        let exchange = async {
-            self.stdin.write_all(line.as_bytes()).await?;
-            self.stdin.flush().await?;
+        let line = job_line(job)?;
+        match tokio::time::timeout(deadline, self.send(&line)).await {
+            Err(_) => return Err("the worker missed its deadline and was stopped".into()),
+            Ok(Err(e)) => return Err(format!("the worker failed: {e}")),
+            Ok(Ok(())) => {}
+        }
+        self.recv(deadline).await
+    }
+
+    /// Writes one job line.
+    async fn send(&mut self, line: &str) -> std::io::Result<()> {
+        self.stdin.write_all(line.as_bytes()).await?;
+        self.stdin.flush().await
+    }
+
+    /// Reads the reply to the oldest job sent, waiting at most `deadline`.
+    async fn recv(&mut self, deadline: Duration) -> Result<Outcome, String> {
+        let read = async {
             let mut reply = String::new();
             let n = self.stdout.read_line(&mut reply).await?;
             Ok::<_, std::io::Error>((n, reply))
         };
-        match tokio::time::timeout(deadline, exchange).await {
+        match tokio::time::timeout(deadline, read).await {
             Err(_) => Err("the worker missed its deadline and was stopped".into()),
             Ok(Err(e)) => Err(format!("the worker failed: {e}")),
             Ok(Ok((0, _))) => Err("the worker process exited during the execution".into()),
@@ -198,6 +219,12 @@ impl Worker {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+}
+
+fn job_line(job: &Job) -> Result<String, String> {
+    let mut line = serde_json::to_string(job).map_err(|e| e.to_string())?;
+    line.push('\n');
+    Ok(line)
 }
 
 /// Starts a worker and waits for its first answer (a syntax check), so a worker counts as live
@@ -246,53 +273,128 @@ async fn run_slot(
     // starting one takes tens of ms, and a slot that waited for it stalled its share of the
     // traffic (a visible step in p99 under load, with workers recycled every few seconds).
     let mut successor: Option<tokio::task::JoinHandle<Option<Worker>>> = None;
+    // Written to the worker and not answered yet: the first is running, any other waits in
+    // the pipe. Only the first can have started, so when a worker is lost the others are
+    // moved to `ready` and sent again to its replacement.
+    let mut sent: std::collections::VecDeque<Task> = std::collections::VecDeque::new();
+    // Taken from the queue (or given back by a lost worker) and not written yet.
+    let mut ready: std::collections::VecDeque<Task> = std::collections::VecDeque::new();
     loop {
-        let task = { rx.lock().await.recv().await };
-        let Some(TaskBox(task)) = task else { break };
-        if task.reply.is_closed() {
-            continue;
-        }
-        if task.queued.elapsed() > options.max_wait {
-            let _ = task.reply.send(Err(Busy));
-            continue;
-        }
-        if let Some(next) = successor.take_if(|s| s.is_finished()) {
-            // Finished: awaiting it returns at once. A successor that failed to start leaves
-            // the old worker serving; the next job past the threshold tries again.
-            if let Ok(Some(next)) = next.await {
-                retire_in_background(worker.replace(next), &stats);
+        if sent.is_empty() {
+            let task = match ready.pop_front() {
+                Some(t) => t,
+                None => match rx.lock().await.recv().await {
+                    Some(TaskBox(t)) => t,
+                    None => break,
+                },
+            };
+            let Some(task) = admit(task, &options) else {
+                continue;
+            };
+            // Nothing is in flight: the moment to switch to a successor that is ready.
+            if let Some(next) = successor.take_if(|s| s.is_finished()) {
+                // Finished: awaiting it returns at once. A successor that failed to start
+                // leaves the old worker serving; the next job past the threshold tries again.
+                if let Ok(Some(next)) = next.await {
+                    retire_in_background(worker.replace(next), &stats);
+                }
             }
-        }
-        // A worker that died while idle (killed from outside) is replaced before it is given
-        // a job, so the job does not fail for it.
-        if let Some(w) = worker.as_mut() {
-            if !matches!(w.child.try_wait(), Ok(None)) {
-                tracing::warn!(slot, lane, "an idle worker exited; restarting it");
+            // A worker that died while idle (killed from outside) is replaced before it is
+            // given a job, so the job does not fail for it.
+            if let Some(w) = worker.as_mut() {
+                if !matches!(w.child.try_wait(), Ok(None)) {
+                    tracing::warn!(slot, lane, "an idle worker exited; restarting it");
+                    stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    retire(&mut worker, &stats).await;
+                }
+            }
+            if worker.is_none() {
+                worker = match successor.take() {
+                    Some(next) => next.await.ok().flatten(),
+                    None => None,
+                };
+            }
+            if worker.is_none() {
+                worker = start_worker(slot, &options, &stats).await;
+            }
+            let Some(w) = worker.as_mut() else {
+                let _ = task.reply.send(Ok(Outcome::failed(
+                    task.job.engine(),
+                    ExecError::internal("no worker process could be started"),
+                )));
+                continue;
+            };
+            let line = match job_line(&task.job) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = task.reply.send(Ok(Outcome::failed(
+                        task.job.engine(),
+                        ExecError::internal(format!("cannot encode the job: {e}")),
+                    )));
+                    continue;
+                }
+            };
+            let message = match tokio::time::timeout(task.deadline, w.send(&line)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("the worker failed: {e}")),
+                Err(_) => Some("the worker missed its deadline and was stopped".to_owned()),
+            };
+            if let Some(message) = message {
+                tracing::warn!(slot, lane, %message, "worker failed; restarting it");
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
                 retire(&mut worker, &stats).await;
+                let _ = task.reply.send(Ok(Outcome::failed(
+                    task.job.engine(),
+                    ExecError::internal(message),
+                )));
+                continue;
+            }
+            sent.push_back(task);
+        }
+        // Send the next job ahead while this one runs: only with room, with no successor
+        // waiting to take over (it switches in when nothing is in flight), and when every
+        // other slot is busy (an idle one waits for the queue holding its lock).
+        if sent.len() < options.pipeline && successor.is_none() {
+            let next = match ready.pop_front() {
+                Some(t) => Some(t),
+                None => match rx.try_lock() {
+                    Ok(mut q) => q.try_recv().ok().map(|TaskBox(t)| t),
+                    Err(_) => None,
+                },
+            };
+            if let Some(task) = next.and_then(|t| admit(t, &options)) {
+                match job_line(&task.job) {
+                    Ok(line) if line.len() <= PIPELINE_MAX_LINE => {
+                        if let Some(w) = worker.as_mut() {
+                            // Fits in the pipe's buffer: the write does not wait on the worker.
+                            // If it fails, the worker is gone, and reading the running job's
+                            // reply says so; this job is then given back with the others.
+                            let _ = w.send(&line).await;
+                            sent.push_back(task);
+                        } else {
+                            ready.push_front(task);
+                        }
+                    }
+                    _ => ready.push_front(task),
+                }
             }
         }
-        if worker.is_none() {
-            worker = match successor.take() {
-                Some(next) => next.await.ok().flatten(),
-                None => None,
-            };
-        }
-        if worker.is_none() {
-            worker = start_worker(slot, &options, &stats).await;
-        }
         let Some(w) = worker.as_mut() else {
-            let _ = task.reply.send(Ok(Outcome::failed(
-                task.job.engine(),
-                ExecError::internal("no worker process could be started"),
-            )));
+            // Unreachable in practice (a job is only sent to a worker); give the jobs back.
+            while let Some(t) = sent.pop_back() {
+                ready.push_front(t);
+            }
             continue;
         };
         let called = std::time::Instant::now();
-        match w.call(&task.job, task.deadline).await {
+        let deadline = sent[0].deadline;
+        match w.recv(deadline).await {
             Ok(outcome) => {
+                let Some(done) = sent.pop_front() else {
+                    continue;
+                };
                 let outcome_memory = outcome.metrics.memory_bytes;
-                let _ = task.reply.send(Ok(outcome));
+                let _ = done.reply.send(Ok(outcome));
                 w.runs += 1;
                 // Reading /proc after every job was 5% of the server's CPU under load: read it
                 // after a worker's first job, every RSS_CHECK_EVERY jobs, and after any job that
@@ -312,20 +414,25 @@ async fn run_slot(
             }
             Err(message) => {
                 tracing::warn!(slot, lane, %message, "worker failed; restarting it");
-                let mut lost = Outcome::failed(task.job.engine(), ExecError::internal(message));
-                // How long the worker had the job, as the receipt's time (the lanes use it).
-                lost.metrics.wall_us =
-                    u64::try_from(called.elapsed().as_micros()).unwrap_or(u64::MAX);
-                let _ = task.reply.send(Ok(lost));
-                stats.restarts.fetch_add(1, Ordering::Relaxed);
+                let lost = sent.pop_front();
                 retire(&mut worker, &stats).await;
+                // Only the first job can have started: the others go to the next worker.
+                while let Some(t) = sent.pop_back() {
+                    ready.push_front(t);
+                }
+                if let Some(lost) = lost {
+                    let mut outcome =
+                        Outcome::failed(lost.job.engine(), ExecError::internal(message));
+                    // How long the worker had the job, as the receipt's time (the lanes use it).
+                    outcome.metrics.wall_us =
+                        u64::try_from(called.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    let _ = lost.reply.send(Ok(outcome));
+                }
+                stats.restarts.fetch_add(1, Ordering::Relaxed);
                 worker = match successor.take() {
                     Some(next) => next.await.ok().flatten(),
                     None => None,
                 };
-                if worker.is_none() {
-                    worker = start_worker(slot, &options, &stats).await;
-                }
             }
         }
     }
@@ -334,6 +441,19 @@ async fn run_slot(
         let mut next = next.await.ok().flatten();
         retire(&mut next, &stats).await;
     }
+}
+
+/// Whether a task taken from the queue is still wanted: its client is waiting and it has not
+/// waited past `max_wait` (then it is refused, as if the queue had been full).
+fn admit(task: Task, options: &PoolOptions) -> Option<Task> {
+    if task.reply.is_closed() {
+        return None;
+    }
+    if task.queued.elapsed() > options.max_wait {
+        let _ = task.reply.send(Err(Busy));
+        return None;
+    }
+    Some(task)
 }
 
 /// Stops a replaced worker without holding up the slot, and stops counting it as live.

@@ -439,6 +439,59 @@ async fn a_killed_worker_fails_only_its_execution() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_a_job_sent_ahead_of_a_lost_workers_job_runs_on_its_replacement() {
+    // The fast lane sends the next job while one runs. When the worker is lost, only the
+    // running job fails; the one waiting in the pipe never started and runs on the next worker.
+    let s = start("workers = 1").await;
+    let post = |source: &str| {
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": source, "limits": {"timeout": 4000}}))
+            .send()
+    };
+    let (status, _) = json_of(post("1").await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    // Occupy the worker, so the next two queue up and are sent together when it is free.
+    let busy = post("const t = Date.now(); while (Date.now() - t < 400) {}; 0");
+    let queued = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let spin = post("for(;;){}");
+        let answer = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            post("6 * 7").await
+        };
+        tokio::join!(spin, answer)
+    };
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        for pid in worker_pids(&s.tag) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    };
+    let (busy, (spin, answer), ()) = tokio::join!(busy, queued, killer);
+    assert_eq!(json_of(busy.unwrap()).await.0, StatusCode::OK);
+    let (status, out) = json_of(spin.unwrap()).await;
+    assert_eq!(
+        (status, out["error"]["kind"].clone()),
+        (StatusCode::INTERNAL_SERVER_ERROR, json!("internal")),
+        "{out}"
+    );
+    let (status, out) = json_of(answer.unwrap()).await;
+    assert_eq!(
+        (status, out["value"].clone()),
+        (StatusCode::OK, json!(42)),
+        "{out}"
+    );
+    let text = metrics_text(&s).await;
+    assert_eq!(
+        metric(&text, "palisade_worker_restarts_total{lane=\"fast\"}"),
+        1
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_gives_429_and_workers_recycle() {
     let s = start("workers = 1\nqueue = 1\nslow_queue = 1\nworker_max_executions = 2").await;
     // One running, one queued; the rest are refused.
