@@ -977,48 +977,31 @@ fn memory(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
     if kind != EngineKind::V8 {
         live_instances(kind, cfg, rows, log);
     }
-    // The wasm engine has no pre-warm pool (an instance comes from the copy-on-write pool
-    // when a run starts): the live runs above are its figure.
-    if kind == EngineKind::Wasm {
+    // Neither quickjs nor wasm has a pre-warm pool: a run starts from a restored snapshot (the
+    // thread's sealed runtime; an instance from the copy-on-write pool), so the live runs above
+    // are their figure. The v8 engine's contexts live in its worker processes: there the figure
+    // is the workers' RSS with a pool of 16 against a pool of 1 (each pool's workers started by
+    // a first run).
+    if kind != EngineKind::V8 {
         return;
     }
-
-    // Memory per live context: the RSS a pool of unused pre-warmed contexts adds. The v8
-    // engine's contexts live in its worker processes: there the figure is the workers' RSS with
-    // a pool of 16 against a pool of 1 (each pool's workers started by a first run).
-    if kind == EngineKind::V8 {
-        let settled_with = |live: usize| -> Result<u64, String> {
-            let pool = crate::sandbox(kind, live)?;
-            if !pool.run(&one_plus_one()).is_ok() {
-                return Err(format!("{kind}: `1+1` failed"));
-            }
-            // The pool refills in the background after that run.
-            std::thread::sleep(Duration::from_millis(500));
-            Ok(settled_rss_with_children())
-        };
-        let (one, many) = match (settled_with(1), settled_with(16)) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return log.fail(e),
-        };
-        rows.push(live_context_row(
-            "settled RSS of this process and its workers, prewarm(16) against prewarm(1), ÷ 15",
-            (one, many),
-            15,
-        ));
-        return;
-    }
-    const LIVE: usize = 64;
-    let before = settled_rss();
-    let pool = match Sandbox::builder().engine(kind).prewarm(LIVE).build() {
-        Ok(s) => s,
-        Err(e) => return log.fail(format!("{kind}: {e}")),
+    let settled_with = |live: usize| -> Result<u64, String> {
+        let pool = crate::sandbox(kind, live)?;
+        if !pool.run(&one_plus_one()).is_ok() {
+            return Err(format!("{kind}: `1+1` failed"));
+        }
+        // The pool refills in the background after that run.
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(settled_rss_with_children())
     };
-    let after = settled_rss();
-    drop(pool);
+    let (one, many) = match (settled_with(1), settled_with(16)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return log.fail(e),
+    };
     rows.push(live_context_row(
-        &format!("settled RSS delta of a prewarm({LIVE}) pool ÷ {LIVE}"),
-        (before, after),
-        LIVE as u64,
+        "settled RSS of this process and its workers, prewarm(16) against prewarm(1), ÷ 15",
+        (one, many),
+        15,
     ));
 }
 
