@@ -303,6 +303,10 @@ mod dirty {
         len: usize,
         regions: Vec<PageRegion>,
         restores: u32,
+        /// The process that registered the range. A child made by `fork` inherits the arena
+        /// but neither the registration nor its own pagemap: its `pagemap` descriptor would
+        /// describe the parent's pages. It must copy everything instead.
+        pub(super) pid: u32,
     }
 
     fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -354,6 +358,7 @@ mod dirty {
                 len,
                 regions: vec![PageRegion::default(); len / PAGE],
                 restores: 0,
+                pid: std::process::id(),
             };
             t.protect_all().ok()?;
             // One scan now: if the kernel cannot scan, do not track at all.
@@ -405,6 +410,9 @@ mod dirty {
         /// last protected: what a restore must copy. `None` if the kernel could not say (the
         /// caller then copies everything and stops tracking).
         pub(super) fn written(&mut self) -> Option<Vec<Range<usize>>> {
+            if std::process::id() != self.pid {
+                return None;
+            }
             let n = self.scan().ok()?;
             let ranges = self.regions[..n.min(self.regions.len())]
                 .iter()
@@ -667,6 +675,17 @@ mod tests {
             assert!(now == arena.template.as_slice(), "round {round}");
         }
         assert_eq!(arena.dirty.is_some(), tracked, "tracking failed midway");
+        if let Some(t) = arena.dirty.as_mut() {
+            // As in a child made by fork: the tracker is dropped and everything is copied.
+            t.pid = 0;
+            // SAFETY: inside the sealed, mapped range.
+            unsafe { arena.base.as_ptr().add(len - 1).write(0x5a) };
+            arena.restore();
+            assert!(arena.dirty.is_none());
+            // SAFETY: the sealed range is mapped and no run is in progress.
+            let now = unsafe { std::slice::from_raw_parts(arena.base.as_ptr(), len) };
+            assert!(now == arena.template.as_slice());
+        }
     }
 
     #[test]
