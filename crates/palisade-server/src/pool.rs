@@ -387,7 +387,9 @@ async fn run_slot(
             continue;
         };
         let called = std::time::Instant::now();
-        let deadline = sent[0].deadline;
+        let Some(deadline) = sent.front().map(|t| t.deadline) else {
+            continue;
+        };
         match w.recv(deadline).await {
             Ok(outcome) => {
                 let Some(done) = sent.pop_front() else {
