@@ -59,12 +59,14 @@ impl Resolver for Modules {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
-        let found = {
-            let t = crate::lock(&self.table);
-            let importer = (base != t.main).then_some(base);
-            resolve(importer, name).filter(|key| t.sources.contains_key(key))
-        };
-        found.ok_or_else(|| self.deny(ctx, name, base))
+        crate::run::shielded(ctx, || {
+            let found = {
+                let t = crate::lock(&self.table);
+                let importer = (base != t.main).then_some(base);
+                resolve(importer, name).filter(|key| t.sources.contains_key(key))
+            };
+            found.ok_or_else(|| self.deny(ctx, name, base))
+        })
     }
 }
 
@@ -75,13 +77,15 @@ impl Loader for Modules {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, Declared>> {
-        let (source, main) = {
-            let t = crate::lock(&self.table);
-            (t.sources.get(name).cloned(), t.main.clone())
-        };
-        match source {
-            Some(src) => Module::declare(ctx.clone(), name, src.into_bytes()),
-            None => Err(self.deny(ctx, name, &main)),
-        }
+        crate::run::shielded(ctx, || {
+            let (source, main) = {
+                let t = crate::lock(&self.table);
+                (t.sources.get(name).cloned(), t.main.clone())
+            };
+            match source {
+                Some(src) => Module::declare(ctx.clone(), name, src.into_bytes()),
+                None => Err(self.deny(ctx, name, &main)),
+            }
+        })
     }
 }

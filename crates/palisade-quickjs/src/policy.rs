@@ -32,10 +32,12 @@ fn thrower<'js>(
 ) -> rquickjs::Result<Function<'js>> {
     let denials = denials.clone();
     let f = Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<()> {
-        lock(&denials).push(message.clone());
-        let ctor: rquickjs::Constructor<'js> = crate::run::primordials(&ctx)?.get(kind)?;
-        let err: Value<'js> = ctor.construct((message.clone(),))?;
-        Err(ctx.throw(err))
+        crate::run::shielded(&ctx, || {
+            lock(&denials).push(message.clone());
+            let ctor: rquickjs::Constructor<'js> = crate::run::primordials(&ctx)?.get(kind)?;
+            let err: Value<'js> = ctor.construct((message.clone(),))?;
+            Err(ctx.throw(err))
+        })
     })?
     .with_name(name)?
     // `new Function(...)` and `new SharedArrayBuffer(...)` must throw the policy error too.
@@ -207,16 +209,21 @@ pub(crate) fn install_clocks<'js>(
     clock: &Arc<Mutex<Option<DeterministicClock>>>,
 ) -> rquickjs::Result<()> {
     let rng = rng.clone();
-    let random = Function::new(ctx.clone(), move || lock(&rng).next_f64())?.with_name("random")?;
+    let random = Function::new(ctx.clone(), move |ctx: Ctx<'js>| {
+        crate::run::shielded(&ctx, || Ok(lock(&rng).next_f64()))
+    })?
+    .with_name("random")?;
     crate::run::pin(ctx, &random)?;
     let math: Object<'js> = ctx.globals().get("Math")?;
     math.set("random", random)?;
     let clock = clock.clone();
     // Milliseconds as a double, as Date.now returns them.
-    let now = Function::new(ctx.clone(), move || {
-        lock(&clock)
-            .as_mut()
-            .map_or(f64::NAN, |c| c.now_ms() as f64)
+    let now = Function::new(ctx.clone(), move |ctx: Ctx<'js>| {
+        crate::run::shielded(&ctx, || {
+            Ok(lock(&clock)
+                .as_mut()
+                .map_or(f64::NAN, |c| c.now_ms() as f64))
+        })
     })?
     .with_name("now")?;
     crate::run::pin(ctx, &now)?;

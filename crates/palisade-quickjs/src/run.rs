@@ -76,7 +76,15 @@ pub(crate) fn run(
         start,
         code,
     };
+    take_host_panic();
     let result = ctx.with(|ctx| execute(&ctx, &state));
+    // A host function that panicked answered the guest with an error (see `shielded`); the
+    // run as a whole is a host failure, whatever the guest made of that error.
+    let result = if take_host_panic() {
+        Err(ExecError::internal("a host function failed (it panicked)"))
+    } else {
+        result
+    };
     *lock(host_slot) = None;
     let peak = meter.peak();
     let (stdout, stderr, truncated) = std::mem::take(&mut *lock(output)).into_parts();
@@ -103,6 +111,37 @@ pub(crate) fn fresh_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     h.finish()
+}
+
+thread_local! {
+    static HOST_PANICKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs the body of a Rust callback the guest can reach, turning a panic into a JS error.
+///
+/// Left to rquickjs, a panic is stored in its Rust-side runtime data and re-raised at the next
+/// exception it handles: a guest that caught the error would leave it there, and with a
+/// restored heap a later, unrelated run would raise it. Caught here, the run's outcome becomes
+/// `internal` instead (`run`), and nothing is left behind.
+pub(crate) fn shielded<'js, R>(
+    ctx: &Ctx<'js>,
+    f: impl FnOnce() -> rquickjs::Result<R>,
+) -> rquickjs::Result<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => {
+            HOST_PANICKED.with(|p| p.set(true));
+            Err(rquickjs::Exception::throw_type(
+                ctx,
+                "internal error in a host function",
+            ))
+        }
+    }
+}
+
+/// Whether a callback panicked since the last call (and clears it).
+pub(crate) fn take_host_panic() -> bool {
+    HOST_PANICKED.with(|p| p.replace(false))
 }
 
 /// Keeps a Rust-backed function reachable for the runtime's whole life, from the primordials
@@ -197,9 +236,11 @@ pub(crate) fn install_console<'js>(
         let f = Function::new(
             ctx.clone(),
             move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<()> {
-                let line = format_args(&ctx, args.0)?;
-                lock(&output).write_line(stream, &line);
-                Ok(())
+                shielded(&ctx, || {
+                    let line = format_args(&ctx, args.0)?;
+                    lock(&output).write_line(stream, &line);
+                    Ok(())
+                })
             },
         )?
         .with_name(method)?;
@@ -228,37 +269,39 @@ pub(crate) fn install_host<'js>(
               arg: String,
               bytes: rquickjs::function::Opt<Value<'js>>|
               -> rquickjs::Result<Value<'js>> {
-            let host = lock(&slot).clone();
-            let Some(host) = host else {
-                return Err(throw_host_error(
-                    &ctx,
-                    &HostError::type_error("host calls are unavailable outside a run"),
-                ));
-            };
-            let buffer = match bytes.0 {
-                Some(v) if v.is_object() => {
-                    Some(rquickjs::ArrayBuffer::from_value(v).ok_or_else(|| {
-                        throw_host_error(
-                            &ctx,
-                            &HostError::type_error("hostcall: bytes must be an ArrayBuffer"),
-                        )
-                    })?)
+            shielded(&ctx, || {
+                let host = lock(&slot).clone();
+                let Some(host) = host else {
+                    return Err(throw_host_error(
+                        &ctx,
+                        &HostError::type_error("host calls are unavailable outside a run"),
+                    ));
+                };
+                let buffer = match bytes.0 {
+                    Some(v) if v.is_object() => {
+                        Some(rquickjs::ArrayBuffer::from_value(v).ok_or_else(|| {
+                            throw_host_error(
+                                &ctx,
+                                &HostError::type_error("hostcall: bytes must be an ArrayBuffer"),
+                            )
+                        })?)
+                    }
+                    _ => None,
+                };
+                let data: Option<Vec<u8>> = buffer.as_ref().and_then(ffi::array_buffer_copy);
+                match host.call(&op, &arg, data.as_deref()) {
+                    Ok(HostValue::Str(s)) => {
+                        Ok(rquickjs::String::from_str(ctx.clone(), &s)?.into_value())
+                    }
+                    // Copied into the QuickJS heap: a buffer backed by Rust memory would outlive a
+                    // restored heap (see `crate::snapshot`).
+                    Ok(HostValue::Bytes(b)) => {
+                        Ok(rquickjs::ArrayBuffer::new_copy(ctx.clone(), b)?.into_value())
+                    }
+                    Ok(HostValue::Undefined) => Ok(Value::new_undefined(ctx.clone())),
+                    Err(e) => Err(throw_host_error(&ctx, &e)),
                 }
-                _ => None,
-            };
-            let data: Option<Vec<u8>> = buffer.as_ref().and_then(ffi::array_buffer_copy);
-            match host.call(&op, &arg, data.as_deref()) {
-                Ok(HostValue::Str(s)) => {
-                    Ok(rquickjs::String::from_str(ctx.clone(), &s)?.into_value())
-                }
-                // Copied into the QuickJS heap: a buffer backed by Rust memory would outlive a
-                // restored heap (see `crate::snapshot`).
-                Ok(HostValue::Bytes(b)) => {
-                    Ok(rquickjs::ArrayBuffer::new_copy(ctx.clone(), b)?.into_value())
-                }
-                Ok(HostValue::Undefined) => Ok(Value::new_undefined(ctx.clone())),
-                Err(e) => Err(throw_host_error(&ctx, &e)),
-            }
+            })
         },
     )?
     .with_name("hostcall")?;
@@ -271,7 +314,9 @@ pub(crate) fn install_host<'js>(
     // (half the prelude's bytecode, and most runs' policies do not allow fetch).
     let load_fetch = Function::new(ctx.clone(), |ctx: Ctx<'js>| {
         static FETCH_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-        ffi::eval_trusted_cached(&ctx, &FETCH_BYTECODE, HOST_FETCH_JS, "eval_script", false)
+        shielded(&ctx, || {
+            ffi::eval_trusted_cached(&ctx, &FETCH_BYTECODE, HOST_FETCH_JS, "eval_script", false)
+        })
     })?;
     pin(ctx, &load_fetch)?;
     let api: Object<'js> = factory.call((primordials.clone(), hostcall, load_fetch))?;

@@ -148,3 +148,47 @@ fn issue_5_restored_and_freshly_built_runtimes_give_the_same_outcomes() {
         }
     }
 }
+
+/// A host whose one operation panics (a bug in a host implementation).
+#[derive(Debug)]
+struct PanickingHost;
+
+impl palisade_core::HostCalls for PanickingHost {
+    fn call(
+        &self,
+        op: &str,
+        _arg: &str,
+        _bytes: Option<&[u8]>,
+    ) -> Result<palisade_core::host::HostValue, palisade_core::host::HostError> {
+        panic!("host panicked on {op}");
+    }
+
+    fn denied(&self, _message: &str) -> bool {
+        false
+    }
+}
+
+#[test]
+fn issue_5_a_host_panic_fails_only_its_own_run() {
+    let engine = QuickJs::new();
+    // The guest catches the error the panic became; the run is still a host failure.
+    let caught = engine.execute(
+        &Request::script("try { crypto.randomUUID() } catch (e) { 'caught' }"),
+        std::sync::Arc::new(PanickingHost),
+    );
+    assert_eq!(
+        caught.error_kind().map(|k| k.as_str()),
+        Some("internal"),
+        "{}",
+        caught.to_json()
+    );
+    // Later runs on the same thread, one of them throwing, end as their own code says: the
+    // panic is not kept anywhere to be raised again.
+    let thrown = run(
+        &engine,
+        &Request::module("export default () => { throw new TypeError('mine') }"),
+    );
+    let error = thrown.result.unwrap_err();
+    assert_eq!(error.kind().as_str(), "exception", "{error}");
+    assert_eq!(value(&engine, "6 * 7"), json!(42));
+}
