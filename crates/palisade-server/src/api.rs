@@ -382,6 +382,7 @@ async fn dispatch(
     lane: Lane,
     job: Job,
     timeout: Duration,
+    proven: bool,
 ) -> Result<Outcome, ApiError> {
     let busy = || {
         state.metrics.rejected();
@@ -396,7 +397,7 @@ async fn dispatch(
     };
     let rx = state
         .pool(lane)
-        .submit(job, timeout + GRACE)
+        .submit(job, timeout + GRACE, proven)
         .map_err(|_| busy())?;
     rx.await
         .map_err(|_| ApiError::internal("the worker pool dropped an execution"))?
@@ -423,7 +424,7 @@ async fn execute_and_record(
         execution_id: id.clone(),
     };
     let ticket = state.lanes.admit(key);
-    let mut outcome = dispatch(&state, ticket.lane, job, timeout).await?;
+    let mut outcome = dispatch(&state, ticket.lane, job, timeout, ticket.proven).await?;
     if outcome.metrics.engine.is_empty() {
         outcome.metrics.engine = engine.as_str().to_owned();
     }
@@ -518,7 +519,7 @@ async fn deploy_handler(
         engine: engine.as_str().to_owned(),
         request: request.clone(),
     };
-    let outcome = dispatch(&state, Lane::Fast, check, request.limits.timeout).await?;
+    let outcome = dispatch(&state, Lane::Fast, check, request.limits.timeout, false).await?;
     if let Err(e) = &outcome.result {
         let rec = e.to_record();
         let status = match rec.kind {

@@ -108,6 +108,9 @@ pub struct Ticket<'a> {
     key: LaneKey,
     /// The lane the run takes.
     pub lane: Lane,
+    /// Whether the function has shown it is quick (past probation, no slow run in its
+    /// history): only such a run may have another job sent to its worker behind it.
+    pub proven: bool,
     finished: bool,
 }
 
@@ -180,11 +183,13 @@ impl Lanes {
             state.in_fast += 1;
             Lane::Fast
         };
+        let proven = state.slow == 0 && state.quick >= PROBATION;
         drop(states);
         Ticket {
             lanes: self,
             key,
             lane,
+            proven,
             finished: false,
         }
     }

@@ -70,6 +70,8 @@ struct Task {
     reply: oneshot::Sender<Result<Outcome, Busy>>,
     /// When it was queued: a job that waited past `max_wait` is refused, not run.
     queued: std::time::Instant,
+    /// Its function has shown it is quick: a job may be sent to the worker behind it.
+    proven: bool,
 }
 
 /// The queue is full.
@@ -108,10 +110,13 @@ impl Pool {
 
     /// Queues a job; the receiver yields its outcome, or `Busy` if it waited past `max_wait`.
     /// `Err(Busy)` when the queue is full.
+    /// `proven`: the job's function has shown it is quick, so another job may be sent to the
+    /// worker behind it (see [`PoolOptions::pipeline`]).
     pub fn submit(
         &self,
         job: Job,
         deadline: Duration,
+        proven: bool,
     ) -> Result<oneshot::Receiver<Result<Outcome, Busy>>, Busy> {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -120,6 +125,7 @@ impl Pool {
                 deadline,
                 reply,
                 queued: std::time::Instant::now(),
+                proven,
             }))
             .map_err(|_| Busy)?;
         Ok(rx)
@@ -146,6 +152,9 @@ struct Worker {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     runs: u64,
+    /// A job sent ahead could not be written whole in time: the worker's input is garbage
+    /// from there on, so it is replaced once the running job's reply is read.
+    poisoned: bool,
 }
 
 impl Worker {
@@ -173,6 +182,7 @@ impl Worker {
             stdin,
             stdout: BufReader::new(stdout),
             runs: 0,
+            poisoned: false,
         })
     }
 
@@ -352,9 +362,11 @@ async fn run_slot(
             sent.push_back(task);
         }
         // Send the next job ahead while this one runs: only with room, with no successor
-        // waiting to take over (it switches in when nothing is in flight), and when every
-        // other slot is busy (an idle one waits for the queue holding its lock).
-        if sent.len() < options.pipeline && successor.is_none() {
+        // waiting to take over (it switches in when nothing is in flight), only behind jobs of
+        // functions proven quick (behind a new function's first runs, which may be hostile, a
+        // job sent ahead could wait out a whole timeout), and when every other slot is busy (an
+        // idle one waits for the queue holding its lock).
+        if sent.len() < options.pipeline && successor.is_none() && sent.iter().all(|t| t.proven) {
             let next = match ready.pop_front() {
                 Some(t) => Some(t),
                 None => match rx.try_lock() {
@@ -366,10 +378,16 @@ async fn run_slot(
                 match job_line(&task.job) {
                     Ok(line) if line.len() <= PIPELINE_MAX_LINE => {
                         if let Some(w) = worker.as_mut() {
-                            // Fits in the pipe's buffer: the write does not wait on the worker.
-                            // If it fails, the worker is gone, and reading the running job's
-                            // reply says so; this job is then given back with the others.
-                            let _ = w.send(&line).await;
+                            // Fits in a pipe's default buffer, so the write should not wait on
+                            // the worker; bounded by the running job's deadline all the same
+                            // (a pipe can be smaller). If it fails or times out, the worker is
+                            // treated as lost when the running job's reply is read (a timed-out
+                            // write leaves the line half-written: that worker is not reused).
+                            let until = sent.front().map_or(task.deadline, |t| t.deadline);
+                            let written = tokio::time::timeout(until, w.send(&line)).await;
+                            if !matches!(written, Ok(Ok(()))) {
+                                w.poisoned = true;
+                            }
                             sent.push_back(task);
                         } else {
                             ready.push_front(task);
@@ -398,6 +416,20 @@ async fn run_slot(
                 let outcome_memory = outcome.metrics.memory_bytes;
                 let _ = done.reply.send(Ok(outcome));
                 w.runs += 1;
+                if w.poisoned {
+                    tracing::warn!(
+                        slot,
+                        lane,
+                        "a job could not be sent ahead; replacing the worker"
+                    );
+                    stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    retire(&mut worker, &stats).await;
+                    // None of them started: the next worker runs them.
+                    while let Some(t) = sent.pop_back() {
+                        ready.push_front(t);
+                    }
+                    continue;
+                }
                 // Reading /proc after every job was 5% of the server's CPU under load: read it
                 // after a worker's first job, every RSS_CHECK_EVERY jobs, and after any job that
                 // used a lot of memory (the only kind that can move a worker's RSS much at once).

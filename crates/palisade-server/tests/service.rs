@@ -440,24 +440,32 @@ async fn a_killed_worker_fails_only_its_execution() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_5_a_job_sent_ahead_of_a_lost_workers_job_runs_on_its_replacement() {
-    // The fast lane sends the next job while one runs. When the worker is lost, only the
-    // running job fails; the one waiting in the pipe never started and runs on the next worker.
+    // The fast lane sends the next job while one runs, behind functions proven quick. When the
+    // worker is lost, only the running job fails; the one waiting in the pipe never started
+    // and runs on the next worker.
     let s = start("workers = 1").await;
-    let post = |source: &str| {
+    let post = |source: &str, input: i64| {
         s.post("/v1/execute", KEY_A)
-            .json(&json!({"source": source, "limits": {"timeout": 4000}}))
+            .json(&json!({"source": source, "input": input, "limits": {"timeout": 4000}}))
             .send()
     };
-    let (status, _) = json_of(post("1").await.unwrap()).await;
-    assert_eq!(status, StatusCode::OK);
+    // Quick eight times in a row: proven. The same source then spins when asked to.
+    let spinner = "if (input) { for (;;) {} } 0";
+    for _ in 0..8 {
+        let (status, _) = json_of(post(spinner, 0).await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
     // Occupy the worker, so the next two queue up and are sent together when it is free.
-    let busy = post("const t = Date.now(); while (Date.now() - t < 400) {}; 0");
+    let busy = post(
+        "const t = Date.now(); while (Date.now() - t < 400) {}; 0",
+        0,
+    );
     let queued = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let spin = post("for(;;){}");
+        let spin = post(spinner, 1);
         let answer = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            post("6 * 7").await
+            post("6 * 7", 0).await
         };
         tokio::join!(spin, answer)
     };
