@@ -5,6 +5,7 @@
 //! fails with `internal`, and the slot starts a fresh worker. Workers are also recycled after a
 //! number of executions or past a resident-memory ceiling.
 
+use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -187,19 +188,21 @@ impl Worker {
     }
 
     async fn call(&mut self, job: &Job, deadline: Duration) -> Result<Outcome, String> {
-        let line = job_line(job)?;
-        match tokio::time::timeout(deadline, self.send(&line)).await {
-            Err(_) => return Err("the worker missed its deadline and was stopped".into()),
-            Ok(Err(e)) => return Err(format!("the worker failed: {e}")),
-            Ok(Ok(())) => {}
-        }
+        self.send(&job_line(job)?, deadline).await?;
         self.recv(deadline).await
     }
 
-    /// Writes one job line.
-    async fn send(&mut self, line: &str) -> std::io::Result<()> {
-        self.stdin.write_all(line.as_bytes()).await?;
-        self.stdin.flush().await
+    /// Writes one job line, waiting at most `deadline`.
+    async fn send(&mut self, line: &str, deadline: Duration) -> Result<(), String> {
+        let write = async {
+            self.stdin.write_all(line.as_bytes()).await?;
+            self.stdin.flush().await
+        };
+        match tokio::time::timeout(deadline, write).await {
+            Err(_) => Err(MISSED_DEADLINE.into()),
+            Ok(Err(e)) => Err(format!("the worker failed: {e}")),
+            Ok(Ok(())) => Ok(()),
+        }
     }
 
     /// Reads the reply to the oldest job sent, waiting at most `deadline`.
@@ -210,7 +213,7 @@ impl Worker {
             Ok::<_, std::io::Error>((n, reply))
         };
         match tokio::time::timeout(deadline, read).await {
-            Err(_) => Err("the worker missed its deadline and was stopped".into()),
+            Err(_) => Err(MISSED_DEADLINE.into()),
             Ok(Err(e)) => Err(format!("the worker failed: {e}")),
             Ok(Ok((0, _))) => Err("the worker process exited during the execution".into()),
             Ok(Ok((_, reply))) => Ok(decode_reply(&reply)),
@@ -230,6 +233,8 @@ impl Worker {
         let _ = self.child.wait().await;
     }
 }
+
+const MISSED_DEADLINE: &str = "the worker missed its deadline and was stopped";
 
 fn job_line(job: &Job) -> Result<String, String> {
     let mut line = serde_json::to_string(job).map_err(|e| e.to_string())?;
@@ -286,9 +291,9 @@ async fn run_slot(
     // Written to the worker and not answered yet: the first is running, any other waits in
     // the pipe. Only the first can have started, so when a worker is lost the others are
     // moved to `ready` and sent again to its replacement.
-    let mut sent: std::collections::VecDeque<Task> = std::collections::VecDeque::new();
+    let mut sent: VecDeque<Task> = VecDeque::new();
     // Taken from the queue (or given back by a lost worker) and not written yet.
-    let mut ready: std::collections::VecDeque<Task> = std::collections::VecDeque::new();
+    let mut ready: VecDeque<Task> = VecDeque::new();
     loop {
         if sent.is_empty() {
             let task = match ready.pop_front() {
@@ -319,10 +324,7 @@ async fn run_slot(
                 }
             }
             if worker.is_none() {
-                worker = match successor.take() {
-                    Some(next) => next.await.ok().flatten(),
-                    None => None,
-                };
+                worker = take_successor(&mut successor).await;
             }
             if worker.is_none() {
                 worker = start_worker(slot, &options, &stats).await;
@@ -344,12 +346,7 @@ async fn run_slot(
                     continue;
                 }
             };
-            let message = match tokio::time::timeout(task.deadline, w.send(&line)).await {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("the worker failed: {e}")),
-                Err(_) => Some("the worker missed its deadline and was stopped".to_owned()),
-            };
-            if let Some(message) = message {
+            if let Err(message) = w.send(&line, task.deadline).await {
                 tracing::warn!(slot, lane, %message, "worker failed; restarting it");
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
                 retire(&mut worker, &stats).await;
@@ -384,8 +381,7 @@ async fn run_slot(
                             // treated as lost when the running job's reply is read (a timed-out
                             // write leaves the line half-written: that worker is not reused).
                             let until = sent.front().map_or(task.deadline, |t| t.deadline);
-                            let written = tokio::time::timeout(until, w.send(&line)).await;
-                            if !matches!(written, Ok(Ok(()))) {
+                            if w.send(&line, until).await.is_err() {
                                 w.poisoned = true;
                             }
                             sent.push_back(task);
@@ -399,9 +395,7 @@ async fn run_slot(
         }
         let Some(w) = worker.as_mut() else {
             // Unreachable in practice (a job is only sent to a worker); give the jobs back.
-            while let Some(t) = sent.pop_back() {
-                ready.push_front(t);
-            }
+            give_back(&mut sent, &mut ready);
             continue;
         };
         let called = std::time::Instant::now();
@@ -425,9 +419,7 @@ async fn run_slot(
                     stats.restarts.fetch_add(1, Ordering::Relaxed);
                     retire(&mut worker, &stats).await;
                     // None of them started: the next worker runs them.
-                    while let Some(t) = sent.pop_back() {
-                        ready.push_front(t);
-                    }
+                    give_back(&mut sent, &mut ready);
                     continue;
                 }
                 // Reading /proc after every job was 5% of the server's CPU under load: read it
@@ -451,9 +443,7 @@ async fn run_slot(
                 let lost = sent.pop_front();
                 retire(&mut worker, &stats).await;
                 // Only the first job can have started: the others go to the next worker.
-                while let Some(t) = sent.pop_back() {
-                    ready.push_front(t);
-                }
+                give_back(&mut sent, &mut ready);
                 if let Some(lost) = lost {
                     let mut outcome =
                         Outcome::failed(lost.job.engine(), ExecError::internal(message));
@@ -463,18 +453,28 @@ async fn run_slot(
                     let _ = lost.reply.send(Ok(outcome));
                 }
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
-                worker = match successor.take() {
-                    Some(next) => next.await.ok().flatten(),
-                    None => None,
-                };
+                worker = take_successor(&mut successor).await;
             }
         }
     }
     retire(&mut worker, &stats).await;
-    if let Some(next) = successor {
-        let mut next = next.await.ok().flatten();
-        retire(&mut next, &stats).await;
+    let mut next = take_successor(&mut successor).await;
+    retire(&mut next, &stats).await;
+}
+
+/// Moves the jobs written to a worker that will not run them back to the front of `ready`, in
+/// their order.
+fn give_back(sent: &mut VecDeque<Task>, ready: &mut VecDeque<Task>) {
+    while let Some(t) = sent.pop_back() {
+        ready.push_front(t);
     }
+}
+
+/// The successor being started, once it is (`None` if there is none or it failed to start).
+async fn take_successor(
+    successor: &mut Option<tokio::task::JoinHandle<Option<Worker>>>,
+) -> Option<Worker> {
+    successor.take()?.await.ok().flatten()
 }
 
 /// Whether a task taken from the queue is still wanted: its client is waiting and it has not
