@@ -358,6 +358,16 @@ async fn rejects_bad_requests() {
     s.stop().await;
 }
 
+/// SIGKILLs the server's worker processes after `delay`.
+async fn kill_workers_after(tag: &str, delay: Duration) {
+    tokio::time::sleep(delay).await;
+    for pid in worker_pids(tag) {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+}
+
 /// Worker processes that are children of this test process.
 /// The worker processes of the server whose workers carry `tag` (tests run side by side in this
 /// process, each server with its own tag).
@@ -404,14 +414,7 @@ async fn a_killed_worker_fails_only_its_execution() {
         .post("/v1/execute", KEY_A)
         .json(&json!({"source": "for(;;){}", "limits": {"timeout": 4000}}))
         .send();
-    let killer = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        for pid in worker_pids(&s.tag) {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
-        }
-    };
+    let killer = kill_workers_after(&s.tag, Duration::from_millis(300));
     let (resp, ()) = tokio::join!(pending, killer);
     let (status, out) = json_of(resp.unwrap()).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -469,14 +472,7 @@ async fn issue_5_a_job_sent_ahead_of_a_lost_workers_job_runs_on_its_replacement(
         };
         tokio::join!(spin, answer)
     };
-    let killer = async {
-        tokio::time::sleep(Duration::from_millis(900)).await;
-        for pid in worker_pids(&s.tag) {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
-        }
-    };
+    let killer = kill_workers_after(&s.tag, Duration::from_millis(900));
     let (busy, (spin, answer), ()) = tokio::join!(busy, queued, killer);
     assert_eq!(json_of(busy.unwrap()).await.0, StatusCode::OK);
     let (status, out) = json_of(spin.unwrap()).await;
