@@ -1,6 +1,27 @@
 //! The deterministic random source of deterministic mode, shared by every engine so the same
 //! seed gives the same numbers everywhere: xoshiro256** seeded through SplitMix64.
 
+/// 64 bits that cannot be predicted from earlier ones, without a system call: this thread's
+/// SipHash, keyed by std from the OS, of a counter. For ids and for seeding `Math.random`
+/// outside deterministic mode; not for cryptography (`crypto` is the host's).
+///
+/// ```
+/// assert_ne!(palisade_core::rng::unpredictable_u64(), palisade_core::rng::unpredictable_u64());
+/// ```
+pub fn unpredictable_u64() -> u64 {
+    use std::cell::Cell;
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    thread_local! {
+        static STATE: (RandomState, Cell<u64>) = (RandomState::new(), Cell::new(0));
+    }
+    STATE.with(|(keyed, counter)| {
+        let n = counter.get();
+        counter.set(n.wrapping_add(1));
+        keyed.hash_one(n)
+    })
+}
+
 /// A seeded xoshiro256** generator.
 ///
 /// ```

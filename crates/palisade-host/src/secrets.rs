@@ -39,25 +39,18 @@ impl AccessContext {
 
 /// A fresh execution id: 16 bytes in hex. The first 6 are the time in milliseconds since the
 /// epoch, so ids sort by creation and a store's index on them grows at its end (random ids made
-/// every insert touch a random page of the index); the other 10 come from this thread's keyed
-/// hash (SipHash, with a key std draws from the OS for the thread) of a counter, so ids are
-/// unique and cannot be guessed from one another, without a system call per id.
+/// every insert touch a random page of the index); the other 10 come from
+/// [`palisade_core::rng::unpredictable_u64`], so ids are unique and cannot be guessed from one
+/// another, without a system call per id.
 pub fn new_execution_id() -> String {
-    use std::cell::Cell;
-    use std::collections::hash_map::RandomState;
-    use std::hash::BuildHasher;
-    thread_local! {
-        static STATE: (RandomState, Cell<u64>) = (RandomState::new(), Cell::new(0));
-    }
     let ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
-    let (a, b) = STATE.with(|(keyed, counter)| {
-        let n = counter.get();
-        counter.set(n.wrapping_add(1));
-        (keyed.hash_one((n, 0u8)), keyed.hash_one((n, 1u8)))
-    });
+    let (a, b) = (
+        palisade_core::rng::unpredictable_u64(),
+        palisade_core::rng::unpredictable_u64(),
+    );
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     bytes[6..14].copy_from_slice(&a.to_le_bytes());

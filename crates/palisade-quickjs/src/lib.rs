@@ -307,7 +307,9 @@ impl Fresh {
         let output = Arc::new(Mutex::new(Output::default()));
         let denials = Arc::new(Mutex::new(Vec::new()));
         let host: HostSlot = Arc::new(Mutex::new(None));
-        let rng = Arc::new(Mutex::new(DeterministicRng::new(run::fresh_seed())));
+        let rng = Arc::new(Mutex::new(DeterministicRng::new(
+            palisade_core::rng::unpredictable_u64(),
+        )));
         let clock = Arc::new(Mutex::new(None));
         let modules = modules::Modules::new(denials.clone());
         rt.set_loader(modules.clone(), modules.clone());

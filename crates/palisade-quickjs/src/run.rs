@@ -9,7 +9,7 @@ use palisade_core::output::{Output, Stream};
 use palisade_core::policy::HostGlobal;
 use palisade_core::policy::Policy;
 use palisade_core::primordials::{Capture, PRIMORDIALS};
-use palisade_core::rng::{DeterministicClock, DeterministicRng};
+use palisade_core::rng::{unpredictable_u64, DeterministicClock, DeterministicRng};
 use palisade_core::{
     stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request, CONSOLE_JS,
     HOST_FETCH_JS, HOST_JS,
@@ -62,7 +62,8 @@ pub(crate) fn run(
     modules.set(&request.modules, request.file_name(), &request.policy);
     lock(denials).clear();
     let deterministic = request.policy.deterministic.as_ref();
-    *lock(rng) = DeterministicRng::new(deterministic.map_or_else(fresh_seed, |d| d.seed));
+    // Outside deterministic mode, a seed no run can predict from another's.
+    *lock(rng) = DeterministicRng::new(deterministic.map_or_else(unpredictable_u64, |d| d.seed));
     *lock(clock) = deterministic.map(DeterministicClock::new);
     *lock(output) = Output::new(limits.output);
     *lock(host_slot) = Some(host.clone());
@@ -100,17 +101,6 @@ pub(crate) fn run(
             fuel_used: None,
         },
     }
-}
-
-/// A seed for `Math.random` outside deterministic mode: different for every run, from the
-/// process's randomly keyed hasher (what QuickJS's own generator needs is unpredictability
-/// across runs, not cryptographic strength; `crypto` is the host's).
-pub(crate) fn fresh_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    h.finish()
 }
 
 thread_local! {
@@ -406,8 +396,8 @@ fn format_args<'js>(ctx: &Ctx<'js>, args: Vec<Value<'js>>) -> rquickjs::Result<S
     Ok(js_string(&line))
 }
 
-/// The shared console formatter, evaluated in this context on first use, over the primordials
-/// captured when the context was created.
+/// The shared console formatter over the primordials captured when the context was created:
+/// evaluated once, while the runtime is built (`Fresh::build`), and looked up afterwards.
 pub(crate) fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
     if let Some(f) = ctx.userdata::<Function<'js>>() {
         return Ok(f.clone());
