@@ -148,6 +148,10 @@ fn engine_config(fuel: bool) -> Result<Config, WasmError> {
         .cranelift_opt_level(OptLevel::Speed)
         .parallel_compilation(true)
         .memory_init_cow(true);
+    // For profiling only: `perf` then names the guest's functions (see benches/README.md).
+    if std::env::var_os("PALISADE_WASM_PERFMAP").is_some() {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Ok(cfg)
 }
 
