@@ -47,7 +47,17 @@ static inline int js_cond_timedwait(js_cond_t *c, js_mutex_t *m, uint64_t t)
     return -1;
 }
 
+/* QuickJS measures its stack where `__builtin_frame_address` points: on WASI, the shadow stack in
+ * linear memory. C frames also use Wasmtime's native stack, and in C-only recursion (stringify
+ * or parse of a deeply nested value, the parser on deeply nested source) they use it several
+ * times faster than the shadow stack, so the native stack ran out first: a trap, where the
+ * native engine throws a catchable RangeError. Every stack check now goes through
+ * `pal_stack_pointer` (below), which also asks the host, every STACK_PROBE_EVERY checks, how
+ * much native stack is left. */
+static uintptr_t pal_stack_pointer(void);
+#define __builtin_frame_address(level) ((void *)pal_stack_pointer())
 #include "quickjs.c"
+#undef __builtin_frame_address
 
 #include <malloc.h>
 #include <stdint.h>
@@ -98,6 +108,9 @@ IMPORT(random) double host_random(void);
 IMPORT(now) double host_now(void);
 /* One piece of the run's report (see REPORT_*). */
 IMPORT(report) void host_report(int32_t field, const char *p, int32_t len);
+/* Whether Wasmtime's native stack is down to its margin (1) or not (0). The first call of an
+ * instance records where the stack starts and returns 0. */
+IMPORT(stack_low) int32_t host_stack_low(void);
 
 enum {
     FIELD_SOURCE = 0,
@@ -270,6 +283,27 @@ extern unsigned char __stack_low[];
 extern unsigned char __stack_high[];
 /* Kept free below QuickJS's limit for the frames between two checks and the error path. */
 #define STACK_GUARD ((uintptr_t)64 << 10)
+
+/* The native stack is probed every this many stack checks (a host call each), and at every
+ * check once it is low. Between two probes a recursion goes at most this many levels deeper,
+ * which the host's margin covers (crate::guest::NATIVE_MARGIN). */
+#define STACK_PROBE_EVERY 128
+static uint32_t stack_probe = 1;
+static bool native_stack_low;
+
+/* QuickJS's stack pointer: the shadow stack's, or, once the native stack is low, one just under
+ * the limit, so that the check QuickJS makes next fails and it throws its usual RangeError. */
+static uintptr_t pal_stack_pointer(void)
+{
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    if (--stack_probe == 0) {
+        native_stack_low = host_stack_low() != 0;
+        stack_probe = native_stack_low ? 1 : STACK_PROBE_EVERY;
+    }
+    if (native_stack_low && rt && rt->stack_limit > 0)
+        return rt->stack_limit - 1;
+    return sp;
+}
 
 /* ---------------------------------------------------------------------------------------------
  * Host-made functions: a callable class, as rquickjs makes them on the native engine (no stack
@@ -1096,6 +1130,10 @@ EXPORT(pal_run) int32_t pal_run(int32_t flags, uint32_t memory_limit, uint32_t s
     m_limit = memory_limit;
     m_peak = m_used;
     meter.phase = PHASE_RUN;
+    /* Where this instance's native stack starts (the host records it on the first call). */
+    host_stack_low();
+    native_stack_low = false;
+    stack_probe = STACK_PROBE_EVERY;
     set_stack_limit(stack_budget);
     ctx->random_state = seed ? seed : 1;
     return run(flags);

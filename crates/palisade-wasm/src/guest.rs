@@ -28,14 +28,20 @@ pub(crate) const GUEST: &[u8] = include_bytes!("../guest/palisade-guest.wasm");
 const PREPARE_JS: &str = include_str!("js/prepare.js");
 
 /// Wasmtime's native stack per byte of the JS (shadow) stack budget. QuickJS's check measures
-/// only the shadow stack; its C frames use more native stack than that. At 4× the check still
-/// fires first for JS calls, getters, proxies and `toString` recursion (a catchable
-/// `RangeError`, as on the native engine), while C-only recursion (the parser on deeply nested
-/// source, `JSON.stringify` of deeply nested values) runs out of native stack at depths close to
-/// the native engine's and traps, which is reported as `stack_overflow` too — except while the
-/// guest converts the result (its phase word says so), where it is `not_serializable`, as the
-/// native engine reports any stack overflow there.
-const NATIVE_PER_SHADOW: usize = 4;
+/// the shadow stack; its C frames use more native stack than that. At 4× the shadow check fires
+/// first for JS calls, getters, proxies and `toString` recursion. C-only recursion (the parser
+/// on deeply nested source, `JSON.stringify` or `JSON.parse` of deeply nested values) uses
+/// native stack faster: for it the guest's stack checks also ask the host (`stack_low`, every
+/// 128 checks) whether the run has used its share of native stack (this ratio times its budget,
+/// at most [`MAX_WASM_STACK`] less [`NATIVE_MARGIN`]), and fail if so. Either way QuickJS throws
+/// its catchable `RangeError`, as on the native engine. A native-stack trap remains the backstop
+/// (reported as `stack_overflow`, or `not_serializable` while the guest converts the result).
+pub(crate) const NATIVE_PER_SHADOW: usize = 4;
+
+/// Native stack kept free below the guest's share for the frames between two probes (128 stack
+/// checks, a few hundred bytes of native stack per level of C recursion, a few KiB per JS call)
+/// and for throwing the `RangeError`.
+pub(crate) const NATIVE_MARGIN: usize = 512 << 10;
 
 /// Wasmtime's native stack for guest code: the largest JS budget times the ratio above.
 pub(crate) const MAX_WASM_STACK: usize = crate::DEFAULT_STACK as usize * NATIVE_PER_SHADOW;

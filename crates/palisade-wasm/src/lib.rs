@@ -28,8 +28,9 @@
 //!   out-of-memory still ends as `memory_limit`) plus a `StoreLimits` cap on linear memory; the
 //!   deadline by epoch interruption (uncatchable: a trap); fuel by Wasmtime's fuel (a second,
 //!   fuel-counting compilation made on first use); the JS stack by QuickJS's own check, set by
-//!   the glue from the linker's shadow-stack bounds, with a native stack for Wasmtime large
-//!   enough that QuickJS's check always fires first.
+//!   the glue from the linker's shadow-stack bounds; it also fails once the run has used its
+//!   share of Wasmtime's native stack (the host is asked every 128 checks), so deep C recursion
+//!   throws the same catchable `RangeError` as on the native engine instead of trapping.
 #![deny(unsafe_code)]
 
 mod error;

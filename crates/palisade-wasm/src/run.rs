@@ -20,7 +20,7 @@ use wasmtime::{
 };
 
 use crate::error::WasmError;
-use crate::guest::{Compiled, InitTexts};
+use crate::guest::{Compiled, InitTexts, MAX_WASM_STACK, NATIVE_MARGIN, NATIVE_PER_SHADOW};
 
 // Fields, report pieces, statuses and flags of the guest ABI (see glue.c).
 const FIELD_SOURCE: i32 = 0;
@@ -90,6 +90,10 @@ pub(crate) struct HostState {
     report: Report,
     deadline: Instant,
     timed_out: bool,
+    /// Where the instance's native stack started (the guest's first `stack_low` call), or 0.
+    stack_entry: usize,
+    /// Native stack the guest may use before its stack checks fail (`stack_low`).
+    native_stack: usize,
 }
 
 impl HostState {
@@ -114,6 +118,8 @@ impl HostState {
             report: Report::default(),
             deadline: Instant::now() + Duration::from_secs(3600),
             timed_out: false,
+            stack_entry: 0,
+            native_stack: native_stack(crate::DEFAULT_STACK),
         }
     }
 
@@ -171,6 +177,8 @@ impl HostState {
             report: Report::default(),
             deadline,
             timed_out: false,
+            stack_entry: 0,
+            native_stack: native_stack(req.limits.stack.unwrap_or(crate::DEFAULT_STACK)),
         }
     }
 
@@ -421,6 +429,15 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             Ok(tag)
         },
     )?;
+    l.func_wrap(P, "stack_low", |mut c: Ctx<'_>| -> i32 {
+        let here = native_stack_position();
+        let st = c.data_mut();
+        if st.stack_entry == 0 {
+            st.stack_entry = here;
+            return 0;
+        }
+        i32::from(st.stack_entry.saturating_sub(here) > st.native_stack)
+    })?;
     l.func_wrap(P, "random", |mut c: Ctx<'_>| -> f64 {
         c.data_mut()
             .rng
@@ -499,6 +516,25 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |_: Ctx<'_>, _fd: i32, _off: i64, _whence: i32, _out: u32| EBADF,
     )?;
     Ok(())
+}
+
+/// The native stack the guest may use under a JS stack budget of `budget` bytes before its
+/// stack checks fail: as much as Wasmtime gives it in proportion (JS-level recursion reaches
+/// the shadow-stack budget first), less the margin that the frames between two probes and the
+/// error path need.
+fn native_stack(budget: u64) -> usize {
+    usize::try_from(budget)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(NATIVE_PER_SHADOW)
+        .min(MAX_WASM_STACK - NATIVE_MARGIN)
+}
+
+/// The current native stack position, near enough: the address of a local. Host functions run
+/// on the stack the guest's frames use (the instance's fiber), which grows down.
+#[inline(never)]
+fn native_stack_position() -> usize {
+    let marker = 0u8;
+    std::ptr::from_ref(std::hint::black_box(&marker)) as usize
 }
 
 fn process_start() -> Instant {
@@ -778,9 +814,11 @@ impl Classify<'_> {
                     format!("the fuel budget of {fuel} was exhausted"),
                 )
             }
-            // `JSON.stringify` recurses in C, which can exhaust Wasmtime's native stack before
-            // QuickJS's own check fires. The native engine reports any stack overflow there as a
-            // result too deep to convert; so does this one (a hit limit still wins).
+            // The backstop: the guest's stack checks stop C recursion before the native stack
+            // runs out (`stack_low`), so a trap means one step between two probes used more
+            // than the margin. While converting the result, the native engine reports any stack
+            // overflow as a result too deep to convert; so does this one (a hit limit still
+            // wins).
             Some(Trap::StackOverflow)
                 if self.stringifying && !self.timed_out && !self.memory_hit =>
             {
@@ -857,6 +895,16 @@ mod tests {
                 "secrets"
             ]
         );
+    }
+
+    #[test]
+    fn the_native_stack_share_follows_the_budget_up_to_the_margin() {
+        assert_eq!(native_stack(64 << 10), (64 << 10) * NATIVE_PER_SHADOW);
+        assert_eq!(
+            native_stack(crate::DEFAULT_STACK),
+            MAX_WASM_STACK - NATIVE_MARGIN
+        );
+        assert_eq!(native_stack(u64::MAX), MAX_WASM_STACK - NATIVE_MARGIN);
     }
 
     #[test]

@@ -244,3 +244,74 @@ fn issue_3_native_stack_exhaustion_outside_the_result_is_still_stack_overflow() 
     assert_eq!(o.error_kind(), Some(ErrorKind::NotSerializable));
     assert_healthy(&wasm);
 }
+
+#[test]
+fn issue_3_c_recursion_deeper_than_the_native_stack_throws_a_catchable_range_error() {
+    // C-only recursion (JSON.stringify and JSON.parse of deep values) used to exhaust
+    // Wasmtime's native stack before QuickJS's shadow-stack check fired: an uncatchable trap,
+    // where the native engine throws a RangeError the script can catch. Now both throw it.
+    let wasm = engine();
+    let native = QuickJs::new();
+    let caught = |body: &str| {
+        format!("let r; try {{ {body}; r = 'ok' }} catch (e) {{ r = e.name + ': ' + e.message }} r")
+    };
+    let stringify = caught(&format!(
+        "{}; JSON.stringify(a)",
+        nested(200_000).trim_end_matches("; a")
+    ));
+    let parse = caught("const s = '['.repeat(200000) + ']'.repeat(200000); JSON.parse(s)");
+    let expected = serde_json::json!(format!(
+        "RangeError: {}",
+        palisade_core::STACK_OVERFLOW_MESSAGE
+    ));
+    for (what, src) in [("stringify", &stringify), ("parse", &parse)] {
+        for fueled in [false, true] {
+            let mut limits = Limits {
+                memory: 256 << 20,
+                timeout: Duration::from_secs(30),
+                ..Limits::default()
+            };
+            if fueled {
+                limits.fuel = Some(1 << 40);
+            }
+            let w = run(&wasm, src, limits.clone());
+            assert_eq!(
+                w.result,
+                Ok(expected.clone()),
+                "wasm, {what}: {}",
+                w.to_json()
+            );
+            let q = run(&native, src, limits);
+            assert_eq!(
+                q.result,
+                Ok(expected.clone()),
+                "quickjs, {what}: {}",
+                q.to_json()
+            );
+        }
+    }
+    // A smaller JS stack budget gives a smaller share of the native stack: the same script
+    // throws at a shallower depth.
+    let depth = |stack: u64| {
+        let src = "let a = []; let n = 0; for (;;) { a = [a]; n++; if (n % 500 === 0) \
+                   { try { JSON.stringify(a) } catch (e) { break } } } n";
+        let o = run(
+            &wasm,
+            src,
+            Limits {
+                stack: Some(stack),
+                memory: 256 << 20,
+                timeout: Duration::from_secs(30),
+                ..Limits::default()
+            },
+        );
+        o.result
+            .as_ref()
+            .ok()
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_else(|| panic!("{}", o.to_json()))
+    };
+    let (small, big) = (depth(128 << 10), depth(1 << 20));
+    assert!(small >= 500 && big > 2 * small, "{small} {big}");
+    assert_healthy(&wasm);
+}

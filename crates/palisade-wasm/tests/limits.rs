@@ -50,7 +50,7 @@ fn fuel_is_counted_deterministically_and_exhausts() {
 #[test]
 fn traps_end_only_their_run() {
     let e = engine();
-    // A parse nested deeper than the native stack allows traps inside the guest.
+    // A parse nested deeper than the native stack allows ends the run as `stack_overflow`.
     let deep = "[".repeat(200_000);
     let o = run(&e, &deep, Limits::default());
     assert_eq!(
