@@ -542,16 +542,6 @@ fn process_start() -> Instant {
     *START.get_or_init(Instant::now)
 }
 
-/// A fresh seed for `Math.random` in every instance (the snapshot's state is shared).
-fn fresh_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    h.write_u128(process_start().elapsed().as_nanos());
-    h.finish() | 1
-}
-
 /// The seed under a fuel budget: fixed, so the same script and input use the same fuel.
 const FUEL_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -637,10 +627,12 @@ pub(crate) fn run(
     let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
     let memory_limit = u32::try_from(limits.memory).unwrap_or(u32::MAX);
     let stack_budget = u32::try_from(stack).unwrap_or(u32::MAX);
+    // A fresh seed for `Math.random` in every instance (the snapshot's state is shared); the
+    // native engine seeds from the same source.
     let seed = if limits.fuel.is_some() {
         FUEL_SEED
     } else {
-        fresh_seed()
+        palisade_core::rng::unpredictable_u64() | 1
     };
 
     let result = block_on(async {
