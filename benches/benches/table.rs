@@ -677,6 +677,49 @@ fn saturate_with(
     }
 }
 
+/// Another way to run `1+1` whose rate row 2 measures in the same process, its trials
+/// interleaved with the engine's so both see the same machine, and the ratio row it gets.
+struct ThroughputPeer {
+    run: Box<dyn Fn(&Request) -> Outcome>,
+    /// The ratio row's label.
+    row: &'static str,
+    /// The peer column's name for it.
+    name: &'static str,
+    /// The least ratio the row must show, if it has a goal.
+    goal: Option<f64>,
+}
+
+/// Row 2's peers for the wasm engine.
+fn wasm_throughput_peers() -> Result<Vec<ThroughputPeer>, String> {
+    let native = sandbox(EngineKind::QuickJs, 0).map_err(|e| format!("quickjs: {e}"))?;
+    // The premise behind issue 3's goal ("a snapshotted instance should be cheaper to make
+    // fresh than a native context built from scratch"): the native engine building a runtime
+    // per run, as it did before it restored a sealed one (59ee80d). The facade offers no such
+    // option, so the engine is called directly.
+    let scratch = palisade_quickjs::QuickJs::with_options(
+        palisade_quickjs::QuickJsOptions::default()
+            .snapshot(false)
+            .prewarm(0),
+    );
+    Ok(vec![
+        // Issue 3: the wasm engine's rate against the native engine's.
+        ThroughputPeer {
+            run: Box::new(move |r| native.run(r)),
+            row: "… wasm ÷ quickjs, the native engine measured in this process, trials interleaved",
+            name: "quickjs, same trials",
+            goal: Some(WASM_THROUGHPUT_RATIO_TARGET),
+        },
+        ThroughputPeer {
+            run: Box::new(move |r| {
+                palisade_core::Engine::execute(&scratch, r, palisade_core::host::no_host())
+            }),
+            row: "… wasm ÷ quickjs building a runtime per run (`QuickJsOptions::snapshot(false)`, the engine called directly), trials interleaved: the goal's premise",
+            name: "quickjs without its snapshot, same trials",
+            goal: None,
+        },
+    ])
+}
+
 /// Row 2: saturated fresh executions per second from one calling thread.
 fn throughput(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log) {
     let (trial, trials) = cfg.trials();
@@ -694,55 +737,30 @@ fn throughput(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log
             Ok(s) => s,
             Err(e) => return log.fail(format!("{kind}: {e}")),
         };
-        // Issue 3: the wasm engine's rate against the native engine's, measured in this same
-        // process with their trials interleaved, so both see the same machine.
-        let native = if kind == EngineKind::Wasm && prewarm == 0 {
-            match self::sandbox(EngineKind::QuickJs, 0) {
-                Ok(s) => Some(s),
-                Err(e) => return log.fail(format!("quickjs: {e}")),
+        let peers = if kind == EngineKind::Wasm && prewarm == 0 {
+            match wasm_throughput_peers() {
+                Ok(p) => p,
+                Err(e) => return log.fail(e),
             }
         } else {
-            None
-        };
-        // And the premise behind that goal ("a snapshotted instance should be cheaper to make
-        // fresh than a native context built from scratch"): the native engine building a
-        // runtime per run, as it did before it restored a sealed one (59ee80d). The facade
-        // offers no such option, so the engine is called directly.
-        let scratch = native.as_ref().map(|_| {
-            palisade_quickjs::QuickJs::with_options(
-                palisade_quickjs::QuickJsOptions::default()
-                    .snapshot(false)
-                    .prewarm(0),
-            )
-        });
-        let run_scratch = |engine: &palisade_quickjs::QuickJs, r: &Request| {
-            palisade_core::Engine::execute(engine, r, palisade_core::host::no_host())
+            Vec::new()
         };
         std::thread::sleep(Duration::from_millis(50));
         let hwm_before = sys::peak_rss();
         let _ = saturate(&sandbox, &req, trial / 4);
-        if let Some(native) = &native {
-            let _ = saturate(native, &req, trial / 4);
-        }
-        if let Some(scratch) = &scratch {
-            let _ = saturate_with(|r| run_scratch(scratch, r), &req, trial / 4);
+        for peer in &peers {
+            let _ = saturate_with(&peer.run, &req, trial / 4);
         }
         let mut rates = Vec::with_capacity(trials);
-        let mut native_rates = Vec::with_capacity(trials);
-        let mut scratch_rates = Vec::with_capacity(trials);
+        let mut peer_rates = vec![Vec::with_capacity(trials); peers.len()];
         let mut wrong = 0;
         for _ in 0..trials {
             let (rate, w) = saturate(&sandbox, &req, trial);
             rates.push(rate);
             wrong += w;
-            if let Some(native) = &native {
-                let (rate, w) = saturate(native, &req, trial);
-                native_rates.push(rate);
-                wrong += w;
-            }
-            if let Some(scratch) = &scratch {
-                let (rate, w) = saturate_with(|r| run_scratch(scratch, r), &req, trial);
-                scratch_rates.push(rate);
+            for (peer, theirs) in peers.iter().zip(&mut peer_rates) {
+                let (rate, w) = saturate_with(&peer.run, &req, trial);
+                theirs.push(rate);
                 wrong += w;
             }
         }
@@ -772,42 +790,17 @@ fn throughput(kind: EngineKind, cfg: &Config, rows: &mut Vec<Row>, log: &mut Log
                 median >= THROUGHPUT_TARGET,
             ),
         );
-        if native.is_some() {
-            let theirs = stats::median_f64(&mut native_rates).unwrap_or(0.0);
+        for (peer, mut theirs) in peers.iter().zip(peer_rates) {
+            let theirs = stats::median_f64(&mut theirs).unwrap_or(0.0);
             let r = median / theirs.max(1.0);
-            rows.push(
-                Row::new(
-                    2,
-                    "… wasm ÷ quickjs, the native engine measured in this process, trials interleaved",
-                    ratio(r),
-                )
-                .target(
-                    format!("≥ {WASM_THROUGHPUT_RATIO_TARGET:.2}× quickjs (issue 3)"),
-                    r >= WASM_THROUGHPUT_RATIO_TARGET,
-                )
-                .peer(
-                    format!("quickjs, same trials: {}/s", report::thousands_f(theirs)),
-                    ratio(r),
-                ),
-            );
-        }
-        if scratch.is_some() {
-            let theirs = stats::median_f64(&mut scratch_rates).unwrap_or(0.0);
-            let r = median / theirs.max(1.0);
-            rows.push(
-                Row::new(
-                    2,
-                    "… wasm ÷ quickjs building a runtime per run (`QuickJsOptions::snapshot(false)`, the engine called directly), trials interleaved: the goal's premise",
-                    ratio(r),
-                )
-                .peer(
-                    format!(
-                        "quickjs without its snapshot, same trials: {}/s",
-                        report::thousands_f(theirs)
-                    ),
-                    ratio(r),
-                ),
-            );
+            let mut row = Row::new(2, peer.row, ratio(r));
+            if let Some(least) = peer.goal {
+                row = row.target(format!("≥ {least:.2}× quickjs (issue 3)"), r >= least);
+            }
+            rows.push(row.peer(
+                format!("{}: {}/s", peer.name, report::thousands_f(theirs)),
+                ratio(r),
+            ));
         }
         // Saturation is where a backlog (of contexts to build or to free) would pile up.
         if let (Some(before), Some(after)) = (hwm_before, sys::peak_rss()) {
@@ -1585,14 +1578,7 @@ fn ratio_row(what: &str, r: f64, goal: (f64, &str), peer: String) -> Row {
 /// Runs the V8 v7 script once on a fresh `kind` sandbox: the outcome and its wall time.
 fn run_v8_suite(kind: EngineKind, script: &str) -> Result<(Outcome, Duration), String> {
     let sandbox = sandbox(kind, 0).map_err(|e| format!("{kind}: {e}"))?;
-    let limits = Limits {
-        timeout: Duration::from_secs(300),
-        memory: 1 << 30,
-        ..Limits::default()
-    };
-    let req = Request::script(script)
-        .with_limits(limits)
-        .with_filename("v8-v7.js");
+    let req = v8v7::request(script.to_owned());
     let t = Instant::now();
     let outcome = sandbox.run(&req);
     Ok((outcome, t.elapsed()))

@@ -9,9 +9,9 @@
 //! Arguments: the engine (default `quickjs`). `PALISADE_SHARED` names the shared directory.
 #![forbid(unsafe_code)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use palisade::{EngineKind, Limits, Request, Sandbox};
+use palisade::{EngineKind, Sandbox};
 use palisade_bench::v8v7;
 
 fn main() -> Result<(), String> {
@@ -26,14 +26,7 @@ fn main() -> Result<(), String> {
         .prewarm(0)
         .build()
         .map_err(|e| e.to_string())?;
-    let limits = Limits {
-        timeout: Duration::from_secs(300),
-        memory: 1 << 30,
-        ..Limits::default()
-    };
-    let request = Request::script(script)
-        .with_limits(limits)
-        .with_filename("v8-v7.js");
+    let request = v8v7::request(script);
     let started = Instant::now();
     let outcome = sandbox.run(&request);
     let scores = v8v7::parse(&outcome.stdout);

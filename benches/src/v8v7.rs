@@ -1,6 +1,9 @@
 //! The V8 Benchmark Suite, version 7, as one classic sloppy script.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use palisade::{Limits, Request};
 
 /// The benchmark files, in the order they are loaded (after `base.js`).
 pub const FILES: [&str; 8] = [
@@ -60,6 +63,19 @@ pub fn build_script(dir: &Path) -> std::io::Result<String> {
     }
     script.push_str(DRIVER);
     Ok(script)
+}
+
+/// The request that runs `script` (from [`build_script`]): room for the whole suite, 300 s and
+/// 1 GiB, under the file name its stack traces show.
+pub fn request(script: String) -> Request {
+    let limits = Limits {
+        timeout: Duration::from_secs(300),
+        memory: 1 << 30,
+        ..Limits::default()
+    };
+    Request::script(script)
+        .with_limits(limits)
+        .with_filename("v8-v7.js")
 }
 
 /// What the driver printed.
