@@ -75,6 +75,16 @@ struct Task {
     proven: bool,
 }
 
+impl Task {
+    /// Answers the task with a host failure (`internal`) after `held` of a worker's time, the
+    /// receipt's time (the lanes use it).
+    fn fail(self, message: impl Into<String>, held: Duration) {
+        let mut outcome = Outcome::failed(self.job.engine(), ExecError::internal(message));
+        outcome.metrics.wall_us = u64::try_from(held.as_micros()).unwrap_or(u64::MAX);
+        let _ = self.reply.send(Ok(outcome));
+    }
+}
+
 /// The queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the execution queue is full")]
@@ -330,19 +340,13 @@ async fn run_slot(
                 worker = start_worker(slot, &options, &stats).await;
             }
             let Some(w) = worker.as_mut() else {
-                let _ = task.reply.send(Ok(Outcome::failed(
-                    task.job.engine(),
-                    ExecError::internal("no worker process could be started"),
-                )));
+                task.fail("no worker process could be started", Duration::ZERO);
                 continue;
             };
             let line = match job_line(&task.job) {
                 Ok(l) => l,
                 Err(e) => {
-                    let _ = task.reply.send(Ok(Outcome::failed(
-                        task.job.engine(),
-                        ExecError::internal(format!("cannot encode the job: {e}")),
-                    )));
+                    task.fail(format!("cannot encode the job: {e}"), Duration::ZERO);
                     continue;
                 }
             };
@@ -350,10 +354,7 @@ async fn run_slot(
                 tracing::warn!(slot, lane, %message, "worker failed; restarting it");
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
                 retire(&mut worker, &stats).await;
-                let _ = task.reply.send(Ok(Outcome::failed(
-                    task.job.engine(),
-                    ExecError::internal(message),
-                )));
+                task.fail(message, Duration::ZERO);
                 continue;
             }
             sent.push_back(task);
@@ -445,12 +446,8 @@ async fn run_slot(
                 // Only the first job can have started: the others go to the next worker.
                 give_back(&mut sent, &mut ready);
                 if let Some(lost) = lost {
-                    let mut outcome =
-                        Outcome::failed(lost.job.engine(), ExecError::internal(message));
-                    // How long the worker had the job, as the receipt's time (the lanes use it).
-                    outcome.metrics.wall_us =
-                        u64::try_from(called.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    let _ = lost.reply.send(Ok(outcome));
+                    // How long the worker had the job.
+                    lost.fail(message, called.elapsed());
                 }
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
                 worker = take_successor(&mut successor).await;
