@@ -54,6 +54,21 @@ pub fn corpus_dir() -> PathBuf {
 
 /// `print`, `base.js`, every benchmark file and the driver, as one script.
 pub fn build_script(dir: &Path) -> std::io::Result<String> {
+    let mut script = sources(dir)?;
+    script.push_str(DRIVER);
+    Ok(script)
+}
+
+/// The suite with a fixed amount of work instead of timed scoring: every benchmark's setup,
+/// `rounds` runs and teardown, printing `Name: done` per suite. The same instructions on every
+/// run, so it can be counted under callgrind (benches/README.md, "Instruction counts").
+pub fn build_fixed_script(dir: &Path, rounds: u32) -> std::io::Result<String> {
+    let mut script = sources(dir)?;
+    script.push_str(&FIXED_DRIVER.replace("ROUNDS", &rounds.to_string()));
+    Ok(script)
+}
+
+fn sources(dir: &Path) -> std::io::Result<String> {
     let mut script = String::from(PRELUDE);
     for file in std::iter::once("base.js").chain(FILES) {
         let text = std::fs::read_to_string(dir.join(file))
@@ -61,9 +76,22 @@ pub fn build_script(dir: &Path) -> std::io::Result<String> {
         script.push_str(&text);
         script.push('\n');
     }
-    script.push_str(DRIVER);
     Ok(script)
 }
+
+/// Runs each benchmark ROUNDS times, untimed.
+const FIXED_DRIVER: &str = "
+for (var s = 0; s < BenchmarkSuite.suites.length; s++) {
+  var suite = BenchmarkSuite.suites[s];
+  for (var b = 0; b < suite.benchmarks.length; b++) {
+    var bench = suite.benchmarks[b];
+    bench.Setup();
+    for (var i = 0; i < ROUNDS; i++) bench.run();
+    bench.TearDown();
+  }
+  print(suite.name + ': done');
+}
+";
 
 /// The request that runs `script` (from [`build_script`]): room for the whole suite, 300 s and
 /// 1 GiB, under the file name its stack traces show.
@@ -122,5 +150,20 @@ mod tests {
         );
         assert_eq!(s.errors, vec![("Crypto".into(), "boom: x".into())]);
         assert_eq!(s.total, Some(321.0));
+    }
+
+    #[test]
+    fn the_fixed_driver_runs_every_benchmark_the_given_rounds() {
+        let dir = std::env::temp_dir().join(format!("palisade-v8v7-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in std::iter::once("base.js").chain(FILES) {
+            std::fs::write(dir.join(file), format!("// {file}\n")).unwrap();
+        }
+        let fixed = build_fixed_script(&dir, 7).unwrap();
+        let timed = build_script(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(fixed.contains("i < 7; i++) bench.run()"));
+        assert!(!fixed.contains("RunSuites") && timed.contains("RunSuites"));
+        assert!(fixed.contains("// navier-stokes.js") && fixed.starts_with(PRELUDE));
     }
 }

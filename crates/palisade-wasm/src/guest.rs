@@ -131,12 +131,29 @@ fn prepare_js() -> String {
     format!("{}({messages})", PREPARE_JS.trim_end())
 }
 
+/// The pool's slot count: [`POOL_SIZE`], unless `PALISADE_WASM_POOL_SLOTS` (profiling only)
+/// asks for fewer. Each slot reserves 4 GiB of address space, more in all than valgrind can map,
+/// so instruction counts of the guest under callgrind or cachegrind need a small pool (see
+/// benches/README.md). A value that is not a number from 1 to [`POOL_SIZE`] is an error.
+fn pool_slots(var: Option<&str>) -> Result<u32, WasmError> {
+    match var {
+        None => Ok(POOL_SIZE),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=POOL_SIZE).contains(&n) => Ok(n),
+            _ => Err(WasmError::Config(format!(
+                "PALISADE_WASM_POOL_SLOTS={v}: expected a number from 1 to {POOL_SIZE}"
+            ))),
+        },
+    }
+}
+
 fn engine_config(fuel: bool) -> Result<Config, WasmError> {
+    let slots = pool_slots(std::env::var("PALISADE_WASM_POOL_SLOTS").ok().as_deref())?;
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_core_instances(POOL_SIZE)
-        .total_memories(POOL_SIZE)
-        .total_tables(POOL_SIZE)
-        .total_stacks(POOL_SIZE)
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
+        .total_stacks(slots)
         .total_component_instances(0)
         .max_memory_size(4 << 30)
         .linear_memory_keep_resident(KEEP_RESIDENT)
@@ -388,6 +405,19 @@ fn ticker(engine: &Engine) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_slots_default_to_the_full_pool_and_reject_what_it_cannot_hold() {
+        assert_eq!(pool_slots(None).unwrap(), POOL_SIZE);
+        assert_eq!(pool_slots(Some("4")).unwrap(), 4);
+        assert_eq!(pool_slots(Some("256")).unwrap(), POOL_SIZE);
+        for bad in ["0", "257", "-1", "four", ""] {
+            assert!(
+                matches!(pool_slots(Some(bad)), Err(WasmError::Config(_))),
+                "{bad:?} was accepted"
+            );
+        }
+    }
 
     #[test]
     fn cache_key_depends_on_fuel() {
