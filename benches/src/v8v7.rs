@@ -61,7 +61,7 @@ pub fn build_script(dir: &Path) -> std::io::Result<String> {
 
 /// The suite with a fixed amount of work instead of timed scoring: every benchmark's setup,
 /// `rounds` runs and teardown, printing `Name: done` per suite. The same instructions on every
-/// run, so it can be counted under callgrind (benches/README.md, "Instruction counts").
+/// run, so it can be counted under callgrind (benches/README.md, "Counting the guest's instructions").
 pub fn build_fixed_script(dir: &Path, rounds: u32) -> std::io::Result<String> {
     let mut script = sources(dir)?;
     script.push_str(&FIXED_DRIVER.replace("ROUNDS", &rounds.to_string()));
@@ -93,8 +93,8 @@ for (var s = 0; s < BenchmarkSuite.suites.length; s++) {
 }
 ";
 
-/// The request that runs `script` (from [`build_script`]): room for the whole suite, 300 s and
-/// 1 GiB, under the file name its stack traces show.
+/// The request that runs `script` (from [`build_script`] or [`build_fixed_script`]): room for
+/// the whole suite, 300 s and 1 GiB, under the file name its stack traces show.
 pub fn request(script: String) -> Request {
     let limits = Limits {
         timeout: Duration::from_secs(300),

@@ -4,7 +4,7 @@
 Valgrind cannot name the code Wasmtime compiles; with PALISADE_WASM_PERFMAP=1 the engine writes
 /tmp/perf-<pid>.map, and this script charges each instruction callgrind counted to the guest
 function whose range holds it (host functions keep callgrind's names). The counts are
-deterministic, unlike timings on a shared VM. See benches/README.md, "Instruction counts".
+deterministic, unlike timings on a shared VM. See benches/README.md, "Counting the guest's instructions".
 
     guest_profile.py callgrind.out /tmp/perf-<pid>.map [--top N] [--function NAME]
 
