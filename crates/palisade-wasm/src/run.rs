@@ -628,11 +628,12 @@ pub(crate) fn run(
     let memory_limit = u32::try_from(limits.memory).unwrap_or(u32::MAX);
     let stack_budget = u32::try_from(stack).unwrap_or(u32::MAX);
     // A fresh seed for `Math.random` in every instance (the snapshot's state is shared); the
-    // native engine seeds from the same source.
+    // native engine seeds from the same source. (The guest maps a zero seed, which xorshift cannot
+    // use, to 1.)
     let seed = if limits.fuel.is_some() {
         FUEL_SEED
     } else {
-        palisade_core::rng::unpredictable_u64() | 1
+        palisade_core::rng::unpredictable_u64()
     };
 
     let result = block_on(async {
