@@ -1,4 +1,5 @@
-//! Every `unsafe` line of the wasm engine: loading a precompiled module from the disk cache.
+//! Every `unsafe` line of the wasm engine: loading a precompiled module from the disk cache, and
+//! handing a finished instance's memory pages back to the kernel.
 
 use std::path::Path;
 
@@ -16,4 +17,40 @@ pub(crate) fn deserialize(engine: &Engine, checked: &[u8], path: &Path) -> Resul
     // our cache (the caller verified a checksum over them), and Wasmtime still rejects bytes
     // from an incompatible engine configuration or version by their header.
     unsafe { Module::deserialize(engine, checked) }.map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Whether [`discard`] helps here: only where Wasmtime resets a pool slot by its written pages
+/// (`PAGEMAP_SCAN`, Linux 6.7+, read through `/proc/self/pagemap`, as `guest::engine_config`
+/// asks for). Elsewhere Wasmtime copies the whole kept-resident prefix back after every run, and
+/// copying into discarded pages would fault on every one of them.
+pub(crate) fn can_discard() -> bool {
+    static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CAN.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = release.trim().split(['.', '-']).map(str::parse::<u32>);
+        let version = match (parts.next(), parts.next()) {
+            (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
+            _ => return false,
+        };
+        cfg!(target_os = "linux")
+            && version >= (6, 7)
+            && std::fs::File::open("/proc/self/pagemap").is_ok()
+    })
+}
+
+/// Hands the pages of a finished instance's linear memory back to the kernel, so that the pool
+/// slot holds the copy-on-write image again instead of written copies of it
+/// (`run::wrote_much` says when).
+pub(crate) fn discard(memory: &wasmtime::Memory, store: &wasmtime::Store<crate::run::HostState>) {
+    let (ptr, len) = (memory.data_ptr(store), memory.data_size(store));
+    // SAFETY: `ptr..ptr + len` is the instance's accessible linear memory, one mapping that
+    // Wasmtime made readable and writable and keeps mapped while `store` lives; the caller holds
+    // `store`, so it is not dropped, grown or run meanwhile, and no Rust reference into the
+    // memory is alive (`madvise` touches no bytes through a reference). MADV_DONTNEED on a
+    // private mapping drops its written copies: afterwards every page reads as the mapping it
+    // came from, the module's memory image (mapped copy-on-write) or zeros beyond it, which is
+    // the state Wasmtime's reset restores anyway (its own decommit is this same call). Nothing
+    // reads the memory before the store is dropped. A failure leaves the pages as they were,
+    // which Wasmtime's reset then copies back as usual, so the result is ignored.
+    let _ = unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED) };
 }

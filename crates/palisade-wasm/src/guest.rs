@@ -66,6 +66,8 @@ pub(crate) struct Compiled {
     pub(crate) base_memory: u64,
     /// Where the guest's memory meter lives in linear memory.
     pub(crate) meter: u32,
+    /// Guest heap bytes in use in the snapshot, before any run.
+    pub(crate) heap_base: u64,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -210,13 +212,14 @@ fn build(fuel: bool, options: &WasmOptions) -> Result<Compiled, WasmError> {
     let pre = linker
         .instantiate_pre(&module)
         .map_err(|e| WasmError::Compile(format!("{e:?}")))?;
-    let meter = run::meter_address(&engine, &pre)?;
+    let (meter, heap_base) = run::meter_address(&engine, &pre)?;
     ticker(&engine);
     Ok(Compiled {
         engine,
         pre,
         base_memory,
         meter,
+        heap_base,
     })
 }
 

@@ -92,6 +92,8 @@ pub(crate) struct HostState {
     timed_out: bool,
     /// Where the instance's native stack started (the guest's first `stack_low` call), or 0.
     stack_entry: usize,
+    /// The most native stack the guest was seen to use (at its `stack_low` calls).
+    stack_deepest: usize,
     /// Native stack the guest may use before its stack checks fail (`stack_low`).
     native_stack: usize,
 }
@@ -119,6 +121,7 @@ impl HostState {
             deadline: Instant::now() + Duration::from_secs(3600),
             timed_out: false,
             stack_entry: 0,
+            stack_deepest: 0,
             native_stack: native_stack(crate::DEFAULT_STACK),
         }
     }
@@ -178,6 +181,7 @@ impl HostState {
             deadline,
             timed_out: false,
             stack_entry: 0,
+            stack_deepest: 0,
             native_stack: native_stack(req.limits.stack.unwrap_or(crate::DEFAULT_STACK)),
         }
     }
@@ -436,7 +440,9 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             st.stack_entry = here;
             return 0;
         }
-        i32::from(st.stack_entry.saturating_sub(here) > st.native_stack)
+        let used = st.stack_entry.saturating_sub(here);
+        st.stack_deepest = st.stack_deepest.max(used);
+        i32::from(used > st.native_stack)
     })?;
     l.func_wrap(P, "random", |mut c: Ctx<'_>| -> f64 {
         c.data_mut()
@@ -545,11 +551,12 @@ fn process_start() -> Instant {
 /// The seed under a fuel budget: fixed, so the same script and input use the same fuel.
 const FUEL_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// The address of the guest's memory meter, asked once per process from a throwaway instance.
+/// Where the guest's memory meter lives, and the heap bytes the snapshot already holds (the
+/// meter's `used` word as snapshotted): asked once per process from a throwaway instance.
 pub(crate) fn meter_address(
     engine: &Engine,
     pre: &wasmtime::InstancePre<HostState>,
-) -> Result<u32, WasmError> {
+) -> Result<(u32, u64), WasmError> {
     let mut store = Store::new(engine, HostState::for_init(InitTexts::new()));
     store.set_epoch_deadline(u64::MAX / 2);
     if store.get_fuel().is_ok() {
@@ -558,9 +565,39 @@ pub(crate) fn meter_address(
     block_on(async {
         let instance = pre.instantiate_async(&mut store).await?;
         let f = instance.get_typed_func::<(), u32>(&mut store, "pal_meter")?;
-        f.call_async(&mut store, ()).await
+        let at = f.call_async(&mut store, ()).await?;
+        let used = instance
+            .get_memory(&mut store, "memory")
+            .and_then(|m| read_u32(m.data(&store), at as usize))
+            .unwrap_or(0);
+        Ok((at, u64::from(used)))
     })
-    .map_err(|e| WasmError::Instantiate(format!("{e:?}")))
+    .map_err(|e: wasmtime::Error| WasmError::Instantiate(format!("{e:?}")))
+}
+
+fn read_u32(data: &[u8], at: usize) -> Option<u32> {
+    let w = data.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+}
+
+/// A run that went this deep into its native stack also wrote the matching part of the shadow
+/// stack in linear memory (a quarter or so of it; [`NATIVE_PER_SHADOW`]).
+const DISCARD_STACK: usize = 512 << 10;
+/// A run whose guest heap peaked this far above the snapshot's has run QuickJS's collector,
+/// which writes to every object the snapshot holds.
+const DISCARD_HEAP: u64 = 256 << 10;
+
+/// Whether a finished run wrote so much of its linear memory that the pages are better handed
+/// back to the kernel than reset ([`crate::ffi::discard`]).
+///
+/// Wasmtime resets a pool slot by copying back (or zeroing) every page present and written in
+/// it, and a page stays so once written: a run that recursed deeply or collected garbage left
+/// 300+ such pages, and every later `1+1` in that slot paid ~30 µs to reset them (48 µs per run
+/// instead of 17). Discarding returns them to the copy-on-write image, so the slot is as a fresh
+/// one; the next run there takes ~100 µs of page faults once. That is worth it only after a run
+/// that cost more than that itself, hence the thresholds.
+fn wrote_much(stack_deepest: usize, heap_peak: u64, heap_base: u64) -> bool {
+    stack_deepest >= DISCARD_STACK || heap_peak >= heap_base.saturating_add(DISCARD_HEAP)
 }
 
 /// How a run ended, before classification.
@@ -659,9 +696,14 @@ pub(crate) fn run(
             let data = memory.data(&store);
             for (i, c) in counters.iter_mut().enumerate() {
                 let at = compiled.meter as usize + 4 * i;
-                if let Some(w) = data.get(at..at + 4) {
-                    *c = u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-                }
+                *c = read_u32(data, at).map_or(0, u64::from);
+            }
+            if crate::ffi::can_discard()
+                && wrote_much(store.data().stack_deepest, counters[1], compiled.heap_base)
+            {
+                // The run is over and nothing reads its memory again: the store is dropped
+                // below, and Wasmtime's reset then finds the slot clean.
+                crate::ffi::discard(&memory, &store);
             }
         }
         Ok::<_, WasmError>((ending, counters, fuel_left))
@@ -865,6 +907,20 @@ impl Classify<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_runs_that_wrote_much_hand_their_pages_back() {
+        let base = 268_000;
+        assert!(!wrote_much(0, base, base));
+        assert!(!wrote_much(
+            DISCARD_STACK - 1,
+            base + DISCARD_HEAP - 1,
+            base
+        ));
+        assert!(wrote_much(DISCARD_STACK, base, base));
+        assert!(wrote_much(0, base + DISCARD_HEAP, base));
+        assert!(!wrote_much(0, u64::MAX - 1, u64::MAX));
+    }
 
     #[test]
     fn removed_globals_follow_the_policy() {

@@ -315,3 +315,36 @@ fn issue_3_c_recursion_deeper_than_the_native_stack_throws_a_catchable_range_err
     assert!(small >= 500 && big > 2 * small, "{small} {big}");
     assert_healthy(&wasm);
 }
+
+/// What a run sees of the snapshot: globals, prototypes, builtins.
+const PROBE: &str =
+    "JSON.stringify([typeof globalThis.leaked, Object.getOwnPropertyNames(globalThis).length, \
+    ({}).polluted, [3, 1, 2].sort().join(), typeof Array.prototype.sort, Math.max(1, 2)])";
+
+/// A run that wrote much of its linear memory (deep recursion, a garbage collection) has its
+/// pages handed back to the kernel instead of reset one by one. Every later run in the slot must
+/// still start from the snapshot exactly, with or without fuel.
+#[test]
+fn issue_3_a_slot_handed_back_after_a_heavy_run_starts_from_the_snapshot() {
+    let e = engine();
+    let pollute =
+        "globalThis.leaked = 1; Object.prototype.polluted = 1; Array.prototype.sort = null;";
+    let heavy = [
+        format!("{pollute} function f(n) {{ return n ? 1 + f(n - 1) : 0 }} try {{ f(1e6) }} catch (e) {{}} 'deep'"),
+        format!("{pollute} let a = []; for (let i = 0; i < 100000; i++) a.push({{ i, s: 'x' + i }}); 'heap'"),
+    ];
+    for limits in [Limits::default(), fuel(2_000_000_000)] {
+        let expected = run(&e, PROBE, limits.clone());
+        assert!(expected.result.is_ok(), "{}", expected.to_json());
+        for src in &heavy {
+            let o = run(&e, src, limits.clone());
+            assert!(o.result.is_ok(), "{}", o.to_json());
+            for _ in 0..3 {
+                let again = run(&e, PROBE, limits.clone());
+                assert_eq!(again.result, expected.result, "after {src}");
+                assert_eq!(again.metrics.memory_bytes, expected.metrics.memory_bytes);
+            }
+        }
+    }
+    assert_healthy(&e);
+}

@@ -1,0 +1,63 @@
+//! N fresh `1+1` runs on one engine after one heavy run: the cost of a light run in a pool slot
+//! (or sealed runtime) that an earlier run wrote much of. Like `fresh_runs`, a fixed amount of
+//! work, for `perf stat` or an instruction count.
+//!
+//! ```sh
+//! cargo build --release -p palisade-bench --example after_heavy
+//! for heavy in none deep heap; do
+//!   for n in 0 20000; do
+//!     perf stat -e task-clock target/release/examples/after_heavy wasm $heavy $n 2>&1 | grep task-clock
+//!   done
+//! done
+//! ```
+//!
+//! The difference of the two times over 20,000 is one light run after that heavy run.
+//! Arguments: the engine (default `quickjs`), the heavy run (`none`, `deep`: recursion until
+//! the stack limit, `heap`: ~34 MB of objects, so the collector runs) and the number of light
+//! runs (default 200).
+#![forbid(unsafe_code)]
+
+use palisade::{EngineKind, Request, Sandbox};
+
+fn main() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let engine: EngineKind = args.next().as_deref().unwrap_or("quickjs").parse()?;
+    let heavy = match args.next().as_deref().unwrap_or("none") {
+        "none" => None,
+        "deep" => Some(
+            "function f(n) { return n ? 1 + f(n - 1) : 0 } try { f(1e6) } catch (e) { 'deep' }",
+        ),
+        "heap" => {
+            Some("let a = []; for (let i = 0; i < 300000; i++) a.push({ i, s: 'x' + i }); 'heap'")
+        }
+        other => return Err(format!("the heavy run: none, deep or heap, not {other}")),
+    };
+    let runs: usize = match args.next() {
+        Some(n) => n.parse().map_err(|e| format!("the number of runs: {e}"))?,
+        None => 200,
+    };
+    let sandbox = Sandbox::builder()
+        .engine(engine)
+        .prewarm(0)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let light = Request::script("1+1");
+    // The first run takes the slot (and any one-time start-up) with or without a heavy run.
+    let first = sandbox.run(&light);
+    if first.result != Ok(serde_json::json!(2)) {
+        return Err(first.to_json().to_string());
+    }
+    if let Some(src) = heavy {
+        let o = sandbox.run(&Request::script(src));
+        if o.result.is_err() {
+            return Err(o.to_json().to_string());
+        }
+    }
+    for i in 0..runs {
+        let outcome = sandbox.run(&light);
+        if outcome.result != Ok(serde_json::json!(2)) {
+            return Err(format!("run {i}: {}", outcome.to_json()));
+        }
+    }
+    Ok(())
+}
