@@ -150,7 +150,7 @@ impl Arena {
         let written = self.dirty.as_mut().and_then(dirty::Tracker::written);
         match written {
             Some(pages) => {
-                for range in pages {
+                for range in &pages {
                     let end = range.end.min(self.template.len());
                     let start = range.start.min(end);
                     // SAFETY: [start, end) lies within the sealed length: mapped, owned by this
@@ -163,7 +163,12 @@ impl Arena {
                         )
                     };
                 }
-                if self.dirty.as_mut().is_some_and(|t| t.restored().is_err()) {
+                let copied = pages.iter().map(|r| r.len().div_ceil(4096)).sum();
+                if self
+                    .dirty
+                    .as_mut()
+                    .is_some_and(|t| t.restored(copied).is_err())
+                {
                     self.dirty = None;
                 }
             }
@@ -213,9 +218,12 @@ impl Drop for Arena {
 ///
 /// A `1+1` run writes about 13 of the ~97 sealed pages; copying those instead of all of them was
 /// most of what a restore cost. Pages a run wrote stay unprotected ("hot") and are copied after
-/// every run, so steady traffic takes no faults at all; every [`DECAY`] restores the whole range
-/// is protected again, so one unusual run (a garbage collection touches every object) does not
-/// make every page hot for good. Any failure (an older kernel, a refused system call) drops the
+/// every run, so steady traffic takes no faults at all. One unusual run (a garbage collection
+/// touches every object) makes most pages hot, so the whole range is protected again when the
+/// restores since the last protection have copied [`EXCESS`] pages more than the first of them
+/// did (after ~50 light runs, where a collection left every page hot), and in any case every
+/// [`DECAY`] restores. Each protection costs the next run a fault per page it writes; the
+/// budget bounds what copying the extra pages may cost before that is paid. Any failure (an older kernel, a refused system call) drops the
 /// tracker, and restores copy everything.
 mod dirty {
     use std::fs::File;
@@ -227,6 +235,9 @@ mod dirty {
     const PAGE: usize = 4096;
     /// Restores between two re-protections of the whole range.
     pub(super) const DECAY: u32 = 4096;
+    /// Page copies beyond the first restore's, since the range was last protected, that make
+    /// protecting it again worth it now rather than at the next [`DECAY`] (16 MiB copied).
+    pub(super) const EXCESS: usize = 4096;
 
     // <linux/userfaultfd.h> (the installed headers may predate WP_ASYNC) and <linux/fs.h>.
     const UFFD_USER_MODE_ONLY: libc::c_int = 1;
@@ -303,6 +314,10 @@ mod dirty {
         len: usize,
         regions: Vec<PageRegion>,
         restores: u32,
+        /// Pages the first restore after the last protection copied: what a run writes.
+        baseline: Option<usize>,
+        /// Pages copied beyond `baseline` since the last protection.
+        excess: usize,
         /// The process that registered the range. A child made by `fork` inherits the arena
         /// but neither the registration nor its own pagemap: its `pagemap` descriptor would
         /// describe the parent's pages. It must copy everything instead.
@@ -358,6 +373,8 @@ mod dirty {
                 len,
                 regions: vec![PageRegion::default(); len / PAGE],
                 restores: 0,
+                baseline: None,
+                excess: 0,
                 pid: std::process::id(),
             };
             t.protect_all().ok()?;
@@ -425,12 +442,18 @@ mod dirty {
             Some(ranges)
         }
 
-        /// Called once the written pages were copied back; every [`DECAY`] restores protects
-        /// the whole range again (each page then holds its sealed bytes, so nothing is lost).
-        pub(super) fn restored(&mut self) -> io::Result<()> {
+        /// Called once the `copied` written pages were copied back; protects the whole range
+        /// again every [`DECAY`] restores, or sooner once the restores since the last
+        /// protection copied [`EXCESS`] pages more than the first of them (each page then holds
+        /// its sealed bytes, so nothing is lost).
+        pub(super) fn restored(&mut self, copied: usize) -> io::Result<()> {
             self.restores = self.restores.wrapping_add(1);
-            if self.restores.is_multiple_of(DECAY) {
+            let baseline = *self.baseline.get_or_insert(copied);
+            self.excess = self.excess.saturating_add(copied.saturating_sub(baseline));
+            if self.restores.is_multiple_of(DECAY) || self.excess >= EXCESS {
                 self.protect_all()?;
+                self.baseline = None;
+                self.excess = 0;
             }
             Ok(())
         }
@@ -657,7 +680,8 @@ mod tests {
         eprintln!("kernel write tracking: {tracked}");
         let len = arena.template.len();
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        // Past DECAY restores, so the re-protection is exercised too.
+        // Past DECAY restores, so the periodic re-protection is exercised too; the rounds that
+        // write 400 times make every page hot, so the early one (EXCESS) runs as well.
         for round in 0..(dirty::DECAY as usize + 300) {
             // A few writes to pseudo-random sealed bytes, sometimes many.
             let writes = if round % 97 == 0 { 400 } else { 3 };
