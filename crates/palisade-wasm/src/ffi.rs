@@ -20,37 +20,33 @@ pub(crate) fn deserialize(engine: &Engine, checked: &[u8], path: &Path) -> Resul
 }
 
 /// Whether [`discard`] helps here: only where Wasmtime resets a pool slot by its written pages
-/// (`PAGEMAP_SCAN`, Linux 6.7+, read through `/proc/self/pagemap`, as `guest::engine_config`
-/// asks for). Elsewhere Wasmtime copies the whole kept-resident prefix back after every run, and
-/// copying into discarded pages would fault on every one of them.
+/// (`PAGEMAP_SCAN`, Linux 6.7+, which `guest::engine_config` asks for where available), asked of
+/// Wasmtime itself. Elsewhere Wasmtime copies the whole kept-resident prefix back after every
+/// run, and copying into discarded pages would fault on every one of them (slower, not wrong).
 pub(crate) fn can_discard() -> bool {
     static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *CAN.get_or_init(|| {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let mut parts = release.trim().split(['.', '-']).map(str::parse::<u32>);
-        let version = match (parts.next(), parts.next()) {
-            (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
-            _ => return false,
-        };
-        cfg!(target_os = "linux")
-            && version >= (6, 7)
-            && std::fs::File::open("/proc/self/pagemap").is_ok()
-    })
+    *CAN.get_or_init(wasmtime::PoolingAllocationConfig::is_pagemap_scan_available)
 }
 
 /// Hands the pages of a finished instance's linear memory back to the kernel, so that the pool
 /// slot holds the copy-on-write image again instead of written copies of it
-/// (`run::wrote_much` says when).
-pub(crate) fn discard(memory: &wasmtime::Memory, store: &wasmtime::Store<crate::run::HostState>) {
-    let (ptr, len) = (memory.data_ptr(store), memory.data_size(store));
-    // SAFETY: `ptr..ptr + len` is the instance's accessible linear memory, one mapping that
-    // Wasmtime made readable and writable and keeps mapped while `store` lives; the caller holds
-    // `store`, so it is not dropped, grown or run meanwhile, and no Rust reference into the
-    // memory is alive (`madvise` touches no bytes through a reference). MADV_DONTNEED on a
-    // private mapping drops its written copies: afterwards every page reads as the mapping it
-    // came from, the module's memory image (mapped copy-on-write) or zeros beyond it, which is
-    // the state Wasmtime's reset restores anyway (its own decommit is this same call). Nothing
-    // reads the memory before the store is dropped. A failure leaves the pages as they were,
-    // which Wasmtime's reset then copies back as usual, so the result is ignored.
+/// (`run::wrote_much` says when). Taking the store mutably means no borrow of the memory's
+/// bytes can be alive across the call.
+pub(crate) fn discard(
+    memory: &wasmtime::Memory,
+    store: &mut wasmtime::Store<crate::run::HostState>,
+) {
+    let (ptr, len) = (memory.data_ptr(&*store), memory.data_size(&*store));
+    // SAFETY: `ptr..ptr + len` is the instance's accessible linear memory: mapped readable and
+    // writable by Wasmtime (the pool slot's anonymous private mapping, with the module's memory
+    // image mapped copy-on-write, MAP_PRIVATE, over part of it) for as long as `store` lives. We
+    // hold `store` exclusively, so it is not dropped, grown or run meanwhile, and no Rust
+    // reference into the bytes is alive; `madvise` reads or writes none through one.
+    // MADV_DONTNEED on private mappings drops their written copies: afterwards each page reads as
+    // the mapping it came from, the image or zeros (before and after the image, or everywhere
+    // when there is no image), which is the state Wasmtime's reset restores anyway (its own
+    // decommit is this same call), and Wasmtime still resets whatever is left. Nothing reads the
+    // memory before the store is dropped. On failure some pages may stay as they were, which that
+    // reset then copies back as usual, so the result is ignored.
     let _ = unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED) };
 }
