@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release -p palisade-bench --example after_heavy
-//! for heavy in none deep heap; do target/release/examples/after_heavy wasm $heavy 2000; done
+//! for heavy in none deep heap; do target/release/examples/after_heavy wasm $heavy 3000; done
 //! ```
 //!
 //! It prints the light runs' wall time per run, timed in the process, so the heavy run's own

@@ -219,12 +219,14 @@ impl Drop for Arena {
 /// A `1+1` run writes about 13 of the ~97 sealed pages; copying those instead of all of them was
 /// most of what a restore cost. Pages a run wrote stay unprotected ("hot") and are copied after
 /// every run, so steady traffic takes no faults at all. One unusual run (a garbage collection
-/// touches every object) makes most pages hot, so the whole range is protected again when the
-/// restores since the last protection have copied [`EXCESS`] pages more than the first of them
-/// did (after ~50 light runs, where a collection left every page hot), and in any case every
-/// [`DECAY`] restores. Each protection costs the next run a fault per page it writes; the
-/// budget bounds what copying the extra pages may cost before that is paid. Any failure (an older kernel, a refused system call) drops the
-/// tracker, and restores copy everything.
+/// touches every object) makes most pages hot, so the whole range is protected again once the
+/// restores since the last protection have copied [`EXCESS`] pages more than a light run
+/// writes (~70 runs after a collection left every page hot), and in any case every [`DECAY`]
+/// restores. A light run's pages are the fewest the first restore after a protection ever
+/// copied; until a light run has been seen (the first run after sealing was heavy), only
+/// [`DECAY`] applies. Each protection costs the next run a fault per page it writes; the budget
+/// bounds what copying the extra pages may cost before that is paid. Any failure (an older
+/// kernel, a refused system call) drops the tracker, and restores copy everything.
 mod dirty {
     use std::fs::File;
     use std::io;
@@ -235,7 +237,7 @@ mod dirty {
     const PAGE: usize = 4096;
     /// Restores between two re-protections of the whole range.
     pub(super) const DECAY: u32 = 4096;
-    /// Page copies beyond the first restore's, since the range was last protected, that make
+    /// Page copies beyond a light run's, since the range was last protected, that make
     /// protecting it again worth it now rather than at the next [`DECAY`] (16 MiB copied).
     pub(super) const EXCESS: usize = 4096;
 
@@ -314,9 +316,12 @@ mod dirty {
         len: usize,
         regions: Vec<PageRegion>,
         restores: u32,
-        /// Pages the first restore after the last protection copied: what a run writes.
-        baseline: Option<usize>,
-        /// Pages copied beyond `baseline` since the last protection.
+        /// The fewest pages the first restore after a protection has copied: what a light run
+        /// writes.
+        light: Option<usize>,
+        /// Whether the next restore is the first since the last protection.
+        fresh: bool,
+        /// Pages copied beyond `light` since the last protection.
         excess: usize,
         /// The process that registered the range. A child made by `fork` inherits the arena
         /// but neither the registration nor its own pagemap: its `pagemap` descriptor would
@@ -373,7 +378,8 @@ mod dirty {
                 len,
                 regions: vec![PageRegion::default(); len / PAGE],
                 restores: 0,
-                baseline: None,
+                light: None,
+                fresh: true,
                 excess: 0,
                 pid: std::process::id(),
             };
@@ -444,18 +450,28 @@ mod dirty {
 
         /// Called once the `copied` written pages were copied back; protects the whole range
         /// again every [`DECAY`] restores, or sooner once the restores since the last
-        /// protection copied [`EXCESS`] pages more than the first of them (each page then holds
-        /// its sealed bytes, so nothing is lost).
+        /// protection copied [`EXCESS`] pages more than a light run would have (each page then
+        /// holds its sealed bytes, so nothing is lost).
         pub(super) fn restored(&mut self, copied: usize) -> io::Result<()> {
             self.restores = self.restores.wrapping_add(1);
-            let baseline = *self.baseline.get_or_insert(copied);
-            self.excess = self.excess.saturating_add(copied.saturating_sub(baseline));
+            if std::mem::take(&mut self.fresh) {
+                self.light = Some(self.light.map_or(copied, |l| l.min(copied)));
+            }
+            let light = self.light.unwrap_or(copied);
+            self.excess = self.excess.saturating_add(copied.saturating_sub(light));
             if self.restores.is_multiple_of(DECAY) || self.excess >= EXCESS {
                 self.protect_all()?;
-                self.baseline = None;
+                self.fresh = true;
                 self.excess = 0;
             }
             Ok(())
+        }
+
+        /// Pages the next restore will copy (for tests).
+        #[cfg(test)]
+        pub(super) fn hot_pages(&mut self) -> usize {
+            self.written()
+                .map_or(0, |r| r.iter().map(|r| r.len().div_ceil(PAGE)).sum())
         }
     }
 }
@@ -710,6 +726,79 @@ mod tests {
             let now = unsafe { std::slice::from_raw_parts(arena.base.as_ptr(), len) };
             assert!(now == arena.template.as_slice());
         }
+    }
+
+    /// A heavy run (every sealed page written) makes every page hot; the light runs after it
+    /// must soon copy only their own pages again: within the runs that copying [`dirty::EXCESS`]
+    /// extra pages takes, once a light run has been seen, even in a later protection cycle.
+    #[test]
+    fn pages_a_heavy_run_made_hot_are_protected_again_soon() {
+        let mut arena = Arena::reserve().expect("address space");
+        let meter = Meter::new();
+        let mut a = arena.allocator(meter);
+        for _ in 0..100 {
+            let p = a.alloc(4000);
+            // SAFETY: a live 4000-byte block.
+            unsafe { p.write_bytes(7, 4000) };
+        }
+        arena.seal();
+        if arena.dirty.is_none() {
+            eprintln!("no kernel write tracking here: nothing to check");
+            return;
+        }
+        let len = arena.template.len();
+        let light_pages = [HEAP_OFFSET, HEAP_OFFSET + 8192, HEAP_OFFSET + 40960];
+        // One run and its restore: how many pages were hot before the restore, and whether the
+        // restore protected the whole range again (no page hot after it).
+        let run = |arena: &mut Arena, heavy: bool| -> (usize, bool) {
+            let offsets: Vec<usize> = if heavy {
+                (HEAP_OFFSET..len).step_by(4096).collect()
+            } else {
+                light_pages.to_vec()
+            };
+            for off in offsets {
+                // SAFETY: inside the sealed, mapped range; no run is in progress.
+                unsafe { arena.base.as_ptr().add(off).write(0xa5) };
+            }
+            let tracker = arena.dirty.as_mut().expect("tracking");
+            let hot = tracker.hot_pages();
+            arena.restore();
+            let protected = arena.dirty.as_mut().expect("tracking").hot_pages() == 0;
+            // SAFETY: the sealed range is mapped and no run is in progress.
+            let now = unsafe { std::slice::from_raw_parts(arena.base.as_ptr(), len) };
+            assert!(now == arena.template.as_slice());
+            (hot, protected)
+        };
+        // Light runs until the range is protected again, at most `limit` of them.
+        let settle = |arena: &mut Arena, limit: usize, case: &str| {
+            for n in 1..=limit {
+                let (hot, protected) = run(arena, false);
+                assert!(
+                    hot > light_pages.len(),
+                    "{case}: the heavy run's pages were not hot"
+                );
+                if protected {
+                    return;
+                }
+                assert!(n < limit, "{case}: still hot after {n} light runs");
+            }
+        };
+        // The first run after sealing is heavy: no light run seen yet, so only the periodic
+        // protection helps, DECAY restores later.
+        let (all, _) = run(&mut arena, true);
+        assert!(all >= 90, "{all} pages hot after writing every page");
+        settle(&mut arena, dirty::DECAY as usize, "first after sealing");
+        // A light run teaches the tracker; then a heavy run between light ones is protected
+        // again after ~EXCESS / 100 = 41 light runs, not DECAY.
+        for _ in 0..3 {
+            assert_eq!(run(&mut arena, false).0, light_pages.len());
+        }
+        run(&mut arena, true);
+        settle(&mut arena, 100, "between light runs");
+        // And a heavy run that is the very first after a protection: the light size is kept.
+        run(&mut arena, true);
+        settle(&mut arena, 100, "first after a protection");
+        assert!(arena.dirty.is_some(), "tracking failed midway");
     }
 
     #[test]
