@@ -16,7 +16,8 @@
 //! heavy run, so its effect shows in the first few thousand light runs only.
 #![forbid(unsafe_code)]
 
-use palisade::{EngineKind, Request, Sandbox};
+use palisade::{EngineKind, Request};
+use palisade_bench::light;
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -31,21 +32,10 @@ fn main() -> Result<(), String> {
         }
         other => return Err(format!("the heavy run: none, deep or heap, not {other}")),
     };
-    let runs: usize = match args.next() {
-        Some(n) => n.parse().map_err(|e| format!("the number of runs: {e}"))?,
-        None => 200,
-    };
-    let sandbox = Sandbox::builder()
-        .engine(engine)
-        .prewarm(0)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let light = Request::script("1+1");
+    let runs = light::runs(args.next())?;
+    let sandbox = light::sandbox(engine)?;
     // The first run takes the slot (and any one-time start-up) with or without a heavy run.
-    let first = sandbox.run(&light);
-    if first.result != Ok(serde_json::json!(2)) {
-        return Err(first.to_json().to_string());
-    }
+    light::one_plus_one(&sandbox, 1)?;
     if let Some(src) = heavy {
         let o = sandbox.run(&Request::script(src));
         if o.result.is_err() {
@@ -53,12 +43,7 @@ fn main() -> Result<(), String> {
         }
     }
     let start = std::time::Instant::now();
-    for i in 0..runs {
-        let outcome = sandbox.run(&light);
-        if outcome.result != Ok(serde_json::json!(2)) {
-            return Err(format!("run {i}: {}", outcome.to_json()));
-        }
-    }
+    light::one_plus_one(&sandbox, runs)?;
     if runs > 0 {
         let per_run = start.elapsed().as_secs_f64() * 1e6 / runs as f64;
         println!("{per_run:.2} µs per light run (wall, {runs} runs)");

@@ -13,26 +13,12 @@
 //! start-up. Arguments: the engine (default `quickjs`) and the number of runs (default 200).
 #![forbid(unsafe_code)]
 
-use palisade::{EngineKind, Request, Sandbox};
+use palisade::EngineKind;
+use palisade_bench::light;
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let engine: EngineKind = args.next().as_deref().unwrap_or("quickjs").parse()?;
-    let runs: usize = match args.next() {
-        Some(n) => n.parse().map_err(|e| format!("the number of runs: {e}"))?,
-        None => 200,
-    };
-    let sandbox = Sandbox::builder()
-        .engine(engine)
-        .prewarm(0)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let request = Request::script("1+1");
-    for i in 0..runs {
-        let outcome = sandbox.run(&request);
-        if outcome.result != Ok(serde_json::json!(2)) {
-            return Err(format!("run {i}: {}", outcome.to_json()));
-        }
-    }
-    Ok(())
+    let runs = light::runs(args.next())?;
+    light::one_plus_one(&light::sandbox(engine)?, runs)
 }

@@ -3,6 +3,7 @@
 //! themselves live in `benches/table.rs`.
 #![forbid(unsafe_code)]
 
+pub mod light;
 pub mod report;
 pub mod stats;
 pub mod sys;
