@@ -163,7 +163,7 @@ impl Arena {
                         )
                     };
                 }
-                let copied = pages.iter().map(|r| r.len().div_ceil(4096)).sum();
+                let copied = dirty::page_count(&pages);
                 if self
                     .dirty
                     .as_mut()
@@ -240,6 +240,11 @@ mod dirty {
     /// Page copies beyond a light run's, since the range was last protected, that make
     /// protecting it again worth it now rather than at the next [`DECAY`] (16 MiB copied).
     pub(super) const EXCESS: usize = 4096;
+
+    /// Whole pages in `ranges` (byte ranges, as [`Tracker::written`] returns them).
+    pub(super) fn page_count(ranges: &[Range<usize>]) -> usize {
+        ranges.iter().map(|r| r.len().div_ceil(PAGE)).sum()
+    }
 
     // <linux/userfaultfd.h> (the installed headers may predate WP_ASYNC) and <linux/fs.h>.
     const UFFD_USER_MODE_ONLY: libc::c_int = 1;
@@ -470,8 +475,7 @@ mod dirty {
         /// Pages the next restore will copy (for tests).
         #[cfg(test)]
         pub(super) fn hot_pages(&mut self) -> usize {
-            self.written()
-                .map_or(0, |r| r.iter().map(|r| r.len().div_ceil(PAGE)).sum())
+            self.written().map_or(0, |r| page_count(&r))
         }
     }
 }
