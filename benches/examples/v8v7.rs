@@ -9,8 +9,8 @@
 //!
 //! Arguments: the engine (default `quickjs`), then optionally `--rounds N`: instead of timed
 //! scoring, run every benchmark N times and print only which suites finished, the same work on
-//! every run (see benches/README.md, "Counting the guest's instructions"). `PALISADE_SHARED` names the shared
-//! directory.
+//! every run (see benches/README.md, "Counting the guest's instructions"). `PALISADE_SHARED`
+//! names the shared directory.
 #![forbid(unsafe_code)]
 
 use std::time::Instant;

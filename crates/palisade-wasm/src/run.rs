@@ -594,9 +594,9 @@ const DISCARD_HEAP: u64 = 256 << 10;
 /// Wasmtime resets a pool slot by copying back (or zeroing) every page present and written in
 /// it, and a page stays so once written: a run that recursed deeply or collected garbage left
 /// 300+ such pages, and every later `1+1` in that slot paid to reset them (58 µs per run instead
-/// of 19; `benches/examples/after_heavy.rs`). Discarding returns them to the copy-on-write image, so the slot is as a fresh
-/// one; the next run there takes ~100 µs of page faults once. That is worth it only after a run
-/// that cost more than that itself, hence the thresholds.
+/// of 19; `benches/examples/after_heavy.rs`). Discarding returns them to the copy-on-write
+/// image, so the slot is as a fresh one; the next run there takes ~100 µs of page faults once.
+/// That is worth it only after a run that cost more than that itself, hence the thresholds.
 fn wrote_much(stack_deepest: usize, heap_peak: u64, heap_base: u64) -> bool {
     stack_deepest >= DISCARD_STACK || heap_peak >= heap_base.saturating_add(DISCARD_HEAP)
 }
