@@ -116,7 +116,7 @@ enum {
     FIELD_SOURCE = 0,
     FIELD_FILENAME = 1,
     FIELD_INPUT = 2,
-    FIELD_REMOVE = 3, /* globals to delete, one per line */
+    FIELD_REMOVE = 3, /* global changes beyond the default policy, one per line (prepare.js) */
     FIELD_CAPTURE_JS = 10,
     FIELD_CONSOLE_JS = 11,
     FIELD_HOST_JS = 12,

@@ -129,6 +129,7 @@ fn prepare_js() -> String {
         "wasmDenied": wasm_denied(),
         "atomics": ATOMICS_METHODS,
         "wasm": WASM_MEMBERS,
+        "defaultRemoved": run::removed_globals(&Policy::default()),
     });
     format!("{}({messages})", PREPARE_JS.trim_end())
 }

@@ -167,7 +167,7 @@ impl HostState {
             source: req.source.clone(),
             file: req.file_name().to_owned(),
             input: serde_json::to_string(&req.input).unwrap_or_else(|_| "null".into()),
-            remove: removed_globals(policy).join("\n"),
+            remove: global_changes(policy),
             init: None,
             output: Output::new(req.limits.output),
             output_cap: req.limits.output,
@@ -215,9 +215,9 @@ impl HostState {
     }
 }
 
-/// The globals a run deletes: host globals the policy does not allow, then the host prelude's
+/// The globals a policy removes: host globals it does not allow, then the host prelude's
 /// globals it does not list.
-fn removed_globals(policy: &Policy) -> Vec<&'static str> {
+pub(crate) fn removed_globals(policy: &Policy) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = HostGlobal::ALL
         .into_iter()
         .filter(|g| !policy.allows_global(*g))
@@ -228,6 +228,26 @@ fn removed_globals(policy: &Policy) -> Vec<&'static str> {
         if !keep.contains(&g) && !out.contains(&g) {
             out.push(g);
         }
+    }
+    out
+}
+
+/// What a run changes in the snapshot's global object, one name per line: a name to delete, or
+/// `+name` to restore. The snapshot already lacks what the default policy removes (prepare.js),
+/// so a run under the default policy changes nothing; deleting a global there on every run
+/// reshaped the global object and was a third of a fresh `1+1`.
+fn global_changes(policy: &Policy) -> String {
+    let removed = removed_globals(policy);
+    let by_default = removed_globals(&Policy::default());
+    let mut out = String::new();
+    for name in removed.iter().filter(|n| !by_default.contains(n)) {
+        out.push_str(name);
+        out.push('\n');
+    }
+    for name in by_default.iter().filter(|n| !removed.contains(n)) {
+        out.push('+');
+        out.push_str(name);
+        out.push('\n');
     }
     out
 }
@@ -996,6 +1016,23 @@ mod tests {
         assert!(wrote_much(DISCARD_STACK, base, base));
         assert!(wrote_much(0, base + DISCARD_HEAP, base));
         assert!(!wrote_much(0, u64::MAX - 1, u64::MAX));
+    }
+
+    #[test]
+    fn a_run_changes_only_what_its_policy_does_beyond_the_default() {
+        assert_eq!(global_changes(&Policy::default()), "");
+        let mut p = Policy::default();
+        p.globals.remove(&HostGlobal::Input);
+        p.globals.insert(HostGlobal::Performance);
+        p.secrets.insert("token".into());
+        assert_eq!(global_changes(&p), "input\n+performance\n+secrets\n");
+        let mut p = Policy::permissive();
+        p.fetch.allow = vec!["https://example.com/".parse().expect("pattern")];
+        p.secrets.insert("token".into());
+        assert_eq!(
+            global_changes(&p),
+            "+performance\n+fetch\n+Headers\n+Response\n+secrets\n"
+        );
     }
 
     #[test]

@@ -348,3 +348,32 @@ fn issue_3_a_slot_handed_back_after_a_heavy_run_starts_from_the_snapshot() {
     }
     assert_healthy(&e);
 }
+
+/// The snapshot already has the default policy applied (prepare.js); a run under another policy
+/// deletes or restores globals on top. Interleaved in one engine, every run must see exactly its
+/// own policy's globals, with the attributes the native engine gives them, and the default
+/// policy's runs must not inherit what an earlier run restored or deleted.
+#[test]
+fn issue_3_runs_see_their_own_policys_globals_whatever_ran_before() {
+    const GLOBALS: &str = "JSON.stringify(['console', 'input', 'crypto', 'performance', 'fetch', \
+        'Headers', 'Response', 'secrets'].map(n => { const d = Object.getOwnPropertyDescriptor(\
+        globalThis, n); return d ? [n, typeof d.value, d.writable, d.enumerable, d.configurable] \
+        : n; }))";
+    let mut none = Policy::default();
+    none.globals.clear();
+    let mut all = Policy::permissive();
+    all.fetch.allow = vec!["https://api.example.com/".parse().expect("pattern")];
+    all.secrets.insert("TOKEN".into());
+    let policies = [Policy::default(), all, none, Policy::default()];
+    let wasm = engine();
+    let native = QuickJs::new();
+    for round in 0..2 {
+        for (i, policy) in policies.iter().enumerate() {
+            let req = Request::script(GLOBALS).with_policy(policy.clone());
+            let got = wasm.execute(&req, no_host());
+            let want = native.execute(&req, no_host());
+            assert!(got.result.is_ok(), "{}", got.to_json());
+            assert_eq!(got.result, want.result, "round {round}, policy {i}");
+        }
+    }
+}

@@ -1,7 +1,7 @@
 // Prepares a fresh guest context before any guest code runs (evaluated once, inside the
 // snapshot): installs the host prelude's globals and applies the default policy exactly as the
 // native engine does (palisade-quickjs/src/policy.rs), keeping the originals hidden. Returns the
-// per-run `apply(remove, allowEval, allowShared, random, now)`.
+// per-run `apply(changes, allowEval, allowShared, random, now)`.
 //
 // Called as prepare(M)(P, thrower, det, hostFactory, hostcall): M holds the policy messages,
 // P the primordials, thrower(name, kind, message) makes a function that throws the policy error,
@@ -81,8 +81,35 @@
     }
     originals.held = held;
 
-    return function apply(remove, allowEval, allowShared, random, now) {
-      for (let i = 0; i < remove.length; i++) delete g[remove[i]];
+    // The default policy is applied here, once, rather than in every run: deleting a global
+    // reshapes the global object, which in every run cost a third of a fresh `1+1` and wrote
+    // pages the host then had to reset. What the default removes is kept to be restored.
+    const removedByDefault = Object.create(null);
+    for (let i = 0; i < M.defaultRemoved.length; i++) {
+      const name = M.defaultRemoved[i];
+      const d = Object.getOwnPropertyDescriptor(g, name);
+      if (d !== undefined) {
+        removedByDefault[name] = d;
+        delete g[name];
+      }
+    }
+    // Likewise `input`, which the default policy allows: a run then assigns it instead of adding
+    // a property (the same attributes an assignment gives a new global).
+    if (M.defaultRemoved.indexOf("input") < 0) {
+      defineProperty(g, "input", { value: undefined, writable: true, enumerable: true, configurable: true });
+    }
+
+    // `changes`: the globals to delete, and as "+name" those to restore, beyond the default.
+    return function apply(changes, allowEval, allowShared, random, now) {
+      for (let i = 0; i < changes.length; i++) {
+        const name = changes[i];
+        if (name.charCodeAt(0) === 43 /* + */) {
+          const d = removedByDefault[name.slice(1)];
+          if (d !== undefined) defineProperty(g, name.slice(1), d);
+        } else {
+          delete g[name];
+        }
+      }
       if (random !== undefined) {
         g.Math.random = random;
         det(now);
