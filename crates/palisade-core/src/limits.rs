@@ -147,51 +147,57 @@ pub enum ConfigError {
 impl Limits {
     /// Checks every value against its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let range = |limit, ok: bool, value: String, allowed| {
+        // The value is only formatted for an error: `validate` runs before every execution.
+        fn range(
+            limit: Limit,
+            ok: bool,
+            value: impl FnOnce() -> String,
+            allowed: &'static str,
+        ) -> Result<(), ConfigError> {
             if ok {
                 Ok(())
             } else {
                 Err(ConfigError::OutOfRange {
                     limit,
-                    value,
+                    value: value(),
                     allowed,
                 })
             }
-        };
+        }
         range(
             Limit::Memory,
             (1 << 20..=16 << 30).contains(&self.memory),
-            format_size(self.memory),
+            || format_size(self.memory),
             "1MiB..=16GiB",
         )?;
         range(
             Limit::Timeout,
             (Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&self.timeout),
-            format!("{:?}", self.timeout),
+            || format!("{:?}", self.timeout),
             "1ms..=1h",
         )?;
         if let Some(stack) = self.stack {
             range(
                 Limit::Stack,
                 (64 << 10..=64 << 20).contains(&stack),
-                format_size(stack),
+                || format_size(stack),
                 "64KiB..=64MiB",
             )?;
         }
         range(
             Limit::Output,
             self.output <= 1 << 30,
-            format_size(self.output),
+            || format_size(self.output),
             "0..=1GiB",
         )?;
         range(
             Limit::Result,
             (1..=1 << 30).contains(&self.result),
-            format_size(self.result),
+            || format_size(self.result),
             "1B..=1GiB",
         )?;
         if let Some(fuel) = self.fuel {
-            range(Limit::Fuel, fuel > 0, fuel.to_string(), "1..")?;
+            range(Limit::Fuel, fuel > 0, || fuel.to_string(), "1..")?;
         }
         Ok(())
     }
