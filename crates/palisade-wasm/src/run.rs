@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +16,8 @@ use palisade_core::{
     stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request,
 };
 use wasmtime::{
-    Caller, Engine, Extern, Linker, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+    Caller, Engine, Extern, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap,
+    UpdateDeadline,
 };
 
 use crate::error::WasmError;
@@ -96,6 +97,8 @@ pub(crate) struct HostState {
     stack_deepest: usize,
     /// Native stack the guest may use before its stack checks fail (`stack_low`).
     native_stack: usize,
+    /// The instance's memory, once instantiated: host calls then skip looking it up by name.
+    memory: Option<Memory>,
 }
 
 impl HostState {
@@ -123,6 +126,7 @@ impl HostState {
             stack_entry: 0,
             stack_deepest: 0,
             native_stack: native_stack(crate::DEFAULT_STACK),
+            memory: None,
         }
     }
 
@@ -183,6 +187,7 @@ impl HostState {
             stack_entry: 0,
             stack_deepest: 0,
             native_stack: native_stack(req.limits.stack.unwrap_or(crate::DEFAULT_STACK)),
+            memory: None,
         }
     }
 
@@ -237,8 +242,9 @@ pub(crate) fn removed_globals(policy: &Policy) -> Vec<&'static str> {
 /// so a run under the default policy changes nothing; deleting a global there on every run
 /// reshaped the global object and was a third of a fresh `1+1`.
 fn global_changes(policy: &Policy) -> String {
+    static BY_DEFAULT: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let by_default = BY_DEFAULT.get_or_init(|| removed_globals(&Policy::default()));
     let removed = removed_globals(policy);
-    let by_default = removed_globals(&Policy::default());
     let mut out = String::new();
     for name in removed.iter().filter(|n| !by_default.contains(n)) {
         out.push_str(name);
@@ -273,10 +279,14 @@ fn trap(msg: &str) -> wasmtime::Error {
 
 /// The guest's memory and the host state, borrowed together.
 fn memory<'a>(caller: &'a mut Ctx<'_>) -> wasmtime::Result<(&'a mut [u8], &'a mut HostState)> {
-    match caller.get_export("memory") {
-        Some(Extern::Memory(m)) => Ok(m.data_and_store_mut(caller)),
-        _ => Err(trap("the guest exports no memory")),
-    }
+    let memory = match caller.data().memory {
+        Some(m) => m,
+        None => match caller.get_export("memory") {
+            Some(Extern::Memory(m)) => m,
+            _ => return Err(trap("the guest exports no memory")),
+        },
+    };
+    Ok(memory.data_and_store_mut(caller))
 }
 
 fn range(mem: &[u8], ptr: u32, len: u32) -> wasmtime::Result<std::ops::Range<usize>> {
@@ -700,6 +710,8 @@ pub(crate) fn run(
             .instantiate_async(&mut store)
             .await
             .map_err(|e| WasmError::Instantiate(format!("{e:?}")))?;
+        let memory = instance.get_memory(&mut store, "memory");
+        store.data_mut().memory = memory;
         let run = instance
             .get_typed_func::<(i32, u32, u32, u64), i32>(&mut store, "pal_run")
             .map_err(|e| WasmError::Instantiate(e.to_string()))?;
@@ -713,7 +725,7 @@ pub(crate) fn run(
         let fuel_left = store.get_fuel().ok();
         // The meter is plain data at a fixed address: readable even after a trap.
         let mut counters = [0u64; 6];
-        if let Some(memory) = instance.get_memory(&mut store, "memory") {
+        if let Some(memory) = memory {
             let data = memory.data(&store);
             for (i, c) in counters.iter_mut().enumerate() {
                 let at = compiled.meter as usize + 4 * i;
