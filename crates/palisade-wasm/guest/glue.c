@@ -155,6 +155,7 @@ enum {
     FLAG_EVAL = 4,
     FLAG_SHARED = 8,
     FLAG_DETERMINISTIC = 16,
+    FLAG_GLOBALS = 32, /* FIELD_REMOVE is not empty */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -1013,8 +1014,11 @@ static void set_stack_limit(uint32_t budget)
     rt->stack_limit = limit;
 }
 
-static int run(int flags)
+/* Applies a run's policy beyond the default, which the snapshot already has (prepare.js). */
+static int apply_policy(int flags)
 {
+    if (!(flags & (FLAG_GLOBALS | FLAG_EVAL | FLAG_SHARED | FLAG_DETERMINISTIC)))
+        return STATUS_OK;
     JSValue args[5];
     args[0] = make_remove_list();
     args[1] = JS_NewBool(ctx, flags & FLAG_EVAL);
@@ -1031,6 +1035,14 @@ static int run(int flags)
     if (JS_IsException(r))
         return failure(STATUS_EXCEPTION);
     JS_FreeValue(ctx, r);
+    return STATUS_OK;
+}
+
+static int run(int flags)
+{
+    int applied = apply_policy(flags);
+    if (applied != STATUS_OK)
+        return applied;
 
     size_t input_len = 0;
     char *input_text = fetch_field(FIELD_INPUT, &input_len);

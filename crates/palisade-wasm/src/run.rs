@@ -54,6 +54,8 @@ const FLAG_INPUT: i32 = 2;
 const FLAG_EVAL: i32 = 4;
 const FLAG_SHARED: i32 = 8;
 const FLAG_DETERMINISTIC: i32 = 16;
+/// The run changes globals beyond the default policy (`HostState::remove` is not empty).
+const FLAG_GLOBALS: i32 = 32;
 
 /// Room past the memory limit for the shadow stack, static data, the glue's own buffers and the
 /// allocator's fragmentation: the linear-memory cap is this plus 1.5× the limit.
@@ -691,6 +693,9 @@ pub(crate) fn run(
     }
     if policy.deterministic.is_some() {
         flags |= FLAG_DETERMINISTIC;
+    }
+    if !store.data().remove.is_empty() {
+        flags |= FLAG_GLOBALS;
     }
     let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
     let memory_limit = u32::try_from(limits.memory).unwrap_or(u32::MAX);
