@@ -69,7 +69,7 @@
     g.WebAssembly = wasm;
     P.originals = originals;
 
-    // Every global's value stays referenced from here, so a run's deletions (apply's `remove`)
+    // Every global's value stays referenced from here, so a run's deletions (apply's `changes`)
     // only drop a reference: nothing is freed. Freeing a removed global's object graph in every
     // run would write to pages all over the snapshot's heap, each one a page the host must reset
     // after the run.
