@@ -276,9 +276,7 @@ impl std::fmt::Display for UrlPattern {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            globals: [HostGlobal::Console, HostGlobal::Input, HostGlobal::Crypto]
-                .into_iter()
-                .collect(),
+            globals: Policy::DEFAULT_GLOBALS.into_iter().collect(),
             allow_eval: false,
             allow_wasm: false,
             allow_shared_memory: false,
@@ -396,6 +394,23 @@ impl Policy {
             fetch: FetchPolicy::default(),
             secrets: BTreeSet::new(),
         }
+    }
+
+    /// The host globals the default policy allows.
+    pub const DEFAULT_GLOBALS: [HostGlobal; 3] =
+        [HostGlobal::Console, HostGlobal::Input, HostGlobal::Crypto];
+
+    /// Whether the guest's global object under this policy has the default policy's globals: the
+    /// same host globals, no `fetch` and no secrets. The QuickJS engines prepare their runtimes
+    /// with the default policy applied, so a run under such a policy has no global to delete or
+    /// add. Cheap: it allocates nothing.
+    pub fn has_default_globals(&self) -> bool {
+        self.globals.len() == Policy::DEFAULT_GLOBALS.len()
+            && Policy::DEFAULT_GLOBALS
+                .iter()
+                .all(|g| self.globals.contains(g))
+            && self.fetch.allow.is_empty()
+            && self.secrets.is_empty()
     }
 
     /// The globals of the host prelude ([`crate::HOST_JS`]) that exist in the guest under this
@@ -519,6 +534,33 @@ mod tests {
         assert!(p.allows_module("anything.js"));
         assert_eq!(Policy::from_toml("").unwrap(), p);
         assert_eq!(Policy::from_json("{}").unwrap(), p);
+    }
+
+    #[test]
+    fn only_policies_with_the_default_globals_say_so() {
+        let default = Policy::default();
+        assert!(default.has_default_globals());
+        // Other settings than globals do not count.
+        let p = Policy {
+            allow_eval: true,
+            deterministic: Some(Deterministic::default()),
+            ..Policy::default()
+        };
+        assert!(p.has_default_globals());
+        assert!(!Policy::permissive().has_default_globals());
+        let mut p = Policy::default();
+        p.globals.remove(&HostGlobal::Input);
+        assert!(!p.has_default_globals());
+        let mut p = Policy::default();
+        p.globals.remove(&HostGlobal::Crypto);
+        p.globals.insert(HostGlobal::Performance);
+        assert!(!p.has_default_globals());
+        let mut p = Policy::default();
+        p.secrets.insert("TOKEN".into());
+        assert!(!p.has_default_globals());
+        let mut p = Policy::default();
+        p.fetch.allow = vec!["https://api.example.com/".parse().unwrap()];
+        assert!(!p.has_default_globals());
     }
 
     #[test]

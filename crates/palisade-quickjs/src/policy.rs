@@ -151,6 +151,13 @@ pub(crate) fn apply<'js>(
     primordials: &Object<'js>,
     policy: &Policy,
 ) -> rquickjs::Result<()> {
+    if policy.has_default_globals()
+        && policy.deterministic.is_none()
+        && !(policy.allow_eval || policy.allow_shared_memory)
+    {
+        // The runtime was prepared with the default policy: nothing to change.
+        return Ok(());
+    }
     let g = ctx.globals();
     for global in HostGlobal::ALL {
         if !policy.allows_global(global) {
