@@ -432,6 +432,23 @@ impl Policy {
         out
     }
 
+    /// The globals this policy removes from a prepared runtime: host globals it does not allow,
+    /// then the host prelude's globals it does not keep ([`Policy::host_globals`]), each once.
+    pub fn removed_globals(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = HostGlobal::ALL
+            .into_iter()
+            .filter(|g| !self.allows_global(*g))
+            .map(HostGlobal::name)
+            .collect();
+        let keep = self.host_globals();
+        for g in Policy::HOST_PRELUDE_GLOBALS {
+            if !keep.contains(&g) && !out.contains(&g) {
+                out.push(g);
+            }
+        }
+        out
+    }
+
     /// Every global the host prelude can define.
     pub const HOST_PRELUDE_GLOBALS: [&'static str; 6] = [
         "crypto",
@@ -561,6 +578,30 @@ mod tests {
         let mut p = Policy::default();
         p.fetch.allow = vec!["https://api.example.com/".parse().unwrap()];
         assert!(!p.has_default_globals());
+    }
+
+    #[test]
+    fn removed_globals_follow_the_policy() {
+        let p = Policy::default();
+        assert_eq!(
+            p.removed_globals(),
+            ["performance", "fetch", "Headers", "Response", "secrets"]
+        );
+        let mut p = Policy::default();
+        p.globals.remove(&HostGlobal::Crypto);
+        p.globals.remove(&HostGlobal::Input);
+        assert_eq!(
+            p.removed_globals(),
+            [
+                "input",
+                "crypto",
+                "performance",
+                "fetch",
+                "Headers",
+                "Response",
+                "secrets"
+            ]
+        );
     }
 
     #[test]

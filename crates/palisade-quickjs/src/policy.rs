@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use palisade_core::policy::{
-    code_generation_denied, shared_memory_denied, wasm_denied, HostGlobal, Policy, ATOMICS_METHODS,
+    code_generation_denied, shared_memory_denied, wasm_denied, Policy, ATOMICS_METHODS,
     QUICKJS_EXTRAS, WASM_MEMBERS,
 };
 use palisade_core::rng::{DeterministicClock, DeterministicRng};
@@ -159,18 +159,10 @@ pub(crate) fn apply<'js>(
         return Ok(());
     }
     let g = ctx.globals();
-    for global in HostGlobal::ALL {
-        if !policy.allows_global(global) {
-            g.remove(global.name())?;
-        }
+    for name in policy.removed_globals() {
+        g.remove(name)?;
     }
-    let keep = policy.host_globals();
-    for name in Policy::HOST_PRELUDE_GLOBALS {
-        if !keep.contains(&name) {
-            g.remove(name)?;
-        }
-    }
-    crate::run::add_host_globals(ctx, primordials, &keep)?;
+    crate::run::add_host_globals(ctx, primordials, &policy.host_globals())?;
     if policy.deterministic.is_some() {
         deterministic(ctx, primordials)?;
     }

@@ -607,18 +607,7 @@ fn program(req: &Request) -> Program {
 
 fn run_config(req: &Request, prog: &Program) -> String {
     let policy: &Policy = &req.policy;
-    let mut remove: Vec<&str> = Vec::new();
-    for g in HostGlobal::ALL {
-        if !policy.allows_global(g) {
-            remove.push(g.name());
-        }
-    }
-    let keep = policy.host_globals();
-    for g in Policy::HOST_PRELUDE_GLOBALS {
-        if !keep.contains(&g) && !remove.contains(&g) {
-            remove.push(g);
-        }
-    }
+    let remove = policy.removed_globals();
     let input = serde_json::to_string(&req.input).unwrap_or_else(|_| "null".into());
     serde_json::json!({
         "op": "run",

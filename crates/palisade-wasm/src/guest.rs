@@ -129,7 +129,7 @@ fn prepare_js() -> String {
         "wasmDenied": wasm_denied(),
         "atomics": ATOMICS_METHODS,
         "wasm": WASM_MEMBERS,
-        "defaultRemoved": run::removed_globals(&Policy::default()),
+        "defaultRemoved": Policy::default().removed_globals(),
     });
     format!("{}({messages})", PREPARE_JS.trim_end())
 }

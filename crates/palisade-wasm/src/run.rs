@@ -222,23 +222,6 @@ impl HostState {
     }
 }
 
-/// The globals a policy removes: host globals it does not allow, then the host prelude's
-/// globals it does not list.
-pub(crate) fn removed_globals(policy: &Policy) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = HostGlobal::ALL
-        .into_iter()
-        .filter(|g| !policy.allows_global(*g))
-        .map(HostGlobal::name)
-        .collect();
-    let keep = policy.host_globals();
-    for g in Policy::HOST_PRELUDE_GLOBALS {
-        if !keep.contains(&g) && !out.contains(&g) {
-            out.push(g);
-        }
-    }
-    out
-}
-
 /// What a run changes in the snapshot's global object, one name per line: a name to delete, or
 /// `+name` to restore. The snapshot already lacks what the default policy removes (prepare.js),
 /// so a run under the default policy changes nothing; deleting a global there on every run
@@ -248,8 +231,8 @@ fn global_changes(policy: &Policy) -> String {
         return String::new();
     }
     static BY_DEFAULT: OnceLock<Vec<&'static str>> = OnceLock::new();
-    let by_default = BY_DEFAULT.get_or_init(|| removed_globals(&Policy::default()));
-    let removed = removed_globals(policy);
+    let by_default = BY_DEFAULT.get_or_init(|| Policy::default().removed_globals());
+    let removed = policy.removed_globals();
     let mut out = String::new();
     for name in removed.iter().filter(|n| !by_default.contains(n)) {
         out.push_str(name);
@@ -1052,30 +1035,6 @@ mod tests {
         assert_eq!(
             global_changes(&p),
             "+performance\n+fetch\n+Headers\n+Response\n+secrets\n"
-        );
-    }
-
-    #[test]
-    fn removed_globals_follow_the_policy() {
-        let p = Policy::default();
-        assert_eq!(
-            removed_globals(&p),
-            ["performance", "fetch", "Headers", "Response", "secrets"]
-        );
-        let mut p = Policy::default();
-        p.globals.remove(&HostGlobal::Crypto);
-        p.globals.remove(&HostGlobal::Input);
-        assert_eq!(
-            removed_globals(&p),
-            [
-                "input",
-                "crypto",
-                "performance",
-                "fetch",
-                "Headers",
-                "Response",
-                "secrets"
-            ]
         );
     }
 
