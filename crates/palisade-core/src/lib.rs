@@ -12,6 +12,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod code_cache;
 pub mod engine;
 pub mod host;
 pub mod limits;

@@ -19,7 +19,6 @@
 //! ```
 #![deny(unsafe_code)]
 
-mod code;
 #[allow(unsafe_code)]
 mod ffi;
 mod modules;
@@ -95,7 +94,7 @@ pub struct QuickJs {
     pool: Option<pool::Pool>,
     snapshot: bool,
     /// Bytecode of recently run sources (compile once, run many).
-    code: code::CodeCache,
+    code: palisade_core::code_cache::CodeCache,
 }
 
 impl Default for QuickJs {
@@ -116,7 +115,7 @@ impl QuickJs {
             pool: (!options.snapshot && options.prewarm > 0)
                 .then(|| pool::Pool::start(options.prewarm)),
             snapshot: options.snapshot,
-            code: code::CodeCache::default(),
+            code: palisade_core::code_cache::CodeCache::default(),
         }
     }
 
@@ -352,4 +351,45 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_source_compiles_once_and_every_run_gets_fresh_objects() {
+        use palisade_core::{Engine, Request};
+        let engine = crate::QuickJs::new();
+        let host = std::sync::Arc::new(palisade_core::host::NoHost);
+        let run = |req: &Request| engine.execute(req, host.clone());
+        // Each run mutates a built-in and counts on seeing it pristine: from bytecode too.
+        let script = Request::script(
+            "const seen = Array.prototype.tainted; Array.prototype.tainted = 1; [seen, input * 2]",
+        )
+        .with_input(serde_json::json!(21));
+        for _ in 0..3 {
+            assert_eq!(run(&script).result, Ok(serde_json::json!([null, 42])));
+        }
+        assert_eq!(engine.code.stats(), (1, 2));
+        let module = Request::module("import { k } from './k.js'; export default (x) => x * k;")
+            .with_input(serde_json::json!(2))
+            .with_module("./k.js", "export const k = 21;");
+        for _ in 0..3 {
+            assert_eq!(run(&module).result, Ok(serde_json::json!(42)));
+        }
+        assert_eq!(engine.code.stats(), (2, 4));
+        // A syntax error is reported each time and never cached.
+        let bad = Request::script("let x = ;");
+        for _ in 0..2 {
+            let e = run(&bad).to_record().error.unwrap();
+            assert_eq!(e.kind, palisade_core::ErrorKind::SyntaxError);
+            assert_eq!(e.line, Some(1));
+        }
+        assert_eq!(engine.code.stats(), (2, 4));
+        // Errors thrown by cached code keep their positions.
+        let throws = Request::script("1;\nnull.x");
+        let first = run(&throws).to_record().error.unwrap();
+        let again = run(&throws).to_record().error.unwrap();
+        assert_eq!((first.line, first.column), (again.line, again.column));
+        assert_eq!(first.line, Some(2));
+    }
 }

@@ -18,9 +18,9 @@ use rquickjs::function::Rest;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Ctx, Function, Module, Object, Promise, Value};
 
-use crate::code::{CodeCache, Key};
 use crate::ffi::{self, Meter};
 use crate::{lock, millis, Fresh, Guard, HostSlot};
+use palisade_core::code_cache::{CodeCache, Key};
 
 /// Per-run host state the guest's functions reach.
 struct RunState<'a> {
@@ -159,14 +159,17 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
     let p = primordials(ctx).map_err(|_| failure(ctx, st))?;
     crate::policy::apply(ctx, &p, &req.policy).map_err(|_| failure(ctx, st))?;
     let input = set_input(ctx, st).map_err(|_| failure(ctx, st))?;
-    // Compiled once per engine: later runs of the same source read its bytecode (crate::code).
+    // Compiled once per engine: later runs of the same source read its bytecode
+    // (palisade_core::code_cache).
     let cached = st.code.get(req.mode, file, &req.source);
     // Only a miss copies the source, into the key it is kept under.
     let key = || Key::new(req.mode, file, &req.source);
     let value = match req.mode {
         Mode::Script => {
             let compiled = match cached {
-                Some(bytes) => ffi::read_bytecode(ctx, &bytes).map_err(|_| failure(ctx, st))?,
+                Some(bytes) => {
+                    ffi::read_bytecode(ctx, &bytes).map_err(|_| compile_failure(ctx, st))?
+                }
                 None => {
                     let compiled = ffi::compile_script(ctx, &req.source, file)
                         .map_err(|_| compile_failure(ctx, st))?;
@@ -180,7 +183,11 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
         }
         Mode::Module => {
             let declared = match cached {
-                Some(bytes) => ffi::load_module(ctx, &bytes).map_err(|_| failure(ctx, st))?,
+                // Reading a module resolves its imports, as compiling it does: a broken import
+                // fails the same way (a syntax error in it is `syntax_error`) either way.
+                Some(bytes) => {
+                    ffi::load_module(ctx, &bytes).map_err(|_| compile_failure(ctx, st))?
+                }
                 None => {
                     let declared = Module::declare(ctx.clone(), file, req.source.as_bytes())
                         .map_err(|_| compile_failure(ctx, st))?;

@@ -308,7 +308,8 @@ pub(crate) fn write_bytecode<'js>(
 /// from outside: QuickJS does not validate bytecode). On failure the exception is pending.
 pub(crate) fn read_bytecode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Value<'js>> {
     // SAFETY: `bytes` is bytecode this process's QuickJS wrote, with the same build and flags
-    // (callers guarantee it: the host prelude's cache and `crate::code`, both filled only by
+    // (callers guarantee it: the host prelude's cache and this engine's
+    // `palisade_core::code_cache`, both filled only by
     // `write_bytecode`); the pointer and length describe that live slice.
     let raw = unsafe {
         qjs::JS_ReadObject(
@@ -327,7 +328,7 @@ pub(crate) fn read_bytecode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Resu
 }
 
 /// A declared module from bytecode that `Module::write` produced in this process (see
-/// `crate::code`; never bytes from outside).
+/// this engine's `palisade_core::code_cache`; never bytes from outside).
 pub(crate) fn load_module<'js>(
     ctx: &Ctx<'js>,
     bytes: &[u8],

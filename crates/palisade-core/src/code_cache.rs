@@ -1,4 +1,5 @@
-//! Compile once, run many: the bytecode of recently run guest code, per engine.
+//! Compile once, run many: the bytecode of recently run guest code, one cache per engine
+//! instance (the `quickjs` and `wasm` engines each keep their own: their bytecode differs).
 //!
 //! A fresh runtime per run is the isolation contract; parsing the same source again for each one
 //! is not. The first run of a source compiles it in its own runtime and keeps the bytecode
@@ -8,13 +9,13 @@
 //!
 //! The key is the whole of what compilation depends on (mode, file name, source text), compared
 //! exactly, so a crafted source can never be served another source's bytecode. Only bytecode
-//! this process's QuickJS wrote is ever read back. A source that does not compile is not cached
-//! (each run reports its own syntax error).
+//! the same engine wrote for that key is ever read back. A source that does not compile is not
+//! cached (each run reports its own syntax error).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use palisade_core::Mode;
+use crate::Mode;
 
 /// Entries kept at most (oldest out first).
 const ENTRIES: usize = 256;
@@ -23,15 +24,18 @@ const BYTES: usize = 64 << 20;
 /// A source larger than this is compiled every time rather than evicting everything else.
 const LARGEST: usize = 4 << 20;
 
+/// What compiled bytecode depends on: a cache entry's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Key {
+pub struct Key {
     module: bool,
     filename: String,
     source: String,
 }
 
 impl Key {
-    pub(crate) fn new(mode: Mode, filename: &str, source: &str) -> Option<Key> {
+    /// The key of `source` compiled as `mode` under `filename`; `None` for a source too large
+    /// to keep (it is compiled every time).
+    pub fn new(mode: Mode, filename: &str, source: &str) -> Option<Key> {
         (source.len() <= LARGEST).then(|| Key {
             module: mode == Mode::Module,
             filename: filename.to_owned(),
@@ -46,7 +50,7 @@ impl Key {
 
 /// The cache. Cheap to share between threads: lookups copy an `Arc`.
 #[derive(Debug, Default)]
-pub(crate) struct CodeCache {
+pub struct CodeCache {
     inner: Mutex<Inner>,
 }
 
@@ -72,7 +76,7 @@ impl CodeCache {
 
     /// The bytecode of `source` compiled as `mode` under `filename`, if kept. Copies nothing
     /// of the source.
-    pub(crate) fn get(&self, mode: Mode, filename: &str, source: &str) -> Option<Arc<Vec<u8>>> {
+    pub fn get(&self, mode: Mode, filename: &str, source: &str) -> Option<Arc<Vec<u8>>> {
         if source.len() > LARGEST {
             return None;
         }
@@ -90,7 +94,9 @@ impl CodeCache {
         found
     }
 
-    pub(crate) fn put(&self, key: Key, bytecode: Vec<u8>) {
+    /// Keeps `bytecode` under `key`, evicting the oldest entries past the bounds. An entry
+    /// already kept under the key is left as it is.
+    pub fn put(&self, key: Key, bytecode: Vec<u8>) {
         let size = key.size() + bytecode.len();
         if size > LARGEST * 2 {
             return;
@@ -129,9 +135,8 @@ impl CodeCache {
         ));
     }
 
-    /// (entries, runs served from bytecode).
-    #[cfg(test)]
-    pub(crate) fn stats(&self) -> (usize, u64) {
+    /// (entries kept, lookups that found bytecode): for tests and metrics.
+    pub fn stats(&self) -> (usize, u64) {
         let inner = self.lock();
         (inner.order.len(), inner.hits)
     }
@@ -158,43 +163,5 @@ mod tests {
         }
         assert_eq!(cache.stats().0, ENTRIES);
         assert!(Key::new(Mode::Script, "a.js", &"x".repeat(LARGEST + 1)).is_none());
-    }
-
-    #[test]
-    fn a_source_compiles_once_and_every_run_gets_fresh_objects() {
-        use palisade_core::{Engine, Request};
-        let engine = crate::QuickJs::new();
-        let host = std::sync::Arc::new(palisade_core::host::NoHost);
-        let run = |req: &Request| engine.execute(req, host.clone());
-        // Each run mutates a built-in and counts on seeing it pristine: from bytecode too.
-        let script = Request::script(
-            "const seen = Array.prototype.tainted; Array.prototype.tainted = 1; [seen, input * 2]",
-        )
-        .with_input(serde_json::json!(21));
-        for _ in 0..3 {
-            assert_eq!(run(&script).result, Ok(serde_json::json!([null, 42])));
-        }
-        assert_eq!(engine.code.stats(), (1, 2));
-        let module = Request::module("import { k } from './k.js'; export default (x) => x * k;")
-            .with_input(serde_json::json!(2))
-            .with_module("./k.js", "export const k = 21;");
-        for _ in 0..3 {
-            assert_eq!(run(&module).result, Ok(serde_json::json!(42)));
-        }
-        assert_eq!(engine.code.stats(), (2, 4));
-        // A syntax error is reported each time and never cached.
-        let bad = Request::script("let x = ;");
-        for _ in 0..2 {
-            let e = run(&bad).to_record().error.unwrap();
-            assert_eq!(e.kind, palisade_core::ErrorKind::SyntaxError);
-            assert_eq!(e.line, Some(1));
-        }
-        assert_eq!(engine.code.stats(), (2, 4));
-        // Errors thrown by cached code keep their positions.
-        let throws = Request::script("1;\nnull.x");
-        let first = run(&throws).to_record().error.unwrap();
-        let again = run(&throws).to_record().error.unwrap();
-        assert_eq!((first.line, first.column), (again.line, again.column));
-        assert_eq!(first.line, Some(2));
     }
 }
