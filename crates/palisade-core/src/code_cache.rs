@@ -12,7 +12,9 @@
 //! the same engine wrote for that key is ever read back. A source that does not compile is not
 //! cached (each run reports its own syntax error).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use crate::Mode;
@@ -23,6 +25,8 @@ const ENTRIES: usize = 256;
 const BYTES: usize = 64 << 20;
 /// A source larger than this is compiled every time rather than evicting everything else.
 const LARGEST: usize = 4 << 20;
+/// Sources remembered as seen once ([`CodeCache::seen_before`]) at most.
+const SIGHTINGS: usize = 4 * ENTRIES;
 
 /// What compiled bytecode depends on: a cache entry's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -65,6 +69,12 @@ struct Inner {
     order: VecDeque<Key>,
     bytes: usize,
     hits: u64,
+    /// Hashes of sources seen once and not kept, oldest first ([`CodeCache::seen_before`]).
+    seen: HashSet<u64>,
+    seen_order: VecDeque<u64>,
+    /// Keyed per cache: nobody outside can aim a source at another's hash (a collision would
+    /// only keep a source one run early anyway).
+    hasher: RandomState,
 }
 
 impl CodeCache {
@@ -96,6 +106,30 @@ impl CodeCache {
 
     /// Keeps `bytecode` under `key`, evicting the oldest entries past the bounds. An entry
     /// already kept under the key is left as it is.
+    /// Whether `source` (as `mode` under `filename`) was seen here before without being kept,
+    /// recording this sighting. For an engine that keeps bytecode only from a source's second
+    /// run on: a one-off source then costs nothing more than it did without the cache.
+    pub fn seen_before(&self, mode: Mode, filename: &str, source: &str) -> bool {
+        if source.len() > LARGEST {
+            return false;
+        }
+        let mut inner = self.lock();
+        let hash = inner
+            .hasher
+            .hash_one((mode == Mode::Module, filename, source));
+        if inner.seen.remove(&hash) {
+            return true;
+        }
+        if inner.seen_order.len() >= SIGHTINGS {
+            if let Some(old) = inner.seen_order.pop_front() {
+                inner.seen.remove(&old);
+            }
+        }
+        inner.seen.insert(hash);
+        inner.seen_order.push_back(hash);
+        false
+    }
+
     pub fn put(&self, key: Key, bytecode: Vec<u8>) {
         let size = key.size() + bytecode.len();
         if size > LARGEST * 2 {
@@ -163,5 +197,25 @@ mod tests {
         }
         assert_eq!(cache.stats().0, ENTRIES);
         assert!(Key::new(Mode::Script, "a.js", &"x".repeat(LARGEST + 1)).is_none());
+    }
+
+    #[test]
+    fn a_source_is_seen_before_on_its_second_sighting_only() {
+        let cache = CodeCache::default();
+        let seen = |s: &str| cache.seen_before(Mode::Script, "a.js", s);
+        assert!(!seen("1"));
+        assert!(!cache.seen_before(Mode::Module, "a.js", "1"));
+        assert!(!cache.seen_before(Mode::Script, "b.js", "1"));
+        assert!(seen("1"));
+        // Forgotten once answered: the caller keeps the bytecode then.
+        assert!(!seen("1"));
+        // Bounded: the oldest sightings go first.
+        for i in 0..SIGHTINGS {
+            seen(&format!("x{i}"));
+        }
+        assert!(!seen("1"));
+        assert!(seen(&format!("x{}", SIGHTINGS - 1)));
+        assert!(!seen(&"x".repeat(LARGEST + 1)));
+        assert!(!seen(&"x".repeat(LARGEST + 1)));
     }
 }

@@ -111,12 +111,16 @@ IMPORT(report) void host_report(int32_t field, const char *p, int32_t len);
 /* Whether Wasmtime's native stack is down to its margin (1) or not (0). The first call of an
  * instance records where the stack starts and returns 0. */
 IMPORT(stack_low) int32_t host_stack_low(void);
+/* The bytecode of the run's freshly compiled code, for the host's compile-once cache (sent only
+ * when the run's flags ask for it: FLAG_KEEP). */
+IMPORT(keep) void host_keep(const uint8_t *p, int32_t len);
 
 enum {
     FIELD_SOURCE = 0,
     FIELD_FILENAME = 1,
     FIELD_INPUT = 2,
     FIELD_REMOVE = 3, /* global changes beyond the default policy, one per line (prepare.js) */
+    FIELD_BYTECODE = 4, /* with FLAG_BYTECODE: bytecode this guest kept for the same source */
     FIELD_CAPTURE_JS = 10,
     FIELD_CONSOLE_JS = 11,
     FIELD_HOST_JS = 12,
@@ -156,6 +160,8 @@ enum {
     FLAG_SHARED = 8,
     FLAG_DETERMINISTIC = 16,
     FLAG_GLOBALS = 32, /* FIELD_REMOVE is not empty */
+    FLAG_BYTECODE = 64, /* read FIELD_BYTECODE instead of compiling FIELD_SOURCE */
+    FLAG_KEEP = 128,     /* hand the compiled bytecode to the host (host_keep) */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -1038,6 +1044,49 @@ static int apply_policy(int flags)
     return STATUS_OK;
 }
 
+/* The run's code, compiled as a script or a module (not yet run). With FLAG_BYTECODE it is read
+ * from the bytecode an earlier instance of this guest wrote for the same source, mode and file
+ * name (the host's compile-once cache); reading a module resolves its imports from this run's
+ * modules, as compiling does. With FLAG_KEEP the fresh compilation's bytecode goes to the host
+ * before any of the code runs. On failure the exception is pending. */
+static JSValue compile(int flags)
+{
+    int type = (flags & FLAG_MODULE) ? JS_EVAL_TYPE_MODULE | JS_EVAL_FLAG_STRICT
+                                     : JS_EVAL_TYPE_GLOBAL;
+    size_t len = 0;
+    if (flags & FLAG_BYTECODE) {
+        char *code = fetch_field(FIELD_BYTECODE, &len);
+        if (!code)
+            return JS_ThrowOutOfMemory(ctx);
+        JSValue v = JS_ReadObject(ctx, (const uint8_t *)code, len, JS_READ_OBJ_BYTECODE);
+        free(code);
+        return v;
+    }
+    char *src = fetch_field(FIELD_SOURCE, &len);
+    char *file = fetch_field(FIELD_FILENAME, NULL);
+    if (!src || !file) {
+        free(src);
+        free(file);
+        return JS_ThrowOutOfMemory(ctx);
+    }
+    JSValue v = JS_Eval(ctx, src, len, file, type | JS_EVAL_FLAG_COMPILE_ONLY);
+    free(src);
+    free(file);
+    if (!JS_IsException(v) && (flags & FLAG_KEEP)) {
+        size_t n = 0;
+        uint8_t *code = JS_WriteObject(ctx, &n, v, JS_WRITE_OBJ_BYTECODE);
+        if (code) {
+            if (n <= INT32_MAX)
+                host_keep(code, (int32_t)n);
+            js_free(ctx, code);
+        } else {
+            /* Not kept, and the run goes on (a hit memory limit stays latched). */
+            JS_FreeValue(ctx, JS_GetException(ctx));
+        }
+    }
+    return v;
+}
+
 static int run(int flags)
 {
     int applied = apply_policy(flags);
@@ -1062,21 +1111,9 @@ static int run(int flags)
         }
     }
 
-    size_t src_len = 0;
-    char *src = fetch_field(FIELD_SOURCE, &src_len);
-    char *file = fetch_field(FIELD_FILENAME, NULL);
-    if (!src || !file) {
-        free(src);
-        free(file);
-        JS_FreeValue(ctx, input);
-        return STATUS_INTERNAL;
-    }
     JSValue value;
     if (!(flags & FLAG_MODULE)) {
-        JSValue compiled = JS_Eval(ctx, src, src_len, file,
-                                   JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_COMPILE_ONLY);
-        free(src);
-        free(file);
+        JSValue compiled = compile(flags);
         JS_FreeValue(ctx, input);
         if (JS_IsException(compiled))
             return failure(STATUS_COMPILE);
@@ -1084,11 +1121,7 @@ static int run(int flags)
         if (JS_IsException(value))
             return failure(STATUS_EXCEPTION);
     } else {
-        JSValue module = JS_Eval(ctx, src, src_len, file,
-                                 JS_EVAL_TYPE_MODULE | JS_EVAL_FLAG_STRICT |
-                                     JS_EVAL_FLAG_COMPILE_ONLY);
-        free(src);
-        free(file);
+        JSValue module = compile(flags);
         if (JS_IsException(module)) {
             JS_FreeValue(ctx, input);
             return failure(STATUS_COMPILE);

@@ -110,6 +110,8 @@ impl WasmOptions {
 pub struct Wasm {
     options: WasmOptions,
     plain: Arc<guest::Compiled>,
+    /// Bytecode of recently run sources (compile once, run many).
+    code: palisade_core::code_cache::CodeCache,
 }
 
 impl Wasm {
@@ -117,7 +119,11 @@ impl Wasm {
     /// `Err` says why it cannot run here.
     pub fn with_options(options: WasmOptions) -> Result<Wasm, String> {
         let plain = guest::compiled(false, &options).map_err(|e| e.to_string())?;
-        Ok(Wasm { options, plain })
+        Ok(Wasm {
+            options,
+            plain,
+            code: Default::default(),
+        })
     }
 
     fn compiled(&self, fuel: bool) -> Result<Arc<guest::Compiled>, WasmError> {
@@ -173,7 +179,7 @@ impl Engine for Wasm {
                 },
             ),
             Ok(()) => match self.compiled(request.limits.fuel.is_some()) {
-                Ok(compiled) => run::run(&compiled, request, host, start),
+                Ok(compiled) => run::run(&compiled, &self.code, request, host, start),
                 Err(e) => Outcome::failed(NAME, ExecError::internal(e.to_string())),
             },
         };
@@ -213,5 +219,46 @@ mod tests {
             ..Limits::default()
         };
         assert!(engine.check_limits(&fuel).is_ok());
+    }
+
+    #[test]
+    fn a_source_compiles_until_its_second_run_keeps_it_and_each_run_gets_fresh_objects() {
+        let engine = Wasm::with_options(WasmOptions::default()).unwrap();
+        let host = Arc::new(palisade_core::host::NoHost);
+        let run = |req: &Request| engine.execute(req, host.clone());
+        // Each run mutates a built-in and counts on seeing it pristine: from bytecode too.
+        let script = Request::script(
+            "const seen = Array.prototype.tainted; Array.prototype.tainted = 1; [seen, input * 2]",
+        )
+        .with_input(serde_json::json!(21));
+        for _ in 0..4 {
+            assert_eq!(run(&script).result, Ok(serde_json::json!([null, 42])));
+        }
+        // Run 1 compiled, run 2 compiled and kept, runs 3 and 4 read the bytecode.
+        assert_eq!(engine.code.stats(), (1, 2));
+        let module = Request::module("import { k } from './k.js'; export default (x) => x * k;")
+            .with_input(serde_json::json!(2))
+            .with_module("./k.js", "export const k = 21;");
+        for _ in 0..3 {
+            assert_eq!(run(&module).result, Ok(serde_json::json!(42)));
+        }
+        assert_eq!(engine.code.stats(), (2, 3));
+        // A syntax error is reported each time and never kept.
+        let bad = Request::script("let x = ;");
+        for _ in 0..3 {
+            let e = run(&bad).to_record().error.unwrap();
+            assert_eq!(e.kind, palisade_core::ErrorKind::SyntaxError);
+            assert_eq!(e.line, Some(1));
+        }
+        assert_eq!(engine.code.stats(), (2, 3));
+        // A fuel budget never reads or keeps bytecode.
+        let metered = Request::script("1 + 1").with_limits(Limits {
+            fuel: Some(1 << 30),
+            ..Limits::default()
+        });
+        for _ in 0..3 {
+            assert_eq!(run(&metered).result, Ok(serde_json::json!(2)));
+        }
+        assert_eq!(engine.code.stats(), (2, 3));
     }
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use palisade_core::code_cache::{CodeCache, Key};
 use palisade_core::host::{HostCalls, HostValue};
 use palisade_core::modules::{normalize_key, not_found_message, resolve};
 use palisade_core::output::{Output, Stream};
@@ -28,6 +29,7 @@ const FIELD_SOURCE: i32 = 0;
 const FIELD_FILENAME: i32 = 1;
 const FIELD_INPUT: i32 = 2;
 const FIELD_REMOVE: i32 = 3;
+const FIELD_BYTECODE: i32 = 4;
 const FIELD_CAPTURE_JS: i32 = 10;
 const FIELD_CONSOLE_JS: i32 = 11;
 const FIELD_HOST_JS: i32 = 12;
@@ -56,6 +58,10 @@ const FLAG_SHARED: i32 = 8;
 const FLAG_DETERMINISTIC: i32 = 16;
 /// The run changes globals beyond the default policy (`HostState::remove` is not empty).
 const FLAG_GLOBALS: i32 = 32;
+/// Read `FIELD_BYTECODE` (the code cache's bytecode for this source) instead of compiling.
+const FLAG_BYTECODE: i32 = 64;
+/// Send the compiled bytecode back (`keep`) for the code cache.
+const FLAG_KEEP: i32 = 128;
 
 /// Room past the memory limit for the shadow stack, static data, the glue's own buffers and the
 /// allocator's fragmentation: the linear-memory cap is this plus 1.5× the limit.
@@ -101,6 +107,11 @@ pub(crate) struct HostState {
     native_stack: usize,
     /// The instance's memory, once instantiated: host calls then skip looking it up by name.
     memory: Option<Memory>,
+    /// The code cache's bytecode for this run's source, if it had some (`FLAG_BYTECODE`).
+    bytecode: Option<Arc<Vec<u8>>>,
+    /// Whether the guest is to send its compiled bytecode (`FLAG_KEEP`), and what it sent.
+    keep: bool,
+    kept: Option<Vec<u8>>,
 }
 
 impl HostState {
@@ -129,6 +140,9 @@ impl HostState {
             stack_deepest: 0,
             native_stack: native_stack(crate::DEFAULT_STACK),
             memory: None,
+            bytecode: None,
+            keep: false,
+            kept: None,
         }
     }
 
@@ -190,6 +204,9 @@ impl HostState {
             stack_deepest: 0,
             native_stack: native_stack(req.limits.stack.unwrap_or(crate::DEFAULT_STACK)),
             memory: None,
+            bytecode: None,
+            keep: false,
+            kept: None,
         }
     }
 
@@ -200,6 +217,7 @@ impl HostState {
             FIELD_FILENAME => self.file.as_bytes(),
             FIELD_INPUT => self.input.as_bytes(),
             FIELD_REMOVE => self.remove.as_bytes(),
+            FIELD_BYTECODE => self.bytecode.as_deref()?,
             FIELD_CAPTURE_JS => init?.capture.as_bytes(),
             FIELD_CONSOLE_JS => init?.console.as_bytes(),
             FIELD_HOST_JS => init?.host.as_bytes(),
@@ -355,6 +373,19 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         st.output
             .write_line(stream, &String::from_utf8_lossy(&line));
     })?;
+    l.func_wrap(
+        P,
+        "keep",
+        |mut c: Ctx<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
+            let (mem, st) = memory(&mut c)?;
+            // Taken once, and only when asked for: the glue sends it right after compiling,
+            // before any of the run's code has run.
+            if st.keep && st.kept.is_none() {
+                st.kept = Some(read(mem, ptr, len)?.to_vec());
+            }
+            Ok(())
+        },
+    )?;
     l.func_wrap(
         P,
         "deny",
@@ -628,6 +659,7 @@ enum Ending {
 /// Runs `req` in a fresh instance of `compiled`.
 pub(crate) fn run(
     compiled: &Compiled,
+    code: &CodeCache,
     req: &Request,
     host: Arc<dyn HostCalls>,
     start: Instant,
@@ -639,12 +671,28 @@ pub(crate) fn run(
         .saturating_add(limits.memory / 2)
         .saturating_add(MEMORY_SLACK)
         .min(4 << 30);
-    let state = HostState::for_request(
+    let mut state = HostState::for_request(
         req,
         host.clone(),
         start + limits.timeout,
         usize::try_from(memory_cap).unwrap_or(usize::MAX),
     );
+    // Compile once, run many: a source's third and later runs read the bytecode its second run
+    // kept. Not from its first: the run that writes bytecode leaves pages written in its pool
+    // slot that a run reading bytecode never touches, and Wasmtime copies every written page
+    // back after each later run there, so that slot is discarded afterwards (below), which
+    // costs the next run in it its page faults; a one-off source pays none of this. Not under a
+    // fuel budget either: `fuel_used` counts the compilation, and must not depend on what ran
+    // before.
+    let mut key = None;
+    if limits.fuel.is_none() {
+        let file = req.file_name();
+        state.bytecode = code.get(req.mode, file, &req.source);
+        if state.bytecode.is_none() && code.seen_before(req.mode, file, &req.source) {
+            key = Key::new(req.mode, file, &req.source);
+            state.keep = key.is_some();
+        }
+    }
     let mut store = Store::new(&compiled.engine, state);
     store.limiter(|s| &mut s.limits);
     if let Some(fuel) = limits.fuel {
@@ -682,6 +730,11 @@ pub(crate) fn run(
     }
     if !store.data().remove.is_empty() {
         flags |= FLAG_GLOBALS;
+    }
+    if store.data().bytecode.is_some() {
+        flags |= FLAG_BYTECODE;
+    } else if store.data().keep {
+        flags |= FLAG_KEEP;
     }
     let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
     let memory_limit = u32::try_from(limits.memory).unwrap_or(u32::MAX);
@@ -722,8 +775,10 @@ pub(crate) fn run(
                 let at = compiled.meter as usize + 4 * i;
                 *c = read_u32(data, at).map_or(0, u64::from);
             }
+            let st = store.data();
             if crate::ffi::can_discard()
-                && wrote_much(store.data().stack_deepest, counters[1], compiled.heap_base)
+                && (st.kept.is_some()
+                    || wrote_much(st.stack_deepest, counters[1], compiled.heap_base))
             {
                 // The run is over and nothing reads its memory again: the store is dropped
                 // below, and Wasmtime's reset then finds the slot clean.
@@ -741,6 +796,9 @@ pub(crate) fn run(
         .fuel
         .map(|budget| budget.saturating_sub(fuel_left.unwrap_or(0)));
     let st = store.data_mut();
+    if let (Some(key), Some(bytecode)) = (key, st.kept.take()) {
+        code.put(key, bytecode);
+    }
     let report = std::mem::take(&mut st.report);
     let denials = std::mem::take(&mut st.denials);
     let timed_out = st.timed_out;
@@ -974,8 +1032,10 @@ mod tests {
         };
         let run = |src: &str| {
             let req = Request::script(src);
+            // A cache of its own each time: no run here reads or keeps bytecode.
             let o = super::run(
                 &compiled,
+                &CodeCache::default(),
                 &req,
                 palisade_core::host::no_host(),
                 Instant::now(),
