@@ -25,6 +25,8 @@ const ENTRIES: usize = 256;
 const BYTES: usize = 64 << 20;
 /// A source larger than this is compiled every time rather than evicting everything else.
 const LARGEST: usize = 4 << 20;
+/// The largest entry (source and bytecode) kept; a larger one is not.
+pub const LARGEST_ENTRY: usize = 2 * LARGEST;
 /// Sources remembered as seen once ([`CodeCache::seen_before`]) at most.
 const SIGHTINGS: usize = 4 * ENTRIES;
 
@@ -132,7 +134,7 @@ impl CodeCache {
 
     pub fn put(&self, key: Key, bytecode: Vec<u8>) {
         let size = key.size() + bytecode.len();
-        if size > LARGEST * 2 {
+        if size > LARGEST_ENTRY {
             return;
         }
         let mut inner = self.lock();

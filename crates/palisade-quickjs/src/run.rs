@@ -173,8 +173,11 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
                 None => {
                     let compiled = ffi::compile_script(ctx, &req.source, file)
                         .map_err(|_| compile_failure(ctx, st))?;
-                    if let (Some(k), Ok(bytes)) = (key(), ffi::write_bytecode(ctx, &compiled)) {
-                        st.code.put(k, bytes);
+                    if let Some(k) = key() {
+                        let written = keep(ctx, st, || ffi::write_bytecode(ctx, &compiled));
+                        if let Some(bytes) = written {
+                            st.code.put(k, bytes);
+                        }
                     }
                     compiled
                 }
@@ -191,9 +194,13 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
                 None => {
                     let declared = Module::declare(ctx.clone(), file, req.source.as_bytes())
                         .map_err(|_| compile_failure(ctx, st))?;
-                    let written = declared.write(rquickjs::module::WriteOptions::default());
-                    if let (Some(k), Ok(bytes)) = (key(), written) {
-                        st.code.put(k, bytes);
+                    if let Some(k) = key() {
+                        let written = keep(ctx, st, || {
+                            declared.write(rquickjs::module::WriteOptions::default())
+                        });
+                        if let Some(bytes) = written {
+                            st.code.put(k, bytes);
+                        }
                     }
                     declared
                 }
@@ -210,6 +217,21 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
     };
     let value = settle(ctx, st, value)?;
     to_json(ctx, st, value)
+}
+
+/// Writes the bytecode the code cache keeps, outside the run's memory accounting
+/// ([`ffi::Meter::exempt`]): a run that keeps bytecode ends as one that reads it. A failed write
+/// leaves no pending exception behind; the run goes on without caching.
+fn keep(
+    ctx: &Ctx<'_>,
+    st: &RunState<'_>,
+    write: impl FnOnce() -> rquickjs::Result<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    let written = st.meter.exempt(write);
+    if written.is_err() {
+        drop(ctx.catch());
+    }
+    written.ok()
 }
 
 fn set_input<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> rquickjs::Result<Value<'js>> {

@@ -1073,6 +1073,11 @@ static JSValue compile(int flags)
     free(src);
     free(file);
     if (!JS_IsException(v) && (flags & FLAG_KEEP)) {
+        /* The bytecode is the cache's, not the run's: writing it neither meets the run's memory
+         * limit nor counts in its peak, so a run that keeps it ends as one that reads it later
+         * (the native engine's Meter::exempt). A failed write just leaves it unkept. */
+        size_t limit = m_limit, peak = m_peak, hit = m_hit, observed = m_observed;
+        m_limit = SIZE_MAX;
         size_t n = 0;
         uint8_t *code = JS_WriteObject(ctx, &n, v, JS_WRITE_OBJ_BYTECODE);
         if (code) {
@@ -1080,9 +1085,12 @@ static JSValue compile(int flags)
                 host_keep(code, (int32_t)n);
             js_free(ctx, code);
         } else {
-            /* Not kept, and the run goes on (a hit memory limit stays latched). */
             JS_FreeValue(ctx, JS_GetException(ctx));
         }
+        m_limit = limit;
+        m_peak = peak;
+        m_hit = hit;
+        m_observed = observed;
     }
     return v;
 }

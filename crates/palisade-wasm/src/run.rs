@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use palisade_core::code_cache::{CodeCache, Key};
+use palisade_core::code_cache::{self, CodeCache, Key};
 use palisade_core::host::{HostCalls, HostValue};
 use palisade_core::modules::{normalize_key, not_found_message, resolve};
 use palisade_core::output::{Output, Stream};
@@ -380,7 +380,8 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let (mem, st) = memory(&mut c)?;
             // Taken once, and only when asked for: the glue sends it right after compiling,
             // before any of the run's code has run.
-            if st.keep && st.kept.is_none() {
+            // Past the cache's largest entry it would not be kept anyway: not even copied.
+            if st.keep && st.kept.is_none() && (len as usize) <= code_cache::LARGEST_ENTRY {
                 st.kept = Some(read(mem, ptr, len)?.to_vec());
             }
             Ok(())

@@ -70,6 +70,23 @@ impl Meter {
         self.observed.load(Ordering::Relaxed)
     }
 
+    /// Runs `f` outside the run's accounting: what it allocates, and frees again before it
+    /// returns, neither meets the limit nor counts in the peak or latches a hit. For the code
+    /// cache's copy of a run's bytecode, which is the cache's and not the run's: a run that
+    /// writes it must end as one that reads it later does.
+    pub(crate) fn exempt<R>(&self, f: impl FnOnce() -> R) -> R {
+        let limit = self.limit.swap(usize::MAX, Ordering::Relaxed);
+        let peak = self.peak.load(Ordering::Relaxed);
+        let hit = self.hit.load(Ordering::Relaxed);
+        let observed = self.observed.load(Ordering::Relaxed);
+        let out = f();
+        self.limit.store(limit, Ordering::Relaxed);
+        self.peak.store(peak, Ordering::Relaxed);
+        self.hit.store(hit, Ordering::Relaxed);
+        self.observed.store(observed, Ordering::Relaxed);
+        out
+    }
+
     /// Whether `extra` more bytes may be allocated.
     fn admit(&self, extra: usize) -> bool {
         let used = self.used.load(Ordering::Relaxed);
@@ -344,4 +361,27 @@ pub(crate) fn array_buffer_copy(buffer: &rquickjs::ArrayBuffer<'_>) -> Option<Ve
     // resized the buffer while it is borrowed. The slice is copied at once, with no JS running
     // (nothing here can call back into the guest), so it never outlives that window.
     unsafe { buffer.as_bytes() }.map(<[u8]>::to_vec)
+}
+
+#[cfg(test)]
+mod meter_tests {
+    use super::*;
+
+    #[test]
+    fn an_exempt_allocation_leaves_the_runs_accounting_as_it_was() {
+        let m = Meter::new();
+        m.set_limit(100);
+        m.add(60);
+        let inside = m.exempt(|| {
+            assert!(m.admit(1_000), "no limit inside");
+            m.add(1_000);
+            m.sub(1_000);
+            m.exhausted(5);
+            m.hit()
+        });
+        assert!(inside);
+        assert_eq!((m.used(), m.peak(), m.hit()), (60, 60, false));
+        assert!(!m.admit(50), "the limit is back");
+        assert!(m.hit());
+    }
 }
