@@ -2,22 +2,28 @@
 //! instance (the `quickjs` and `wasm` engines each keep their own: their bytecode differs).
 //!
 //! A fresh runtime per run is the isolation contract; parsing the same source again for each one
-//! is not. The first run of a source compiles it in its own runtime and keeps the bytecode
+//! is not. A run compiles its source in its own runtime and may keep the bytecode
 //! (`JS_WriteObject`); later runs read that bytecode into their fresh runtime instead of parsing
 //! (`JS_ReadObject`). Nothing else is shared: the bytecode is an immutable byte string, and each
 //! run builds its own function objects from it.
 //!
-//! The key is the whole of what compilation depends on (mode, file name, source text), compared
-//! exactly, so a crafted source can never be served another source's bytecode. Only bytecode
+//! The key ([`Key::of`]) is the whole of what compiling depends on, compared exactly: mode, file
+//! name and source text, so a crafted source can never be served another source's bytecode,
+//! and the stack and memory limits, because compiling costs stack (the parser recurses) and
+//! memory that reading bytecode does not: a run whose limits the compilation fitted in reads
+//! bytecode kept under the same limits, and so ends as it would have compiling. Only bytecode
 //! the same engine wrote for that key is ever read back. A source that does not compile is not
-//! cached (each run reports its own syntax error).
+//! cached (each run reports its own syntax error), and neither is a module whose run supplies a
+//! module under its own name: reading a module resolves its imports while the module is only
+//! half read, and an import cycle back into it then fails where compiling succeeds.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use crate::Mode;
+use crate::modules::normalize_key;
+use crate::{Mode, Request};
 
 /// Entries kept at most (oldest out first).
 const ENTRIES: usize = 256;
@@ -25,27 +31,63 @@ const ENTRIES: usize = 256;
 const BYTES: usize = 64 << 20;
 /// A source larger than this is compiled every time rather than evicting everything else.
 const LARGEST: usize = 4 << 20;
-/// The largest entry (source and bytecode) kept; a larger one is not.
+/// The largest entry (file name, source and bytecode) kept; a larger one is not.
 pub const LARGEST_ENTRY: usize = 2 * LARGEST;
 /// Sources remembered as seen once ([`CodeCache::seen_before`]) at most.
 const SIGHTINGS: usize = 4 * ENTRIES;
 
+/// What, besides the file name and source, a compilation depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Variant {
+    module: bool,
+    stack: Option<u64>,
+    memory: u64,
+}
+
+impl Variant {
+    fn of(req: &Request) -> Variant {
+        Variant {
+            module: req.mode == Mode::Module,
+            stack: req.limits.stack,
+            memory: req.limits.memory,
+        }
+    }
+}
+
+/// Whether `req`'s code may be read from, or kept as, bytecode at all.
+fn cacheable(req: &Request) -> bool {
+    if req.source.len() > LARGEST {
+        return false;
+    }
+    // QuickJS resolves a module's imports while it is still reading the module's bytecode, so
+    // an import cycle back into it (a module importing itself, which is valid) fails from
+    // bytecode where compiling succeeds. Imports resolve only to supplied modules, so a cycle
+    // can reach the run's own module only when the run supplies a module under its name.
+    if req.mode == Mode::Module && !req.modules.is_empty() {
+        let own = normalize_key(req.file_name());
+        if req.modules.keys().any(|k| normalize_key(k) == own) {
+            return false;
+        }
+    }
+    true
+}
+
 /// What compiled bytecode depends on: a cache entry's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
-    module: bool,
+    variant: Variant,
     filename: String,
     source: String,
 }
 
 impl Key {
-    /// The key of `source` compiled as `mode` under `filename`; `None` for a source too large
-    /// to keep (it is compiled every time).
-    pub fn new(mode: Mode, filename: &str, source: &str) -> Option<Key> {
-        (source.len() <= LARGEST).then(|| Key {
-            module: mode == Mode::Module,
-            filename: filename.to_owned(),
-            source: source.to_owned(),
+    /// The key of `req`'s code; `None` if it is never cached (a source too large, compiled
+    /// every time; a module whose run supplies a module under its own name).
+    pub fn of(req: &Request) -> Option<Key> {
+        cacheable(req).then(|| Key {
+            variant: Variant::of(req),
+            filename: req.file_name().to_owned(),
+            source: req.source.clone(),
         })
     }
 
@@ -60,20 +102,23 @@ pub struct CodeCache {
     inner: Mutex<Inner>,
 }
 
-/// (module?, file name, bytecode) of one source.
-type Compiled = (bool, String, Arc<Vec<u8>>);
+/// (variant, file name, bytecode) of one source.
+type Compiled = (Variant, String, Arc<Vec<u8>>);
 
 #[derive(Debug, Default)]
 struct Inner {
     /// By source text first, so that a lookup borrows the request's source instead of copying
-    /// it; then by mode and file name (almost always one entry per source).
+    /// it; then by variant and file name (almost always one entry per source).
     map: HashMap<String, Vec<Compiled>>,
     order: VecDeque<Key>,
     bytes: usize,
     hits: u64,
-    /// Hashes of sources seen once and not kept, oldest first ([`CodeCache::seen_before`]).
-    seen: HashSet<u64>,
-    seen_order: VecDeque<u64>,
+    /// Requests seen once and not kept ([`CodeCache::seen_before`]): hash -> sequence number
+    /// of the sighting, and the sightings oldest first (an entry whose number no longer matches
+    /// the map's is stale, left by a second sighting or a newer first one).
+    seen: HashMap<u64, u64>,
+    seen_order: VecDeque<(u64, u64)>,
+    sightings: u64,
     /// Keyed per cache: nobody outside can aim a source at another's hash (a collision would
     /// only keep a source one run early anyway).
     hasher: RandomState,
@@ -86,19 +131,18 @@ impl CodeCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The bytecode of `source` compiled as `mode` under `filename`, if kept. Copies nothing
-    /// of the source.
-    pub fn get(&self, mode: Mode, filename: &str, source: &str) -> Option<Arc<Vec<u8>>> {
-        if source.len() > LARGEST {
+    /// The bytecode kept for `req`'s code ([`Key::of`]), if any. Copies nothing of the source.
+    pub fn get(&self, req: &Request) -> Option<Arc<Vec<u8>>> {
+        if !cacheable(req) {
             return None;
         }
-        let module = mode == Mode::Module;
+        let (variant, filename) = (Variant::of(req), req.file_name());
         let mut inner = self.lock();
         let found = inner
             .map
-            .get(source)?
+            .get(&req.source)?
             .iter()
-            .find(|(m, f, _)| *m == module && f == filename)
+            .find(|(v, f, _)| *v == variant && f == filename)
             .map(|(_, _, code)| code.clone());
         if found.is_some() {
             inner.hits += 1;
@@ -106,32 +150,37 @@ impl CodeCache {
         found
     }
 
-    /// Keeps `bytecode` under `key`, evicting the oldest entries past the bounds. An entry
-    /// already kept under the key is left as it is.
-    /// Whether `source` (as `mode` under `filename`) was seen here before without being kept,
-    /// recording this sighting. For an engine that keeps bytecode only from a source's second
-    /// run on: a one-off source then costs nothing more than it did without the cache.
-    pub fn seen_before(&self, mode: Mode, filename: &str, source: &str) -> bool {
-        if source.len() > LARGEST {
+    /// Whether `req`'s code ([`Key::of`]) was seen here before without being kept, recording
+    /// this sighting. For an engine that keeps bytecode only from a source's second run on: a
+    /// one-off source then costs nothing more than it did without the cache.
+    pub fn seen_before(&self, req: &Request) -> bool {
+        if !cacheable(req) {
             return false;
         }
         let mut inner = self.lock();
         let hash = inner
             .hasher
-            .hash_one((mode == Mode::Module, filename, source));
-        if inner.seen.remove(&hash) {
+            .hash_one((Variant::of(req), req.file_name(), &req.source));
+        if inner.seen.remove(&hash).is_some() {
             return true;
         }
-        if inner.seen_order.len() >= SIGHTINGS {
-            if let Some(old) = inner.seen_order.pop_front() {
+        while inner.seen_order.len() >= SIGHTINGS {
+            let Some((old, n)) = inner.seen_order.pop_front() else {
+                break;
+            };
+            if inner.seen.get(&old) == Some(&n) {
                 inner.seen.remove(&old);
             }
         }
-        inner.seen.insert(hash);
-        inner.seen_order.push_back(hash);
+        inner.sightings += 1;
+        let n = inner.sightings;
+        inner.seen.insert(hash, n);
+        inner.seen_order.push_back((hash, n));
         false
     }
 
+    /// Keeps `bytecode` under `key`, evicting the oldest entries past the bounds. An entry
+    /// already kept under the key is left as it is.
     pub fn put(&self, key: Key, bytecode: Vec<u8>) {
         let size = key.size() + bytecode.len();
         if size > LARGEST_ENTRY {
@@ -140,7 +189,7 @@ impl CodeCache {
         let mut inner = self.lock();
         if inner.map.get(&key.source).is_some_and(|v| {
             v.iter()
-                .any(|(m, f, _)| *m == key.module && *f == key.filename)
+                .any(|(m, f, _)| *m == key.variant && *f == key.filename)
         }) {
             return;
         }
@@ -153,7 +202,7 @@ impl CodeCache {
             };
             if let Some(i) = entries
                 .iter()
-                .position(|(m, f, _)| *m == old.module && *f == old.filename)
+                .position(|(m, f, _)| *m == old.variant && *f == old.filename)
             {
                 let (_, _, code) = entries.swap_remove(i);
                 inner.bytes -= old.size() + code.len();
@@ -165,7 +214,7 @@ impl CodeCache {
         inner.bytes += size;
         inner.order.push_back(key.clone());
         inner.map.entry(key.source).or_default().push((
-            key.module,
+            key.variant,
             key.filename,
             Arc::new(bytecode),
         ));
@@ -181,42 +230,79 @@ impl CodeCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Limits;
+
+    fn script(s: &str) -> Request {
+        Request::script(s).with_filename("a.js")
+    }
 
     #[test]
     fn keys_compare_whole_sources_and_eviction_is_bounded() {
         let cache = CodeCache::default();
-        let k = |s: &str| Key::new(Mode::Script, "a.js", s).unwrap();
+        let k = |s: &str| Key::of(&script(s)).unwrap();
         cache.put(k("1"), vec![1]);
-        assert_eq!(
-            cache.get(Mode::Script, "a.js", "1").as_deref(),
-            Some(&vec![1])
-        );
-        assert!(cache.get(Mode::Script, "a.js", "2").is_none());
-        assert!(cache.get(Mode::Module, "a.js", "1").is_none());
-        assert!(cache.get(Mode::Script, "b.js", "1").is_none());
+        assert_eq!(cache.get(&script("1")).as_deref(), Some(&vec![1]));
+        assert!(cache.get(&script("2")).is_none());
+        assert!(cache
+            .get(&Request::module("1").with_filename("a.js"))
+            .is_none());
+        assert!(cache
+            .get(&Request::script("1").with_filename("b.js"))
+            .is_none());
+        // Compiling costs stack and memory: other limits, another entry.
+        let stack = script("1").with_limits(Limits {
+            stack: Some(64 << 10),
+            ..Limits::default()
+        });
+        assert!(cache.get(&stack).is_none());
+        let memory = script("1").with_limits(Limits {
+            memory: 1 << 20,
+            ..Limits::default()
+        });
+        assert!(cache.get(&memory).is_none());
         for i in 0..ENTRIES + 10 {
             cache.put(k(&i.to_string()), vec![0; 8]);
         }
         assert_eq!(cache.stats().0, ENTRIES);
-        assert!(Key::new(Mode::Script, "a.js", &"x".repeat(LARGEST + 1)).is_none());
+        assert!(Key::of(&script(&"x".repeat(LARGEST + 1))).is_none());
+    }
+
+    #[test]
+    fn a_module_its_run_supplies_under_its_own_name_is_never_cached() {
+        let own = Request::module("export default 1;")
+            .with_filename("main.js")
+            .with_module("./main.js", "export default 2;");
+        assert!(Key::of(&own).is_none());
+        let cache = CodeCache::default();
+        assert!(!cache.seen_before(&own) && !cache.seen_before(&own));
+        let other = Request::module("export default 1;")
+            .with_filename("main.js")
+            .with_module("./k.js", "export default 2;");
+        assert!(Key::of(&other).is_some());
     }
 
     #[test]
     fn a_source_is_seen_before_on_its_second_sighting_only() {
         let cache = CodeCache::default();
-        let seen = |s: &str| cache.seen_before(Mode::Script, "a.js", s);
+        let seen = |s: &str| cache.seen_before(&script(s));
         assert!(!seen("1"));
-        assert!(!cache.seen_before(Mode::Module, "a.js", "1"));
-        assert!(!cache.seen_before(Mode::Script, "b.js", "1"));
+        assert!(!cache.seen_before(&Request::module("1").with_filename("a.js")));
+        assert!(!cache.seen_before(&Request::script("1").with_filename("b.js")));
         assert!(seen("1"));
         // Forgotten once answered: the caller keeps the bytecode then.
         assert!(!seen("1"));
-        // Bounded: the oldest sightings go first.
-        for i in 0..SIGHTINGS {
+        // Bounded: the oldest sightings go first, and a stale one never evicts a newer
+        // sighting of the same source.
+        for i in 0..SIGHTINGS - 1 {
             seen(&format!("x{i}"));
         }
+        assert!(seen("1"), "within the bound");
         assert!(!seen("1"));
-        assert!(seen(&format!("x{}", SIGHTINGS - 1)));
+        for i in SIGHTINGS..2 * SIGHTINGS {
+            seen(&format!("x{i}"));
+        }
+        assert!(!seen("1"), "past the bound");
+        assert!(seen(&format!("x{}", 2 * SIGHTINGS - 1)));
         assert!(!seen(&"x".repeat(LARGEST + 1)));
         assert!(!seen(&"x".repeat(LARGEST + 1)));
     }

@@ -390,15 +390,19 @@ static JSValue new_func(JSContext *ctx, pal_fn *fn, const char *name, int magic,
  * Small helpers.
  */
 
-/* Fetches a host field into a fresh NUL-terminated buffer (plain malloc); NULL if absent. */
+/* Fetches a host field into a fresh NUL-terminated buffer (plain malloc); NULL if absent, or
+ * if it does not fit in linear memory, which latches the memory limit as any allocation the run
+ * cannot have does (a source too large for the run's memory is `memory_limit`, as natively). */
 static char *fetch_field(int32_t which, size_t *len)
 {
     int32_t n = host_field(which);
     if (n < 0)
         return NULL;
     char *buf = malloc((size_t)n + 1);
-    if (!buf)
+    if (!buf) {
+        m_failed((size_t)n + 1);
         return NULL;
+    }
     host_take(buf);
     buf[n] = '\0';
     if (len)
@@ -1045,10 +1049,11 @@ static int apply_policy(int flags)
 }
 
 /* The run's code, compiled as a script or a module (not yet run). With FLAG_BYTECODE it is read
- * from the bytecode an earlier instance of this guest wrote for the same source, mode and file
- * name (the host's compile-once cache); reading a module resolves its imports from this run's
- * modules, as compiling does. With FLAG_KEEP the fresh compilation's bytecode goes to the host
- * before any of the code runs. On failure the exception is pending. */
+ * from the bytecode an earlier instance of this guest wrote for the same key (the host's
+ * compile-once cache, palisade_core::code_cache: mode, file name, source and the stack and
+ * memory limits); reading a module resolves its imports from this run's modules. With FLAG_KEEP
+ * the fresh compilation's bytecode goes to the host before any of the code runs. On failure
+ * the exception is pending. */
 static JSValue compile(int flags)
 {
     int type = (flags & FLAG_MODULE) ? JS_EVAL_TYPE_MODULE | JS_EVAL_FLAG_STRICT
@@ -1074,8 +1079,8 @@ static JSValue compile(int flags)
     free(file);
     if (!JS_IsException(v) && (flags & FLAG_KEEP)) {
         /* The bytecode is the cache's, not the run's: writing it neither meets the run's memory
-         * limit nor counts in its peak, so a run that keeps it ends as one that reads it later
-         * (the native engine's Meter::exempt). A failed write just leaves it unkept. */
+         * limit nor counts in its peak, so a run that keeps it ends as one that compiles without
+         * keeping (the native engine's Meter::exempt). A failed write just leaves it unkept. */
         size_t limit = m_limit, peak = m_peak, hit = m_hit, observed = m_observed;
         m_limit = SIZE_MAX;
         size_t n = 0;

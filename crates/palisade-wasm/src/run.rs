@@ -379,9 +379,12 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |mut c: Ctx<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
             let (mem, st) = memory(&mut c)?;
             // Taken once, and only when asked for: the glue sends it right after compiling,
-            // before any of the run's code has run.
-            // Past the cache's largest entry it would not be kept anyway: not even copied.
-            if st.keep && st.kept.is_none() && (len as usize) <= code_cache::LARGEST_ENTRY {
+            // before any of the run's code has run; any later call is refused. Past the
+            // cache's largest entry it would not be kept anyway: not even copied.
+            let size = (len as usize)
+                .saturating_add(st.source.len())
+                .saturating_add(st.file.len());
+            if std::mem::take(&mut st.keep) && size <= code_cache::LARGEST_ENTRY {
                 st.kept = Some(read(mem, ptr, len)?.to_vec());
             }
             Ok(())
@@ -687,10 +690,9 @@ pub(crate) fn run(
     // before.
     let mut key = None;
     if limits.fuel.is_none() {
-        let file = req.file_name();
-        state.bytecode = code.get(req.mode, file, &req.source);
-        if state.bytecode.is_none() && code.seen_before(req.mode, file, &req.source) {
-            key = Key::new(req.mode, file, &req.source);
+        state.bytecode = code.get(req);
+        if state.bytecode.is_none() && code.seen_before(req) {
+            key = Key::of(req);
             state.keep = key.is_some();
         }
     }

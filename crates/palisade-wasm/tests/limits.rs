@@ -145,3 +145,26 @@ fn nothing_leaks_between_runs() {
     let o = run(&e, "[typeof leak, ({}).polluted]", Limits::default());
     assert_eq!(o.result.unwrap(), serde_json::json!(["undefined", null]));
 }
+
+/// A source too large for the run's memory is `memory_limit`, as on the native engine (found in
+/// review, 2026-11-30: copying it into linear memory failed, and that was an `internal` error,
+/// then briefly an `exception`).
+#[test]
+fn a_source_larger_than_the_memory_limit_is_memory_limit() {
+    let src = "1;\n".repeat(10 << 20);
+    let limits = Limits {
+        memory: 1 << 20,
+        ..Limits::default()
+    };
+    let o = run(&engine(), &src, limits.clone());
+    assert_eq!(
+        o.to_record().error.map(|e| e.kind),
+        Some(ErrorKind::MemoryLimit)
+    );
+    let native = palisade_quickjs::QuickJs::new()
+        .execute(&Request::script(src).with_limits(limits), no_host());
+    assert_eq!(
+        native.to_record().error.map(|e| e.kind),
+        Some(ErrorKind::MemoryLimit)
+    );
+}

@@ -6,7 +6,7 @@
 mod common;
 
 use common::on_every_engine;
-use palisade::{EngineKind, OutcomeRecord, Request, Sandbox};
+use palisade::{EngineKind, Limits, OutcomeRecord, Request, Sandbox};
 use serde_json::json;
 
 /// The outcome without its metrics (wall time and memory differ from run to run).
@@ -88,5 +88,77 @@ fn a_cached_module_resolves_each_runs_own_imports() {
             }
         }
         Ok(())
+    });
+}
+
+/// Bytecode kept by runs under other limits is not read: compiling costs stack (the parser
+/// recurses) and memory that reading does not, so a run under tight limits must end as it
+/// would have compiling. Found in review (2026-11-30): from bytecode the first case succeeded
+/// where compiling overflows a 64 KiB stack, and the second where compiling needs ~8 MB.
+#[test]
+fn bytecode_kept_under_other_limits_is_not_read() {
+    let nested = format!("{}1{}", "(".repeat(300), ")".repeat(300));
+    let lines: String = (0..20_000)
+        .map(|i| format!("var v{i} = {{ a: {i}, b: 'x{i}' }};\n"))
+        .collect();
+    let tight = |src: &str, limits: Limits| Request::script(src).with_limits(limits);
+    let cases = [
+        tight(
+            &nested,
+            Limits {
+                stack: Some(64 << 10),
+                ..Limits::default()
+            },
+        ),
+        tight(
+            &lines,
+            Limits {
+                memory: 6 << 20,
+                ..Limits::default()
+            },
+        ),
+        tight(
+            &lines,
+            Limits {
+                memory: 8 << 20,
+                ..Limits::default()
+            },
+        ),
+    ];
+    on_every_engine(|kind, sandbox| {
+        for req in &cases {
+            // The same source under the default limits, often enough to be kept.
+            let roomy = Request::script(req.source.clone());
+            for _ in 0..3 {
+                record(sandbox, &roomy);
+            }
+            same_every_time(kind, sandbox, req)
+                .map_err(|e| format!("{:?}: {e}", (req.limits.stack, req.limits.memory)))?;
+        }
+        Ok(())
+    });
+}
+
+/// QuickJS resolves a module's imports while it is still reading its bytecode, so an import
+/// cycle back into the run's own module (valid: test262's `instn-star-binding.js` imports
+/// itself) failed from bytecode where compiling succeeded (found in review, 2026-11-30): such a
+/// module is never cached. (The v8 engine refuses any import of the run's own module, a known
+/// difference: test262's list of its known failures has that case.)
+#[test]
+fn an_import_cycle_back_into_the_module_works_every_time() {
+    let req = Request::module(
+        "import { a } from './k.js'; import { b } from './j.js'; export const m = 5; \
+         export default () => [a, b, m];",
+    )
+    .with_filename("main.js")
+    .with_module("main.js", "export const m = 0;")
+    .with_module("k.js", "import { m } from './main.js'; export const a = 1;")
+    .with_module("j.js", "export const b = 2;");
+    on_every_engine(|kind, sandbox| {
+        let first = record(sandbox, &req);
+        if kind != EngineKind::V8 && first.value != json!([1, 2, 5]) {
+            return Err(format!("compiled: {first:?}"));
+        }
+        same_every_time(kind, sandbox, &req)
     });
 }

@@ -73,7 +73,7 @@ impl Meter {
     /// Runs `f` outside the run's accounting: what it allocates, and frees again before it
     /// returns, neither meets the limit nor counts in the peak or latches a hit. For the code
     /// cache's copy of a run's bytecode, which is the cache's and not the run's: a run that
-    /// writes it must end as one that reads it later does.
+    /// writes it must end as one that compiles without writing it does.
     pub(crate) fn exempt<R>(&self, f: impl FnOnce() -> R) -> R {
         let limit = self.limit.swap(usize::MAX, Ordering::Relaxed);
         let peak = self.peak.load(Ordering::Relaxed);
