@@ -7,7 +7,7 @@
 //! (`JS_ReadObject`). Nothing else is shared: the bytecode is an immutable byte string, and each
 //! run builds its own function objects from it.
 //!
-//! The key ([`Key::of`]) is the whole of what compiling depends on, compared exactly: mode, file
+//! The key ([`Key`]) is the whole of what compiling depends on, compared exactly: mode, file
 //! name and source text, so a crafted source can never be served another source's bytecode,
 //! and the stack and memory limits, because compiling costs stack (the parser recurses) and
 //! memory that reading bytecode does not: a run whose limits the compilation fitted in reads
@@ -33,7 +33,7 @@ const BYTES: usize = 64 << 20;
 const LARGEST: usize = 4 << 20;
 /// The largest entry (file name, source and bytecode) kept; a larger one is not.
 pub const LARGEST_ENTRY: usize = 2 * LARGEST;
-/// Sources remembered as seen once ([`CodeCache::seen_before`]) at most.
+/// Sources remembered as seen once ([`Inner::seen_before`]) at most.
 const SIGHTINGS: usize = 4 * ENTRIES;
 
 /// What, besides the file name and source, a compilation depends on.
@@ -72,6 +72,18 @@ fn cacheable(req: &Request) -> bool {
     true
 }
 
+/// What a run does with its code ([`CodeCache::lookup`]).
+#[derive(Debug)]
+pub enum Lookup {
+    /// Read this bytecode, kept for the run's key.
+    Read(Arc<Vec<u8>>),
+    /// Compile, and keep the bytecode under this key ([`CodeCache::put`]): the source's
+    /// second run.
+    Keep(Key),
+    /// Compile, and keep nothing.
+    Compile,
+}
+
 /// What compiled bytecode depends on: a cache entry's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -81,14 +93,13 @@ pub struct Key {
 }
 
 impl Key {
-    /// The key of `req`'s code; `None` if it is never cached (a source too large, compiled
-    /// every time; a module whose run supplies a module under its own name).
-    pub fn of(req: &Request) -> Option<Key> {
-        cacheable(req).then(|| Key {
+    /// The key of `req`'s code, which must be [`cacheable`].
+    fn of(req: &Request) -> Key {
+        Key {
             variant: Variant::of(req),
             filename: req.file_name().to_owned(),
             source: req.source.clone(),
-        })
+        }
     }
 
     fn size(&self) -> usize {
@@ -113,7 +124,7 @@ struct Inner {
     order: VecDeque<Key>,
     bytes: usize,
     hits: u64,
-    /// Requests seen once and not kept ([`CodeCache::seen_before`]): hash -> sequence number
+    /// Requests seen once and not kept ([`Inner::seen_before`]): hash -> sequence number
     /// of the sighting, and the sightings oldest first (an entry whose number no longer matches
     /// the map's is stale, left by a second sighting or a newer first one).
     seen: HashMap<u64, u64>,
@@ -124,6 +135,42 @@ struct Inner {
     hasher: RandomState,
 }
 
+impl Inner {
+    /// The bytecode kept for `req`'s key, if any.
+    fn find(&self, req: &Request) -> Option<Arc<Vec<u8>>> {
+        let (variant, filename) = (Variant::of(req), req.file_name());
+        self.map
+            .get(&req.source)?
+            .iter()
+            .find(|(v, f, _)| *v == variant && f == filename)
+            .map(|(_, _, code)| code.clone())
+    }
+
+    /// Whether `req`'s key was seen before without being kept, recording this sighting (and
+    /// forgetting it when answering yes: the caller keeps the bytecode then).
+    fn seen_before(&mut self, req: &Request) -> bool {
+        let hash = self
+            .hasher
+            .hash_one((Variant::of(req), req.file_name(), &req.source));
+        if self.seen.remove(&hash).is_some() {
+            return true;
+        }
+        while self.seen_order.len() >= SIGHTINGS {
+            let Some((old, n)) = self.seen_order.pop_front() else {
+                break;
+            };
+            if self.seen.get(&old) == Some(&n) {
+                self.seen.remove(&old);
+            }
+        }
+        self.sightings += 1;
+        let n = self.sightings;
+        self.seen.insert(hash, n);
+        self.seen_order.push_back((hash, n));
+        false
+    }
+}
+
 impl CodeCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
@@ -131,52 +178,25 @@ impl CodeCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The bytecode kept for `req`'s code ([`Key::of`]), if any. Copies nothing of the source.
-    pub fn get(&self, req: &Request) -> Option<Arc<Vec<u8>>> {
+    /// What a run of `req` does with its code: read the bytecode kept for its key; compile
+    /// and keep the bytecode, on the key's second sighting (a one-off source then costs nothing
+    /// more than it did without the cache); or just compile. Never cached: a source too large
+    /// (compiled every time), a module whose run supplies a module under its own name. Copies
+    /// the source only for [`Lookup::Keep`].
+    pub fn lookup(&self, req: &Request) -> Lookup {
         if !cacheable(req) {
-            return None;
+            return Lookup::Compile;
         }
-        let (variant, filename) = (Variant::of(req), req.file_name());
         let mut inner = self.lock();
-        let found = inner
-            .map
-            .get(&req.source)?
-            .iter()
-            .find(|(v, f, _)| *v == variant && f == filename)
-            .map(|(_, _, code)| code.clone());
-        if found.is_some() {
+        if let Some(code) = inner.find(req) {
             inner.hits += 1;
+            return Lookup::Read(code);
         }
-        found
-    }
-
-    /// Whether `req`'s code ([`Key::of`]) was seen here before without being kept, recording
-    /// this sighting. For an engine that keeps bytecode only from a source's second run on: a
-    /// one-off source then costs nothing more than it did without the cache.
-    pub fn seen_before(&self, req: &Request) -> bool {
-        if !cacheable(req) {
-            return false;
+        if inner.seen_before(req) {
+            Lookup::Keep(Key::of(req))
+        } else {
+            Lookup::Compile
         }
-        let mut inner = self.lock();
-        let hash = inner
-            .hasher
-            .hash_one((Variant::of(req), req.file_name(), &req.source));
-        if inner.seen.remove(&hash).is_some() {
-            return true;
-        }
-        while inner.seen_order.len() >= SIGHTINGS {
-            let Some((old, n)) = inner.seen_order.pop_front() else {
-                break;
-            };
-            if inner.seen.get(&old) == Some(&n) {
-                inner.seen.remove(&old);
-            }
-        }
-        inner.sightings += 1;
-        let n = inner.sightings;
-        inner.seen.insert(hash, n);
-        inner.seen_order.push_back((hash, n));
-        false
     }
 
     /// Keeps `bytecode` under `key`, evicting the oldest entries past the bounds. An entry
@@ -236,35 +256,44 @@ mod tests {
         Request::script(s).with_filename("a.js")
     }
 
+    /// The bytecode a run of `req` would read, if any.
+    fn read(cache: &CodeCache, req: &Request) -> Option<Arc<Vec<u8>>> {
+        match cache.lookup(req) {
+            Lookup::Read(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether a run of `req` would keep its bytecode: the key's second sighting.
+    fn keeps(cache: &CodeCache, req: &Request) -> bool {
+        matches!(cache.lookup(req), Lookup::Keep(_))
+    }
+
     #[test]
     fn keys_compare_whole_sources_and_eviction_is_bounded() {
         let cache = CodeCache::default();
-        let k = |s: &str| Key::of(&script(s)).unwrap();
+        let k = |s: &str| Key::of(&script(s));
         cache.put(k("1"), vec![1]);
-        assert_eq!(cache.get(&script("1")).as_deref(), Some(&vec![1]));
-        assert!(cache.get(&script("2")).is_none());
-        assert!(cache
-            .get(&Request::module("1").with_filename("a.js"))
-            .is_none());
-        assert!(cache
-            .get(&Request::script("1").with_filename("b.js"))
-            .is_none());
+        assert_eq!(read(&cache, &script("1")).as_deref(), Some(&vec![1]));
+        assert!(read(&cache, &script("2")).is_none());
+        assert!(read(&cache, &Request::module("1").with_filename("a.js")).is_none());
+        assert!(read(&cache, &Request::script("1").with_filename("b.js")).is_none());
         // Compiling costs stack and memory: other limits, another entry.
         let stack = script("1").with_limits(Limits {
             stack: Some(64 << 10),
             ..Limits::default()
         });
-        assert!(cache.get(&stack).is_none());
+        assert!(read(&cache, &stack).is_none());
         let memory = script("1").with_limits(Limits {
             memory: 1 << 20,
             ..Limits::default()
         });
-        assert!(cache.get(&memory).is_none());
+        assert!(read(&cache, &memory).is_none());
         for i in 0..ENTRIES + 10 {
             cache.put(k(&i.to_string()), vec![0; 8]);
         }
         assert_eq!(cache.stats().0, ENTRIES);
-        assert!(Key::of(&script(&"x".repeat(LARGEST + 1))).is_none());
+        assert!(!cacheable(&script(&"x".repeat(LARGEST + 1))));
     }
 
     #[test]
@@ -272,22 +301,22 @@ mod tests {
         let own = Request::module("export default 1;")
             .with_filename("main.js")
             .with_module("./main.js", "export default 2;");
-        assert!(Key::of(&own).is_none());
+        assert!(!cacheable(&own));
         let cache = CodeCache::default();
-        assert!(!cache.seen_before(&own) && !cache.seen_before(&own));
+        assert!(!keeps(&cache, &own) && !keeps(&cache, &own));
         let other = Request::module("export default 1;")
             .with_filename("main.js")
             .with_module("./k.js", "export default 2;");
-        assert!(Key::of(&other).is_some());
+        assert!(cacheable(&other));
     }
 
     #[test]
     fn a_source_is_seen_before_on_its_second_sighting_only() {
         let cache = CodeCache::default();
-        let seen = |s: &str| cache.seen_before(&script(s));
+        let seen = |s: &str| keeps(&cache, &script(s));
         assert!(!seen("1"));
-        assert!(!cache.seen_before(&Request::module("1").with_filename("a.js")));
-        assert!(!cache.seen_before(&Request::script("1").with_filename("b.js")));
+        assert!(!keeps(&cache, &Request::module("1").with_filename("a.js")));
+        assert!(!keeps(&cache, &Request::script("1").with_filename("b.js")));
         assert!(seen("1"));
         // Forgotten once answered: the caller keeps the bytecode then.
         assert!(!seen("1"));

@@ -20,7 +20,7 @@ use rquickjs::{Ctx, Function, Module, Object, Promise, Value};
 
 use crate::ffi::{self, Meter};
 use crate::{lock, millis, Fresh, Guard, HostSlot};
-use palisade_core::code_cache::{CodeCache, Key};
+use palisade_core::code_cache::{CodeCache, Lookup};
 
 /// Per-run host state the guest's functions reach.
 struct RunState<'a> {
@@ -163,54 +163,37 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
     // bytecode, and later runs under the same limits read it. Not its first: writing bytecode
     // for a source that never comes back made one-off sources ~10% slower (a 4 KB script,
     // 2026-11-30). Only the keeping run copies the source, into the key it is kept under.
-    let cached = st.code.get(req);
-    let key = || {
-        if st.code.seen_before(req) {
-            Key::of(req)
-        } else {
-            None
-        }
-    };
+    let lookup = st.code.lookup(req);
     let value = match req.mode {
         Mode::Script => {
-            let compiled = match cached {
-                Some(bytes) => {
+            let compiled = match lookup {
+                Lookup::Read(bytes) => {
                     ffi::read_bytecode(ctx, &bytes).map_err(|_| compile_failure(ctx, st))?
                 }
-                None => {
+                then => {
                     let compiled = ffi::compile_script(ctx, &req.source, file)
                         .map_err(|_| compile_failure(ctx, st))?;
-                    if let Some(k) = key() {
-                        let written = keep(ctx, st, || ffi::write_bytecode(ctx, &compiled));
-                        if let Some(bytes) = written {
-                            st.code.put(k, bytes);
-                        }
-                    }
+                    keep(ctx, st, then, || ffi::write_bytecode(ctx, &compiled));
                     compiled
                 }
             };
             ffi::run_compiled(ctx, compiled).map_err(|_| failure(ctx, st))?
         }
         Mode::Module => {
-            let declared = match cached {
+            let declared = match lookup {
                 // Reading a module resolves its imports from this run's modules, as compiling
                 // does (the cache leaves out the one case where the two differ: an import cycle
                 // back into the module itself). A broken import fails the same way either way:
                 // a syntax error in it is `syntax_error`.
-                Some(bytes) => {
+                Lookup::Read(bytes) => {
                     ffi::load_module(ctx, &bytes).map_err(|_| compile_failure(ctx, st))?
                 }
-                None => {
+                then => {
                     let declared = Module::declare(ctx.clone(), file, req.source.as_bytes())
                         .map_err(|_| compile_failure(ctx, st))?;
-                    if let Some(k) = key() {
-                        let written = keep(ctx, st, || {
-                            declared.write(rquickjs::module::WriteOptions::default())
-                        });
-                        if let Some(bytes) = written {
-                            st.code.put(k, bytes);
-                        }
-                    }
+                    keep(ctx, st, then, || {
+                        declared.write(rquickjs::module::WriteOptions::default())
+                    });
                     declared
                 }
             };
@@ -228,19 +211,23 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
     to_json(ctx, st, value)
 }
 
-/// Writes the bytecode the code cache keeps, outside the run's memory accounting
+/// After compiling: when the lookup said so ([`Lookup::Keep`]), writes the bytecode and puts it
+/// in the code cache. The write is outside the run's memory accounting
 /// ([`ffi::Meter::exempt`]): a run that keeps bytecode ends as one that compiles without
 /// keeping. A failed write leaves no pending exception behind; the run goes on without caching.
 fn keep(
     ctx: &Ctx<'_>,
     st: &RunState<'_>,
+    lookup: Lookup,
     write: impl FnOnce() -> rquickjs::Result<Vec<u8>>,
-) -> Option<Vec<u8>> {
-    let written = st.meter.exempt(write);
-    if written.is_err() {
-        drop(ctx.catch());
+) {
+    let Lookup::Keep(key) = lookup else {
+        return;
+    };
+    match st.meter.exempt(write) {
+        Ok(bytes) => st.code.put(key, bytes),
+        Err(_) => drop(ctx.catch()),
     }
-    written.ok()
 }
 
 fn set_input<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> rquickjs::Result<Value<'js>> {

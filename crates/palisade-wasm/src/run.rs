@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use palisade_core::code_cache::{self, CodeCache, Key};
+use palisade_core::code_cache::{self, CodeCache, Lookup};
 use palisade_core::host::{HostCalls, HostValue};
 use palisade_core::modules::{normalize_key, not_found_message, resolve};
 use palisade_core::output::{Output, Stream};
@@ -690,10 +690,13 @@ pub(crate) fn run(
     // before.
     let mut key = None;
     if limits.fuel.is_none() {
-        state.bytecode = code.get(req);
-        if state.bytecode.is_none() && code.seen_before(req) {
-            key = Key::of(req);
-            state.keep = key.is_some();
+        match code.lookup(req) {
+            Lookup::Read(bytes) => state.bytecode = Some(bytes),
+            Lookup::Keep(k) => {
+                key = Some(k);
+                state.keep = true;
+            }
+            Lookup::Compile => {}
         }
     }
     let mut store = Store::new(&compiled.engine, state);

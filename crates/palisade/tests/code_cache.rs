@@ -16,6 +16,15 @@ fn record(sandbox: &Sandbox, req: &Request) -> OutcomeRecord {
     rec
 }
 
+/// The outcome of `req` on a sandbox of its own (a cache nothing else has filled).
+fn fresh_record(kind: EngineKind, req: &Request) -> Result<OutcomeRecord, String> {
+    let alone = Sandbox::builder()
+        .engine(kind)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(record(&alone, req))
+}
+
 fn same_every_time(kind: EngineKind, sandbox: &Sandbox, req: &Request) -> Result<(), String> {
     let first = record(sandbox, req);
     for i in 2..=3 {
@@ -24,11 +33,7 @@ fn same_every_time(kind: EngineKind, sandbox: &Sandbox, req: &Request) -> Result
             return Err(format!("run {i} differs from run 1:\n{again:?}\n{first:?}"));
         }
     }
-    let alone = Sandbox::builder()
-        .engine(kind)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let fresh = record(&alone, req);
+    let fresh = fresh_record(kind, req)?;
     if fresh != first {
         return Err(format!("a fresh sandbox differs:\n{fresh:?}\n{first:?}"));
     }
@@ -78,11 +83,7 @@ fn a_cached_module_resolves_each_runs_own_imports() {
         }
         for req in [&broken, &missing] {
             let cached = record(sandbox, req);
-            let alone = Sandbox::builder()
-                .engine(kind)
-                .build()
-                .map_err(|e| e.to_string())?;
-            let fresh = record(&alone, req);
+            let fresh = fresh_record(kind, req)?;
             if cached != fresh {
                 return Err(format!("after caching:\n{cached:?}\nfresh:\n{fresh:?}"));
             }
