@@ -56,6 +56,9 @@ pub(crate) fn prepare<'js>(
     for extra in QUICKJS_EXTRAS {
         g.remove(*extra)?;
     }
+    // QuickJS-NG tags its global object `[object global]`, as Node does; V8's has no tag, and
+    // neither does ECMAScript's.
+    g.remove(rquickjs::atom::PredefinedAtom::SymbolToStringTag)?;
     let originals = Object::new(ctx.clone())?;
     // The constructors' prototypes that carry a `constructor` back-reference.
     // From bytecode compiled once per process: parsing this on every fresh runtime was 3% of a
@@ -94,7 +97,9 @@ pub(crate) fn prepare<'js>(
         thrower(ctx, "eval", "EvalError", code.clone(), denials)?,
     )?;
     let fake = thrower(ctx, "Function", "EvalError", code.clone(), denials)?;
-    fake.set("prototype", function_proto.clone())?;
+    // `Function.prototype` as the real constructor has it: neither writable, enumerable nor
+    // configurable.
+    fake.prop("prototype", Property::from(function_proto.clone()))?;
     function_proto.set("constructor", fake.clone())?;
     g.set("Function", fake)?;
     let names = [
@@ -136,7 +141,11 @@ pub(crate) fn prepare<'js>(
             thrower(ctx, m, "TypeError", wasm_denied.clone(), denials)?,
         )?;
     }
-    g.set("WebAssembly", wasm)?;
+    // Not enumerable, as V8's own `WebAssembly` (the `v8` engine's global object).
+    g.prop(
+        "WebAssembly",
+        Property::from(wasm).writable().configurable(),
+    )?;
 
     // Kept beside the primordials, which guest code never sees.
     primordials.set(ORIGINALS, originals)?;

@@ -262,7 +262,13 @@ pub(crate) fn install_console<'js>(
         pin(ctx, &f)?;
         console.set(method, f)?;
     }
-    ctx.globals().set("console", console)?;
+    // Not enumerable, as on the web and in V8 (the `v8` engine's global object).
+    ctx.globals().prop(
+        "console",
+        rquickjs::object::Property::from(console)
+            .writable()
+            .configurable(),
+    )?;
     Ok(())
 }
 

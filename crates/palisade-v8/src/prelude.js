@@ -159,7 +159,9 @@
   };
   G.eval = thrower("eval", EvalErrorCtor, TEXT.code);
   const fakeFunction = thrower("Function", EvalErrorCtor, TEXT.code);
-  fakeFunction.prototype = functionProto;
+  // `Function.prototype` as the real constructor has it: neither writable, enumerable nor
+  // configurable (a function expression's own `prototype` is writable).
+  defineProperty(fakeFunction, "prototype", { value: functionProto, writable: false });
   functionProto.constructor = fakeFunction;
   G.Function = fakeFunction;
   const ctorNames = ["AsyncFunction", "GeneratorFunction", "AsyncGeneratorFunction"];

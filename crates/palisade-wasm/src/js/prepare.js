@@ -17,6 +17,9 @@
     // QuickJS's own extras go first (its `performance` among them), so that the host prelude
     // may define a global of the same name in Palisade's shape.
     for (let i = 0; i < M.extras.length; i++) delete g[M.extras[i]];
+    // QuickJS-NG tags its global object `[object global]`, as Node does; V8's has no tag, and
+    // neither does ECMAScript's.
+    delete g[Symbol.toStringTag];
 
     // The host prelude: each of its globals the factory defines becomes a global.
     const host = hostFactory(P, hostcall);
@@ -43,7 +46,9 @@
     // eval and the Function constructors.
     g.eval = thrower("eval", "EvalError", M.code);
     const fake = thrower("Function", "EvalError", M.code);
-    fake.prototype = functionProto;
+    // `Function.prototype` as the real constructor has it: neither writable, enumerable nor
+    // configurable.
+    defineProperty(fake, "prototype", { value: functionProto, writable: false, enumerable: false, configurable: false });
     functionProto.constructor = fake;
     g.Function = fake;
     const names = ["AsyncFunction", "GeneratorFunction", "AsyncGeneratorFunction"];
@@ -66,7 +71,11 @@
     for (let i = 0; i < M.wasm.length; i++) {
       wasm[M.wasm[i]] = thrower(M.wasm[i], "TypeError", M.wasmDenied);
     }
-    g.WebAssembly = wasm;
+    // `WebAssembly` and `console` (the glue's) are not enumerable, as in V8 (the `v8` engine).
+    defineProperty(g, "WebAssembly", { value: wasm, writable: true, enumerable: false, configurable: true });
+    if (Object.getOwnPropertyDescriptor(g, "console") !== undefined) {
+      defineProperty(g, "console", { enumerable: false });
+    }
     P.originals = originals;
 
     // Every global's value stays referenced from here, so a run's deletions (apply's `changes`)
