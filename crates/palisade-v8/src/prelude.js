@@ -35,6 +35,7 @@
   const origEval = G.eval;
   const fromCharCode = String.fromCharCode;
   const call = Function.prototype.call;
+  const fbind = Function.prototype.bind;
   const cc = call.bind(String.prototype.charCodeAt);
   const sindexOf = call.bind(String.prototype.indexOf);
   const sslice = call.bind(String.prototype.slice);
@@ -137,12 +138,18 @@
   delete G.Temporal;
 
   // ---- the default policy ------------------------------------------------------------------
-  function thrower(name, Ctor, msg) {
-    return {
-      [name]: function () {
-        throw new Ctor(denied(msg));
-      },
-    }[name];
+  // A denial stub looks like the QuickJS engines' native one: a bound function, so it has no
+  // own `prototype` and its source text is `[native code]`, not this prelude's. Its target's
+  // `prototype` decides `instanceof` (a bound function defers to its target): none, so
+  // `x instanceof SharedArrayBuffer` throws as on QuickJS, except where `proto` is given.
+  function thrower(name, Ctor, msg, proto) {
+    const target = function () {
+      throw new Ctor(denied(msg));
+    };
+    target.prototype = proto;
+    const f = apply(fbind, target, [undefined]);
+    defineProperty(f, "name", { value: name, writable: false, enumerable: false, configurable: true });
+    return f;
   }
   const FunctionOrig = G.Function;
   const functionProto = FunctionOrig.prototype;
@@ -158,7 +165,7 @@
     WebAssembly: G.WebAssembly,
   };
   G.eval = thrower("eval", EvalErrorCtor, TEXT.code);
-  const fakeFunction = thrower("Function", EvalErrorCtor, TEXT.code);
+  const fakeFunction = thrower("Function", EvalErrorCtor, TEXT.code, functionProto);
   // `Function.prototype` as the real constructor has it: neither writable, enumerable nor
   // configurable (a function expression's own `prototype` is writable).
   defineProperty(fakeFunction, "prototype", { value: functionProto, writable: false });
