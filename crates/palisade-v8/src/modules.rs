@@ -1,13 +1,15 @@
 //! libmini_racer runs classic scripts only, so ES modules are rewritten into scripts here, keeping
 //! every line and column of the guest's code where it was.
 //!
-//! A module becomes `(async function ($_impt, $_x, $_m) {<prologue>\n<body>\n})`: import and
+//! A module becomes `(async function ($_impt, $_x, $_m) {<prologue><body>\n})`: import and
 //! export declarations in the body are blanked out (spaces, newlines kept) or replaced by text of
 //! the same length, and the one-line prologue awaits the imports (in order, before any module code
 //! runs, so a denied import fails at "link time"), binds the imported names, and defines the
 //! exports as live getters on the namespace object `$_x`. The async function gives top-level
 //! `await`; its `"use strict"` directive and `undefined` receiver give module semantics. The body
-//! starts on line 2, so positions in the stack are shifted back by one line.
+//! starts on line 1, right after the prologue, so every line keeps its number, in the guest's own
+//! `e.stack` too; only columns on line 1 are shifted, by the prefix's length, and the host shifts
+//! them back in the outcome.
 //!
 //! Dynamic `import(` (in scripts and modules) becomes `$_impt(`, the same length.
 //!
@@ -300,8 +302,11 @@ fn unquote(text: &str) -> String {
 pub(crate) struct Wrapped {
     /// The script text.
     pub code: String,
-    /// Lines the wrapper adds before the module's first line.
-    pub line_offset: u32,
+    /// UTF-16 code units (V8's columns) the wrapper puts before the module's first line, which
+    /// it shares.
+    pub column_offset: u32,
+    /// The same prefix in characters (the caret of V8's parse report).
+    pub char_offset: u32,
 }
 
 struct Parser<'a> {
@@ -694,12 +699,11 @@ pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
     }
     let body = std::mem::take(&mut p.edits).apply(src);
     let url = name.replace(['\n', '\r'], "");
+    let prefix = format!("(async function ({DYN_IMPORT}, $_x, $_m) {{{}", p.prologue);
     Wrapped {
-        code: format!(
-            "(async function ({DYN_IMPORT}, $_x, $_m) {{{}\n{body}\n}})\n//# sourceURL={url}",
-            p.prologue
-        ),
-        line_offset: 1,
+        column_offset: u32::try_from(prefix.encode_utf16().count()).unwrap_or(u32::MAX),
+        char_offset: u32::try_from(prefix.chars().count()).unwrap_or(u32::MAX),
+        code: format!("{prefix}{body}\n}})\n//# sourceURL={url}"),
     }
 }
 
@@ -708,7 +712,8 @@ mod tests {
     use super::*;
 
     fn body(w: &Wrapped) -> &str {
-        let start = w.code.find('\n').map_or(0, |i| i + 1);
+        // The tests' modules are ASCII: characters are bytes.
+        let start = w.char_offset as usize;
         let end = w.code.rfind("\n})").unwrap_or(w.code.len());
         &w.code[start..end]
     }

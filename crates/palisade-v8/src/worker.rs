@@ -558,14 +558,33 @@ struct Program {
     file: String,
     /// Script source, or the main module's wrapper.
     main: String,
-    line_offsets: Vec<(String, u32)>,
+    /// Per wrapped module: the wrapper's prefix on its line 1 (see [`modules::Wrapped`]).
+    prefixes: Vec<(String, Prefix)>,
     modules: serde_json::Map<String, serde_json::Value>,
     dyn_import: bool,
 }
 
+/// The wrapper's text before a module's first character, on the module's line 1.
+#[derive(Debug, Clone, Copy)]
+struct Prefix {
+    /// In UTF-16 code units: V8's stack columns.
+    utf16: u32,
+    /// In characters: the caret of V8's parse report.
+    chars: u32,
+}
+
+impl Prefix {
+    fn of(w: &modules::Wrapped) -> Self {
+        Prefix {
+            utf16: w.column_offset,
+            chars: w.char_offset,
+        }
+    }
+}
+
 fn program(req: &Request) -> Program {
     let file = req.file_name().to_owned();
-    let mut line_offsets = Vec::new();
+    let mut prefixes = Vec::new();
     let mut table = serde_json::Map::new();
     let supplied: Vec<(String, &String)> = req
         .modules
@@ -578,7 +597,7 @@ fn program(req: &Request) -> Program {
             continue;
         }
         let w = modules::wrap_module(src, name);
-        line_offsets.push((name.clone(), w.line_offset));
+        prefixes.push((name.clone(), Prefix::of(&w)));
         table.insert(name.clone(), serde_json::Value::String(w.code));
     }
     let (main, dyn_import) = match req.mode {
@@ -591,7 +610,7 @@ fn program(req: &Request) -> Program {
         }
         Mode::Module => {
             let w = modules::wrap_module(&req.source, &file);
-            line_offsets.push((file.clone(), w.line_offset));
+            prefixes.push((file.clone(), Prefix::of(&w)));
             table.insert(file.clone(), serde_json::Value::String(w.code.clone()));
             (w.code, false)
         }
@@ -599,7 +618,7 @@ fn program(req: &Request) -> Program {
     Program {
         file,
         main,
-        line_offsets,
+        prefixes,
         modules: table,
         dyn_import,
     }
@@ -805,27 +824,33 @@ fn clean_stack(stack: &str, prog: &Program) -> String {
             continue;
         }
         let mut l = line.to_owned();
-        for (file, offset) in &prog.line_offsets {
-            l = shift_lines(&l, file, *offset);
+        for (file, prefix) in &prog.prefixes {
+            l = shift_columns(&l, file, prefix.utf16);
         }
         out.push(l);
     }
     out.join("\n")
 }
 
-fn shift_lines(line: &str, file: &str, offset: u32) -> String {
+/// Shifts `file:1:COL` positions in one stack line back by `offset` columns: the wrapper's
+/// prefix shares a module's first line. Other lines are where the guest wrote them.
+fn shift_columns(line: &str, file: &str, offset: u32) -> String {
     if offset == 0 || !line.contains(file) {
         return line.to_owned();
     }
-    let pat = format!("{file}:");
+    let pat = format!("{file}:1:");
     let mut out = String::new();
     let mut rest = line;
     while let Some(i) = rest.find(&pat) {
+        // A frame names the file after `(` or `at `; anything else is the tail of a longer name.
+        let whole = i == 0 || matches!(rest.as_bytes()[i - 1], b'(' | b' ');
         let after = &rest[i + pat.len()..];
         let digits = after.bytes().take_while(u8::is_ascii_digit).count();
         out.push_str(&rest[..i + pat.len()]);
         match after[..digits].parse::<u32>() {
-            Ok(n) if digits > 0 => out.push_str(&n.saturating_sub(offset).to_string()),
+            Ok(n) if whole && digits > 0 => {
+                out.push_str(&n.saturating_sub(offset).max(1).to_string());
+            }
             _ => out.push_str(&after[..digits]),
         }
         rest = &after[digits..];
@@ -904,22 +929,27 @@ fn thrown(
 /// A parse failure: V8's eval error has no position, so compile the text once more as a script
 /// (it fails to parse again, so nothing runs) and read the line and caret from the report.
 fn syntax_error(r: &mut Runner<'_>, mut guest: GuestError, prog: &Program) -> ExecError {
-    let offset = prog
-        .line_offsets
+    let shift = prog
+        .prefixes
         .iter()
         .find(|(f, _)| *f == prog.file)
-        .map_or(0, |(_, o)| *o);
+        .map_or(0, |(_, p)| p.chars);
     if let Ok(task) = r.ctx.eval(&prog.main) {
         if let Waited::Value(Value::Error(201, text)) = r.wait(&task) {
-            if let Some((line, col)) = parse_report(&text) {
-                guest.line = Some(line.saturating_sub(offset).max(1));
+            if let Some((line, caret)) = parse_report(&text) {
+                let col = if line == 1 {
+                    caret.saturating_sub(shift).max(1)
+                } else {
+                    caret
+                };
+                guest.line = Some(line);
                 guest.column = Some(col);
                 guest.stack = Some(format!(
                     "{}: {}\n    at {}:{}:{}",
                     guest.name.as_deref().unwrap_or("SyntaxError"),
                     guest.message,
                     prog.file,
-                    line.saturating_sub(offset).max(1),
+                    line,
                     col
                 ));
             }
@@ -953,10 +983,19 @@ mod tests {
     }
 
     #[test]
-    fn module_lines_shift_back() {
+    fn module_first_line_columns_shift_back() {
         assert_eq!(
-            shift_lines("    at f (m.mjs:3:9) m.mjs:10:1", "m.mjs", 1),
-            "    at f (m.mjs:2:9) m.mjs:9:1"
+            shift_columns(
+                "    at f (m.mjs:1:49) m.mjs:10:1 m.mjs:11:60 m.mjs:1:3",
+                "m.mjs",
+                40
+            ),
+            "    at f (m.mjs:1:9) m.mjs:10:1 m.mjs:11:60 m.mjs:1:1"
+        );
+        assert_eq!(shift_columns("at a.mjs:1:50", "m.mjs", 40), "at a.mjs:1:50");
+        assert_eq!(
+            shift_columns("at (am.mjs:1:50)", "m.mjs", 40),
+            "at (am.mjs:1:50)"
         );
     }
 
