@@ -3,9 +3,12 @@
 //!
 //! A module becomes `(async function ($_impt, $_x, $_m) {<prologue><body>\n})`: import and
 //! export declarations in the body are blanked out (spaces, newlines kept) or replaced by text of
-//! the same length, and the one-line prologue awaits the imports (in order, before any module code
-//! runs, so a denied import fails at "link time"), binds the imported names, and defines the
-//! exports as live getters on the namespace object `$_x`. The async function gives top-level
+//! the same length, and the one-line prologue defines the exports as live getters on the
+//! namespace object `$_x` (first, so a module that imports this one back in a cycle finds them),
+//! awaits the imports (in order, before any module code runs, so a denied import or a missing
+//! export fails at "link time"), binds the imported names, and finishes the namespace (sorted
+//! keys, not extensible). Imported names are bound once, when the imports are awaited: a later
+//! change to an exported `let` is not seen through them (it is through the namespace). The async function gives top-level
 //! `await`; its `"use strict"` directive and `undefined` receiver give module semantics. The body
 //! starts on line 1, right after the prologue, so every line keeps its number, in the guest's own
 //! `e.stack` too; only columns on line 1 are shifted, by the prefix's length, and the host shifts
@@ -312,6 +315,10 @@ pub(crate) struct Wrapped {
 struct Parser<'a> {
     src: &'a str,
     toks: Vec<Tok>,
+    /// The export getters: defined before any import is awaited, so a module that imports this
+    /// one back (a cycle) finds them.
+    exports: String,
+    /// The imports, awaited in order, their bindings and checks, and `export *`.
     prologue: String,
     edits: Edits,
     ns: usize,
@@ -333,8 +340,15 @@ impl<'a> Parser<'a> {
     }
 
     fn export(&mut self, name: &str, expr: &str) {
-        self.prologue
+        self.exports
             .push_str(&format!("$_m.e($_x, {}, () => {expr});", lit(name)));
+    }
+
+    /// A link-time check that the module behind `ns` exports every one of `names`.
+    fn check(&mut self, ns: &str, names: &[&str]) {
+        let list: Vec<String> = names.iter().map(|n| lit(n)).collect();
+        self.prologue
+            .push_str(&format!("$_m.c({ns}, [{}]);", list.join(", ")));
     }
 
     /// End (token index, exclusive) of a statement ending with token `last`: includes a `;`.
@@ -435,6 +449,16 @@ impl<'a> Parser<'a> {
         }
         let spec = unquote(self.text(j + 1));
         let ns = self.import_ns(&spec);
+        let mut wanted: Vec<&str> = named
+            .iter()
+            .map(|(imported, _)| imported.as_str())
+            .collect();
+        if default.is_some() {
+            wanted.push("default");
+        }
+        if !wanted.is_empty() {
+            self.check(&ns, &wanted);
+        }
         if let Some(d) = default {
             self.prologue
                 .push_str(&format!("const {d} = {ns}.default;"));
@@ -547,7 +571,8 @@ impl<'a> Parser<'a> {
                     }
                     None => {
                         // `export default` is 14 characters, and so is the replacement.
-                        self.export("default", "$_dflt");
+                        // `$_m.d` names an anonymous default function or class `default`.
+                        self.export("default", "$_m.d($_dflt)");
                         let width = end - tok_start;
                         let mut text = String::from("const $_dflt =");
                         while text.len() < width {
@@ -595,6 +620,8 @@ impl<'a> Parser<'a> {
                 {
                     let spec = unquote(self.text(after + 1));
                     let ns = self.import_ns(&spec);
+                    let wanted: Vec<&str> = pairs.iter().map(|(i, _)| i.as_str()).collect();
+                    self.check(&ns, &wanted);
                     for (imported, exported) in pairs {
                         self.export(&exported, &format!("{ns}[{}]", lit(&imported)));
                     }
@@ -672,7 +699,8 @@ pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
     let mut p = Parser {
         src,
         toks,
-        prologue: String::from("\"use strict\";"),
+        exports: String::new(),
+        prologue: String::new(),
         edits: Edits::default(),
         ns: 0,
     };
@@ -699,7 +727,11 @@ pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
     }
     let body = std::mem::take(&mut p.edits).apply(src);
     let url = name.replace(['\n', '\r'], "");
-    let prefix = format!("(async function ({DYN_IMPORT}, $_x, $_m) {{{}", p.prologue);
+    // `$_m.f` finishes the namespace once `export *` has added its names: sorted, sealed.
+    let prefix = format!(
+        "(async function ({DYN_IMPORT}, $_x, $_m) {{\"use strict\";{}{}$_m.f($_x);",
+        p.exports, p.prologue
+    );
     Wrapped {
         column_offset: u32::try_from(prefix.encode_utf16().count()).unwrap_or(u32::MAX),
         char_offset: u32::try_from(prefix.chars().count()).unwrap_or(u32::MAX),

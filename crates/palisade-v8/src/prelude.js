@@ -26,6 +26,9 @@
   const ownKeys = Reflect.ownKeys;
   const defineProperty = Object.defineProperty;
   const getPrototypeOf = Object.getPrototypeOf;
+  const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  const preventExtensions = Object.preventExtensions;
+  const arraySort = Array.prototype.sort;
   const create = Object.create;
   const freeze = Object.freeze;
   const JSONparse = JSON.parse;
@@ -47,6 +50,7 @@
   const ErrorCtor = Error;
   const TypeErrorCtor = TypeError;
   const EvalErrorCtor = EvalError;
+  const SyntaxErrorCtor = SyntaxError;
   const U8 = Uint8Array;
   const U16 = Uint16Array;
   const I32 = Int32Array;
@@ -271,12 +275,13 @@
 
   // ---- modules ------------------------------------------------------------------------------
   let table = create(null); // normalized name -> wrapper source
-  let cache = create(null); // normalized name -> promise of its namespace
+  let cache = create(null); // normalized name -> its entry (see `load`)
   let mainName = "";
   function resolve(importer, spec) {
     const rel = sslice(spec, 0, 2) === "./" || sslice(spec, 0, 3) === "../";
     if (!rel) return spec;
-    const parts = [];
+    // Not an array: an earlier module may have put setters on Array.prototype's indices.
+    const parts = create(null);
     let n = 0;
     if (importer !== null) {
       let seg = "";
@@ -303,29 +308,109 @@
     for (let i = 0; i < n; i++) out += (i ? "/" : "") + parts[i];
     return out;
   }
+  // What the module wrappers call (`$_m`; see modules.rs).
   const moduleHelpers = freeze({
+    // An export: a live getter, configurable until `f` seals the namespace.
     e(ns, name, get) {
-      defineProperty(ns, name, { get, enumerable: true, configurable: false });
+      defineProperty(ns, name, { get, enumerable: true, configurable: true });
     },
+    // `export * from`: every name but `default`; a name two stars give is ambiguous, and
+    // neither is kept (a module's own export wins over any star).
     s(ns, from) {
       const keys = ownKeys(from);
+      const entry = entryOf(ns);
+      const starred = entry === undefined ? create(null) : entry.starred;
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i];
         if (k === "default" || typeof k !== "string") continue;
-        defineProperty(ns, k, { get: () => from[k], enumerable: true, configurable: true });
+        const seen = starred[k];
+        if (seen === undefined) {
+          if (hasOwn(ns, k)) continue; // the module's own export
+          starred[k] = from;
+          defineProperty(ns, k, { get: () => from[k], enumerable: true, configurable: true });
+        } else if (seen !== null && seen !== from) {
+          // Ambiguous: two stars give the name.
+          delete ns[k];
+          starred[k] = null;
+        }
       }
     },
+    // Link-time check: the module behind `ns` exports every one of `names`.
+    c(ns, names) {
+      for (let i = 0; i < names.length; i++) {
+        if (!hasOwn(ns, names[i])) {
+          const entry = entryOf(ns);
+          const module = entry === undefined ? "" : entry.name;
+          throw new SyntaxErrorCtor("Could not find export '" + names[i] + "' in module '" + module + "'");
+        }
+      }
+    },
+    // An anonymous default function or class is called `default`.
+    d(v) {
+      if (typeof v === "function") {
+        const n = getOwnPropertyDescriptor(v, "name");
+        if (n !== undefined && n.value === "$_dflt") {
+          defineProperty(v, "name", { value: "default", writable: false, enumerable: false, configurable: true });
+        }
+      }
+      return v;
+    },
+    // The namespace once every export is in: keys sorted, as a module namespace's are, and
+    // nothing can be added or removed.
+    f(ns) {
+      const keys = ownKeys(ns);
+      // Elements defined, not assigned (an earlier module may have put setters on
+      // Array.prototype), and sorted with the captured sort: code-unit order, as a namespace's.
+      const names = [];
+      let n = 0;
+      for (let i = 0; i < keys.length; i++) {
+        if (typeof keys[i] === "string") {
+          defineProperty(names, n++, { value: keys[i], writable: true, enumerable: true, configurable: true });
+        }
+      }
+      apply(arraySort, names, []);
+      const getters = create(null);
+      for (let i = 0; i < n; i++) {
+        getters[i] = getOwnPropertyDescriptor(ns, names[i]).get;
+        delete ns[names[i]];
+      }
+      for (let i = 0; i < n; i++) {
+        defineProperty(ns, names[i], { get: getters[i], enumerable: true, configurable: false });
+      }
+      preventExtensions(ns);
+    },
   });
-  function load(name) {
+  // The cache entry whose namespace is `ns`.
+  function entryOf(ns) {
+    const names = ownKeys(cache);
+    for (let i = 0; i < names.length; i++) if (cache[names[i]].ns === ns) return cache[names[i]];
+    return undefined;
+  }
+  // Loads a module once: its cache entry keeps the namespace, the module that first imported it
+  // (`parent`, to tell a cycle) and the promise of its evaluation.
+  function load(name, parent) {
     const cached = cache[name];
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) return cached.done;
     const fn = origEval(table[name]);
     const ns = create(null);
     defineProperty(ns, toStringTag, { value: "Module" });
+    const entry = create(null);
+    entry.name = name;
+    entry.ns = ns;
+    entry.parent = parent;
+    entry.done = null;
+    entry.starred = create(null);
+    cache[name] = entry;
     const running = fn((spec) => importFrom(name, spec), ns, moduleHelpers);
-    const done = apply(promiseThen, running, [() => ns]);
-    cache[name] = done;
-    return done;
+    entry.done = apply(promiseThen, running, [() => ns]);
+    return entry.done;
+  }
+  // Whether `name` is `importer` or one of the modules whose evaluation is waiting on it.
+  function onChain(importer, name) {
+    for (let m = importer; m !== undefined; m = cache[m] === undefined ? undefined : cache[m].parent) {
+      if (m === name) return true;
+    }
+    return false;
   }
   function importFrom(importer, spec) {
     return new OrigPromise((res, rej) => {
@@ -335,8 +420,15 @@
         rej(new TypeErrorCtor(denied(TEXT.notFound[0] + s + TEXT.notFound[1] + importer + TEXT.notFound[2])));
         return;
       }
+      // A cycle: the module is still evaluating, waiting on this one. Its namespace already has
+      // its exports (the prologue defines them first); their values may not be set yet.
+      const entry = cache[r];
+      if (entry !== undefined && onChain(importer, r)) {
+        res(entry.ns);
+        return;
+      }
       try {
-        apply(promiseThen, load(r), [res, rej]);
+        apply(promiseThen, load(r, importer), [res, rej]);
       } catch (e) {
         rej(e);
       }
@@ -426,7 +518,7 @@
     }
     let p;
     try {
-      p = load(cfg.file);
+      p = load(cfg.file, undefined);
     } catch (e) {
       state = { k: "e", e, parse: true };
       return "s";

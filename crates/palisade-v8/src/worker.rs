@@ -823,20 +823,23 @@ fn clean_stack(stack: &str, prog: &Program) -> String {
         if line.contains("palisade:prelude") || line.trim() == "at eval (<anonymous>)" {
             continue;
         }
-        let mut l = line.to_owned();
+        let mut l = Some(line.to_owned());
         for (file, prefix) in &prog.prefixes {
-            l = shift_columns(&l, file, prefix.utf16);
+            // `None`: a frame in the wrapper's prologue (an import awaited, an export checked),
+            // not the guest's code.
+            l = l.and_then(|x| shift_columns(&x, file, prefix.utf16));
         }
-        out.push(l);
+        out.extend(l);
     }
     out.join("\n")
 }
 
 /// Shifts `file:1:COL` positions in one stack line back by `offset` columns: the wrapper's
-/// prefix shares a module's first line. Other lines are where the guest wrote them.
-fn shift_columns(line: &str, file: &str, offset: u32) -> String {
+/// prefix shares a module's first line. Other lines are where the guest wrote them. `None`: the
+/// position is inside the prefix, so the frame is the wrapper's.
+fn shift_columns(line: &str, file: &str, offset: u32) -> Option<String> {
     if offset == 0 || !line.contains(file) {
-        return line.to_owned();
+        return Some(line.to_owned());
     }
     let pat = format!("{file}:1:");
     let mut out = String::new();
@@ -849,14 +852,17 @@ fn shift_columns(line: &str, file: &str, offset: u32) -> String {
         out.push_str(&rest[..i + pat.len()]);
         match after[..digits].parse::<u32>() {
             Ok(n) if whole && digits > 0 => {
-                out.push_str(&n.saturating_sub(offset).max(1).to_string());
+                if n <= offset {
+                    return None;
+                }
+                out.push_str(&(n - offset).to_string());
             }
             _ => out.push_str(&after[..digits]),
         }
         rest = &after[digits..];
     }
     out.push_str(rest);
-    out
+    Some(out)
 }
 
 fn guest_error(desc: &str, prog: &Program) -> GuestError {
@@ -984,19 +990,18 @@ mod tests {
 
     #[test]
     fn module_first_line_columns_shift_back() {
+        let shift = |l| shift_columns(l, "m.mjs", 40);
         assert_eq!(
-            shift_columns(
-                "    at f (m.mjs:1:49) m.mjs:10:1 m.mjs:11:60 m.mjs:1:3",
-                "m.mjs",
-                40
-            ),
-            "    at f (m.mjs:1:9) m.mjs:10:1 m.mjs:11:60 m.mjs:1:1"
+            shift("    at f (m.mjs:1:49) m.mjs:10:1 m.mjs:11:60").as_deref(),
+            Some("    at f (m.mjs:1:9) m.mjs:10:1 m.mjs:11:60")
         );
-        assert_eq!(shift_columns("at a.mjs:1:50", "m.mjs", 40), "at a.mjs:1:50");
         assert_eq!(
-            shift_columns("at (am.mjs:1:50)", "m.mjs", 40),
-            "at (am.mjs:1:50)"
+            shift("    at async m.mjs:1:40"),
+            None,
+            "the wrapper's own frame"
         );
+        assert_eq!(shift("at a.mjs:1:50").as_deref(), Some("at a.mjs:1:50"));
+        assert_eq!(shift("at (am.mjs:1:5)").as_deref(), Some("at (am.mjs:1:5)"));
     }
 
     #[test]

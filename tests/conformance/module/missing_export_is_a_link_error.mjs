@@ -1,0 +1,3 @@
+console.log("never printed: linking fails before any module runs");
+import { nope } from "./a.js";
+export default typeof nope;

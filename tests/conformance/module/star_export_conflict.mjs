@@ -1,0 +1,2 @@
+import * as ns from "./a.js";
+export default Object.keys(ns);
