@@ -1,18 +1,26 @@
 //! libmini_racer runs classic scripts only, so ES modules are rewritten into scripts here, keeping
 //! every line and column of the guest's code where it was.
 //!
-//! A module becomes `(async function ($_impt, $_x, $_m) {<prologue><body>\n})`: import and
-//! export declarations in the body are blanked out (spaces, newlines kept) or replaced by text of
-//! the same length, and the one-line prologue defines the exports as live getters on the
-//! namespace object `$_x` (first, so a module that imports this one back in a cycle finds them),
-//! awaits the imports (in order, before any module code runs, so a denied import or a missing
-//! export fails at "link time"), binds the imported names, and finishes the namespace (sorted
-//! keys, not extensible). Imported names are bound once, when the imports are awaited: a later
-//! change to an exported `let` is not seen through them (it is through the namespace). The async function gives top-level
-//! `await`; its `"use strict"` directive and `undefined` receiver give module semantics. The body
-//! starts on line 1, right after the prologue, so every line keeps its number, in the guest's own
-//! `e.stack` too; only columns on line 1 are shifted, by the prefix's length, and the host shifts
-//! them back in the outcome.
+//! A module becomes a generator function,
+//! `(function* ($_impt, $_ns, $_x, $_m) {"use strict";<exports>yield;<imports><body>\n})`, or,
+//! if it may use top-level `await` (an `await` token outside every function body), an
+//! `async function` without the `yield`. Import and export declarations in the body are blanked
+//! out (spaces, newlines kept) or replaced by text of the same length. The prelude's loader links
+//! every module of the graph before any runs, as ECMAScript does: each namespace gets a getter per
+//! exported name ([`Wrapped::names`]) that reads the module's binding through a getter `<exports>`
+//! registers (`$_m.e`); a generator registers them at link time (it stops at `yield`), so a
+//! function a module exports is callable in a cycle before the module runs; an async module
+//! registers them when it starts. The loader then checks the imported names
+//! ([`Wrapped::checks`]), adds `export *` names and seals each namespace; a denied import or a
+//! missing export fails there, before any module code runs. It evaluates the graph depth-first,
+//! synchronously: module bodies and their promise jobs interleave as in ECMAScript; an async
+//! module runs until its first `await`, the modules that import it wait for it, and its
+//! siblings go on. `<imports>` binds the imported names from the namespaces (`$_ns(spec)`) once,
+//! when the module is evaluated: a later change to an exported `let` is not seen through them
+//! (it is through the namespace). The `"use strict"` directive and `undefined` receiver give
+//! module semantics. The body starts on line 1, right after the prefix, so every line keeps its
+//! number, in the guest's own `e.stack` too; only columns on line 1 are shifted, by the prefix's
+//! length, and the host shifts them back in the outcome.
 //!
 //! Dynamic `import(` (in scripts and modules) becomes `$_impt(`, the same length.
 //!
@@ -300,11 +308,22 @@ fn unquote(text: &str) -> String {
     out
 }
 
-/// A module rewritten as a script: an async function expression (see the module docs).
+/// A module rewritten as a script (see the module docs), with what the loader links it by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Wrapped {
-    /// The script text.
+    /// The script text: the generator form, or the async form if the module may use top-level
+    /// `await`.
     pub code: String,
+    /// Whether `code` is the async form.
+    pub is_async: bool,
+    /// The module's own exported names (not those of `export *`).
+    pub names: Vec<String>,
+    /// Every static import and re-export's specifier, in source order.
+    pub deps: Vec<String>,
+    /// `export * from` specifiers.
+    pub stars: Vec<String>,
+    /// Names each imported module must export (checked at link time).
+    pub checks: Vec<(String, Vec<String>)>,
     /// UTF-16 code units (V8's columns) the wrapper puts before the module's first line, which
     /// it shares.
     pub column_offset: u32,
@@ -315,11 +334,14 @@ pub(crate) struct Wrapped {
 struct Parser<'a> {
     src: &'a str,
     toks: Vec<Tok>,
-    /// The export getters: defined before any import is awaited, so a module that imports this
-    /// one back (a cycle) finds them.
+    /// The export getters: defined when the module is linked, before any module runs.
     exports: String,
-    /// The imports, awaited in order, their bindings and checks, and `export *`.
+    /// The imported names' bindings, made when the module is evaluated.
     prologue: String,
+    names: Vec<String>,
+    deps: Vec<String>,
+    stars: Vec<String>,
+    checks: Vec<(String, Vec<String>)>,
     edits: Edits,
     ns: usize,
 }
@@ -329,26 +351,35 @@ impl<'a> Parser<'a> {
         self.toks.get(k).map_or("", |t| &self.src[t.start..t.end])
     }
 
+    /// A static import: a dependency, and a binding of its namespace for the module's code.
     fn import_ns(&mut self, spec: &str) -> String {
+        self.deps.push(spec.to_owned());
         let name = format!("$_n{}", self.ns);
         self.ns += 1;
-        self.prologue.push_str(&format!(
-            "const {name} = await {DYN_IMPORT}({});",
-            lit(spec)
-        ));
+        self.prologue
+            .push_str(&format!("const {name} = $_ns({});", lit(spec)));
         name
     }
 
+    /// A re-export's namespace, looked up when an export getter runs (the module behind it may
+    /// not be linked yet when this one's getters are defined).
+    fn reexport_ns(&mut self, spec: &str) -> String {
+        self.deps.push(spec.to_owned());
+        format!("$_ns({})", lit(spec))
+    }
+
     fn export(&mut self, name: &str, expr: &str) {
+        self.names.push(name.to_owned());
         self.exports
             .push_str(&format!("$_m.e($_x, {}, () => {expr});", lit(name)));
     }
 
-    /// A link-time check that the module behind `ns` exports every one of `names`.
-    fn check(&mut self, ns: &str, names: &[&str]) {
-        let list: Vec<String> = names.iter().map(|n| lit(n)).collect();
-        self.prologue
-            .push_str(&format!("$_m.c({ns}, [{}]);", list.join(", ")));
+    /// A link-time check that the module behind `spec` exports every one of `names`.
+    fn check(&mut self, spec: &str, names: &[&str]) {
+        self.checks.push((
+            spec.to_owned(),
+            names.iter().map(|n| (*n).to_owned()).collect(),
+        ));
     }
 
     /// End (token index, exclusive) of a statement ending with token `last`: includes a `;`.
@@ -457,7 +488,7 @@ impl<'a> Parser<'a> {
             wanted.push("default");
         }
         if !wanted.is_empty() {
-            self.check(&ns, &wanted);
+            self.check(&spec, &wanted);
         }
         if let Some(d) = default {
             self.prologue
@@ -619,9 +650,9 @@ impl<'a> Parser<'a> {
                         .is_some_and(|t| t.kind == Kind::Str)
                 {
                     let spec = unquote(self.text(after + 1));
-                    let ns = self.import_ns(&spec);
+                    let ns = self.reexport_ns(&spec);
                     let wanted: Vec<&str> = pairs.iter().map(|(i, _)| i.as_str()).collect();
-                    self.check(&ns, &wanted);
+                    self.check(&spec, &wanted);
                     for (imported, exported) in pairs {
                         self.export(&exported, &format!("{ns}[{}]", lit(&imported)));
                     }
@@ -650,7 +681,7 @@ impl<'a> Parser<'a> {
                     return k + 1;
                 }
                 let spec = unquote(self.text(from + 1));
-                let ns = self.import_ns(&spec);
+                let ns = self.reexport_ns(&spec);
                 match alias {
                     Some(a) => {
                         let a = if a.starts_with('"') || a.starts_with('\'') {
@@ -660,7 +691,7 @@ impl<'a> Parser<'a> {
                         };
                         self.export(&a, &ns);
                     }
-                    None => self.prologue.push_str(&format!("$_m.s($_x, {ns});")),
+                    None => self.stars.push(spec),
                 }
                 let last = self.attributes(from + 1);
                 let end = self.finish(last);
@@ -693,14 +724,69 @@ fn is_operator(t: &str) -> bool {
     )
 }
 
+/// Whether the module may use top-level `await`: an `await` token outside every function body.
+/// Conservative (an `await` object key or one in an expression-bodied async arrow counts), since
+/// a module that awaits must get the async form: in the generator form `await (x)` would parse,
+/// as a call of a variable named `await`.
+fn may_await_at_top_level(src: &str, toks: &[Tok]) -> bool {
+    let text = |k: usize| &src[toks[k].start..toks[k].end];
+    let mut parens: Vec<usize> = Vec::new();
+    let mut braces: Vec<bool> = Vec::new();
+    let mut last_paren: Option<usize> = None;
+    let mut functions = 0usize;
+    for (k, tok) in toks.iter().enumerate() {
+        let t = text(k);
+        if tok.kind == Kind::Punct {
+            match t {
+                "(" => parens.push(k),
+                ")" => last_paren = parens.pop(),
+                "{" => {
+                    // A function body follows `=>`, or the `)` of a parameter list: one whose `(`
+                    // does not follow a statement keyword.
+                    let prev = if k > 0 { text(k - 1) } else { "" };
+                    let body = match prev {
+                        "=>" => true,
+                        ")" => last_paren.is_some_and(|o| {
+                            o > 0
+                                && !matches!(
+                                    text(o - 1),
+                                    "if" | "for" | "while" | "switch" | "catch" | "with" | "await"
+                                )
+                        }),
+                        _ => false,
+                    };
+                    braces.push(body);
+                    functions += usize::from(body);
+                }
+                "}" if braces.pop() == Some(true) => {
+                    functions = functions.saturating_sub(1);
+                }
+                _ => {}
+            }
+        } else if tok.kind == Kind::Ident
+            && t == "await"
+            && functions == 0
+            && !(k > 0 && matches!(text(k - 1), "." | "?."))
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// Rewrites a module as a script (see the module docs); `name` becomes its `sourceURL`.
 pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
     let toks = tokenize(src);
+    let is_async = may_await_at_top_level(src, &toks);
     let mut p = Parser {
         src,
         toks,
         exports: String::new(),
         prologue: String::new(),
+        names: Vec::new(),
+        deps: Vec::new(),
+        stars: Vec::new(),
+        checks: Vec::new(),
         edits: Edits::default(),
         ns: 0,
     };
@@ -727,15 +813,26 @@ pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
     }
     let body = std::mem::take(&mut p.edits).apply(src);
     let url = name.replace(['\n', '\r'], "");
-    // `$_m.f` finishes the namespace once `export *` has added its names: sorted, sealed.
-    let prefix = format!(
-        "(async function ({DYN_IMPORT}, $_x, $_m) {{\"use strict\";{}{}$_m.f($_x);",
-        p.exports, p.prologue
-    );
+    let prefix = if is_async {
+        format!(
+            "(async function ({DYN_IMPORT}, $_ns, $_x, $_m) {{\"use strict\";{}{}",
+            p.exports, p.prologue
+        )
+    } else {
+        format!(
+            "(function* ({DYN_IMPORT}, $_ns, $_x, $_m) {{\"use strict\";{}yield;{}",
+            p.exports, p.prologue
+        )
+    };
     Wrapped {
         column_offset: u32::try_from(prefix.encode_utf16().count()).unwrap_or(u32::MAX),
         char_offset: u32::try_from(prefix.chars().count()).unwrap_or(u32::MAX),
         code: format!("{prefix}{body}\n}})\n//# sourceURL={url}"),
+        is_async,
+        names: p.names,
+        deps: p.deps,
+        stars: p.stars,
+        checks: p.checks,
     }
 }
 
@@ -772,6 +869,28 @@ mod tests {
         assert!(w.code.contains("$_m.e($_x, \"a\", () => a);"));
         assert!(w.code.contains("$_m.e($_x, \"b\", () => b);"));
         assert!(w.code.contains("$_m.e($_x, \"default\", () => f);"));
+        assert_eq!(w.deps, ["./u.js"]);
+        assert!(!w.is_async);
+        assert!(w.code.starts_with("(function* ($_impt, $_ns"));
+        assert!(w.code.contains("yield;const $_n0 = $_ns(\"./u.js\");"));
+        assert_eq!(w.names, ["a", "b", "default"]);
+    }
+
+    #[test]
+    fn top_level_await_is_told_from_await_in_functions() {
+        let tla = |src: &str| wrap_module(src, "m.mjs").is_async;
+        assert!(tla("await x;"));
+        assert!(tla("const r = await (f());"));
+        assert!(tla("while (await ``) { break; }"));
+        assert!(tla("if (a) { for await (const x of y) {} }"));
+        assert!(tla("const o = { k: await p };"));
+        assert!(!tla("async function f() { await x; }"));
+        assert!(!tla("const f = async () => { if (a) { await b; } };"));
+        assert!(!tla("class A { async m(a = (1)) { await a; } }"));
+        assert!(!tla(
+            "const o = { async m() { return await x; } }; o.await;"
+        ));
+        assert!(!tla("const t = `${ { a: 1 }.a } await`; // await"));
     }
 
     #[test]
@@ -781,8 +900,12 @@ mod tests {
             "m.mjs",
         );
         assert!(w.code.contains("const $_dflt = 6 * 7;"), "{}", w.code);
-        assert!(w.code.contains("$_m.s($_x, $_n0);"));
-        assert!(w.code.contains("$_m.e($_x, \"y\", () => $_n1[\"x\"]);"));
+        assert_eq!(w.stars, ["lib"]);
+        assert_eq!(w.deps, ["lib", "./z.js"]);
+        assert!(w
+            .code
+            .contains("$_m.e($_x, \"y\", () => $_ns(\"./z.js\")[\"x\"]);"));
+        assert_eq!(w.checks, [("./z.js".to_owned(), vec!["x".to_owned()])]);
     }
 
     #[test]

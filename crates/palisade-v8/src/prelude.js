@@ -29,6 +29,7 @@
   const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
   const preventExtensions = Object.preventExtensions;
   const arraySort = Array.prototype.sort;
+  const genNext = Object.getPrototypeOf(function* () {}).prototype.next;
   const create = Object.create;
   const freeze = Object.freeze;
   const JSONparse = JSON.parse;
@@ -51,6 +52,7 @@
   const TypeErrorCtor = TypeError;
   const EvalErrorCtor = EvalError;
   const SyntaxErrorCtor = SyntaxError;
+  const ReferenceErrorCtor = ReferenceError;
   const U8 = Uint8Array;
   const U16 = Uint16Array;
   const I32 = Int32Array;
@@ -310,9 +312,9 @@
   }
   // What the module wrappers call (`$_m`; see modules.rs).
   const moduleHelpers = freeze({
-    // An export: a live getter, configurable until `f` seals the namespace.
-    e(ns, name, get) {
-      defineProperty(ns, name, { get, enumerable: true, configurable: true });
+    // A module registers how to read each binding it exports (the namespace's getters ask).
+    e(slots, name, get) {
+      slots[name] = get;
     },
     // `export * from`: every name but `default`; a name two stars give is ambiguous, and
     // neither is kept (a module's own export wins over any star).
@@ -386,52 +388,185 @@
     for (let i = 0; i < names.length; i++) if (cache[names[i]].ns === ns) return cache[names[i]];
     return undefined;
   }
-  // Loads a module once: its cache entry keeps the namespace, the module that first imported it
-  // (`parent`, to tell a cycle) and the promise of its evaluation.
-  function load(name, parent) {
+  // ---- the loader: every module of a graph is linked before any runs, then the graph is
+  // evaluated depth-first (ECMAScript's two phases; the wrapper forms are in modules.rs).
+  let parseFailed = null; // the module whose source did not parse
+  // The name `spec` resolves to from `importer`, or the policy's TypeError.
+  function target(importer, spec) {
+    const s = StringCtor(spec);
+    const r = resolve(importer === mainName ? null : importer, s);
+    if (r === null || !hasOwn(table, r) || r === mainName) {
+      throw new TypeErrorCtor(denied(TEXT.notFound[0] + s + TEXT.notFound[1] + importer + TEXT.notFound[2]));
+    }
+    return r;
+  }
+  // A namespace getter: the module's binding, once the module has said how to read it.
+  function exported(slots, name) {
+    return () => {
+      const get = slots[name];
+      if (get === undefined) throw new ReferenceErrorCtor("Cannot access '" + name + "' before initialization");
+      return get();
+    };
+  }
+  // Compiles a module and its dependencies, once each, and gives each namespace its exports
+  // (pre-order). Entry states: 0 instantiated, 1 linked, 2 evaluating, 3 evaluated.
+  function instantiate(name) {
     const cached = cache[name];
-    if (cached !== undefined) return cached.done;
-    const fn = origEval(table[name]);
+    if (cached !== undefined) return cached;
+    const m = table[name];
+    let fn;
+    try {
+      fn = origEval(m.code);
+    } catch (e) {
+      parseFailed = name;
+      throw e;
+    }
     const ns = create(null);
     defineProperty(ns, toStringTag, { value: "Module" });
+    const slots = create(null);
+    for (let i = 0; i < m.names.length; i++) {
+      defineProperty(ns, m.names[i], { get: exported(slots, m.names[i]), enumerable: true, configurable: true });
+    }
     const entry = create(null);
     entry.name = name;
     entry.ns = ns;
-    entry.parent = parent;
-    entry.done = null;
+    entry.m = m;
+    entry.state = 0;
+    entry.pending = undefined; // an evaluation still running: its promise
+    entry.failed = false;
+    entry.error = undefined;
     entry.starred = create(null);
+    entry.deps = create(null);
+    entry.ndeps = 0;
+    entry.gen = undefined;
     cache[name] = entry;
-    const running = fn((spec) => importFrom(name, spec), ns, moduleHelpers);
-    entry.done = apply(promiseThen, running, [() => ns]);
-    return entry.done;
-  }
-  // Whether `name` is `importer` or one of the modules whose evaluation is waiting on it.
-  function onChain(importer, name) {
-    for (let m = importer; m !== undefined; m = cache[m] === undefined ? undefined : cache[m].parent) {
-      if (m === name) return true;
+    const impt = (spec) => importFrom(name, spec);
+    const nsOf = (spec) => {
+      const r = resolve(name === mainName ? null : name, StringCtor(spec));
+      const e = r === null ? undefined : cache[r];
+      return e === undefined ? undefined : e.ns;
+    };
+    if (m.async) {
+      // Called when it is evaluated: it registers its exports as it starts.
+      entry.start = () => fn(impt, nsOf, slots, moduleHelpers);
+    } else {
+      // Registers its exports now (a cycle may call an exported function before it runs), then
+      // waits at its `yield`.
+      entry.gen = fn(impt, nsOf, slots, moduleHelpers);
+      apply(genNext, entry.gen, []);
     }
-    return false;
+    for (let i = 0; i < m.deps.length; i++) {
+      const r = target(name, m.deps[i]);
+      entry.deps[entry.ndeps++] = r;
+      instantiate(r);
+    }
+    return entry;
+  }
+  // Adds `export *` names, checks imported names and seals the namespaces (post-order).
+  function link(entry) {
+    if (entry.state !== 0) return;
+    entry.state = 1;
+    for (let i = 0; i < entry.ndeps; i++) link(cache[entry.deps[i]]);
+    const m = entry.m;
+    for (let i = 0; i < m.stars.length; i++) {
+      moduleHelpers.s(entry.ns, cache[target(entry.name, m.stars[i])].ns);
+    }
+    for (let i = 0; i < m.checks.length; i++) {
+      moduleHelpers.c(cache[target(entry.name, m.checks[i][0])].ns, m.checks[i][1]);
+    }
+    moduleHelpers.f(entry.ns);
+  }
+  // Resolves when all `n` promises in `list` have, rejects with the first rejection.
+  function whenAll(list, n) {
+    return new OrigPromise((res, rej) => {
+      let left = n;
+      for (let i = 0; i < n; i++) {
+        apply(promiseThen, list[i], [() => { if (--left === 0) res(); }, rej]);
+      }
+    });
+  }
+  // Runs a module's body; an async module's promise is returned.
+  function runBody(entry) {
+    if (entry.m.async) return entry.start();
+    apply(genNext, entry.gen, []);
+    return undefined;
+  }
+  // Evaluates the linked graph under `root` depth-first, synchronously: each module once, after
+  // its dependencies; one that waits on an async dependency runs when that has finished. Returns
+  // the promise of the root's evaluation, or undefined if it has finished; throws if a module
+  // failed synchronously.
+  function evaluate(root) {
+    if (root.state === 3) {
+      if (root.failed) throw root.error;
+      return root.pending;
+    }
+    if (root.state === 2) return undefined; // a cycle through a dynamic import
+    const stack = create(null);
+    let sp = 0;
+    const frame = (entry) => {
+      const f = create(null);
+      f.entry = entry;
+      f.i = 0;
+      entry.state = 2;
+      return f;
+    };
+    stack[sp++] = frame(root);
+    while (sp > 0) {
+      const f = stack[sp - 1];
+      const entry = f.entry;
+      if (f.i < entry.ndeps) {
+        const dep = cache[entry.deps[f.i++]];
+        if (dep.state === 1) stack[sp++] = frame(dep);
+        continue;
+      }
+      sp--;
+      // Every dependency has been visited; one still on the stack (a cycle) is not waited for.
+      const waits = create(null);
+      let n = 0;
+      for (let i = 0; i < entry.ndeps; i++) {
+        const dep = cache[entry.deps[i]];
+        if (dep.failed) {
+          entry.state = 3;
+          entry.failed = true;
+          entry.error = dep.error;
+          throw dep.error;
+        }
+        if (dep.state === 3 && dep.pending !== undefined) waits[n++] = dep.pending;
+      }
+      entry.state = 3;
+      if (n === 0) {
+        try {
+          entry.pending = runBody(entry);
+        } catch (e) {
+          entry.failed = true;
+          entry.error = e;
+          throw e;
+        }
+      } else {
+        entry.pending = apply(promiseThen, whenAll(waits, n), [() => runBody(entry)]);
+      }
+    }
+    return root.pending;
   }
   function importFrom(importer, spec) {
     return new OrigPromise((res, rej) => {
-      const s = StringCtor(spec);
-      const r = resolve(importer === mainName ? null : importer, s);
-      if (r === null || !hasOwn(table, r) || r === mainName) {
-        rej(new TypeErrorCtor(denied(TEXT.notFound[0] + s + TEXT.notFound[1] + importer + TEXT.notFound[2])));
-        return;
-      }
-      // A cycle: the module is still evaluating, waiting on this one. Its namespace already has
-      // its exports (the prologue defines them first); their values may not be set yet.
-      const entry = cache[r];
-      if (entry !== undefined && onChain(importer, r)) {
-        res(entry.ns);
-        return;
-      }
+      let entry;
       try {
-        apply(promiseThen, load(r, importer), [res, rej]);
+        entry = instantiate(target(importer, spec));
+        link(entry);
       } catch (e) {
         rej(e);
+        return;
       }
+      let p;
+      try {
+        p = evaluate(entry);
+      } catch (e) {
+        rej(e);
+        return;
+      }
+      if (p === undefined) res(entry.ns);
+      else apply(promiseThen, p, [() => res(entry.ns), rej]);
     });
   }
   // Dynamic import() in a script (rewritten by the host to this function).
@@ -516,32 +651,56 @@
       settle(v);
       return "s";
     }
-    let p;
+    let main;
+    parseFailed = null;
     try {
-      p = load(cfg.file, undefined);
+      main = instantiate(cfg.file);
+      link(main);
     } catch (e) {
-      state = { k: "e", e, parse: true };
+      state = { k: "e", e, parse: parseFailed === cfg.file };
       return "s";
     }
-    apply(promiseThen, p, [
-      (ns) => {
-        let d;
-        try {
-          d = ns.default;
-          if (typeof d === "function") d = d(input);
-        } catch (e) {
-          fail(e);
-          return;
-        }
-        settle(d);
-      },
-      fail,
-    ]);
+    const finish = () => {
+      let d;
+      try {
+        d = main.ns.default;
+        if (typeof d === "function") d = d(input);
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      settle(d);
+    };
+    // The default export is read and called once the graph has evaluated and every job it
+    // queued has run, as on the QuickJS engines: by the host's next poll, a task of its own
+    // (V8 drains the microtask queue after each).
+    const evaluated = () => {
+      state = create(null);
+      state.k = "d";
+      state.finish = finish;
+      send(TAG_SETTLED, "");
+    };
+    let p;
+    try {
+      p = evaluate(main);
+    } catch (e) {
+      fail(e);
+      return "s";
+    }
+    if (p === undefined) evaluated();
+    else apply(promiseThen, p, [evaluated, fail]);
     return "s";
   }
 
   function poll() {
     if (state === null) return "p";
+    if (state.k === "d") {
+      // A module graph has evaluated: call its default export now; poll again for the result.
+      const finish = state.finish;
+      state = null;
+      finish();
+      return "r";
+    }
     if (state.k === "e") return "e" + describe(state.e, state.parse);
     let json;
     try {

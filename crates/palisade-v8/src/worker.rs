@@ -598,7 +598,7 @@ fn program(req: &Request) -> Program {
         }
         let w = modules::wrap_module(src, name);
         prefixes.push((name.clone(), Prefix::of(&w)));
-        table.insert(name.clone(), serde_json::Value::String(w.code));
+        table.insert(name.clone(), module_entry(&w));
     }
     let (main, dyn_import) = match req.mode {
         Mode::Script => {
@@ -611,7 +611,7 @@ fn program(req: &Request) -> Program {
         Mode::Module => {
             let w = modules::wrap_module(&req.source, &file);
             prefixes.push((file.clone(), Prefix::of(&w)));
-            table.insert(file.clone(), serde_json::Value::String(w.code.clone()));
+            table.insert(file.clone(), module_entry(&w));
             (w.code, false)
         }
     };
@@ -622,6 +622,18 @@ fn program(req: &Request) -> Program {
         modules: table,
         dyn_import,
     }
+}
+
+/// What the prelude's loader gets for one module (see `modules`).
+fn module_entry(w: &modules::Wrapped) -> serde_json::Value {
+    serde_json::json!({
+        "code": w.code,
+        "async": w.is_async,
+        "names": w.names,
+        "deps": w.deps,
+        "stars": w.stars,
+        "checks": w.checks,
+    })
 }
 
 fn run_config(req: &Request, prog: &Program) -> String {
@@ -782,6 +794,8 @@ fn execute(
                     "the result promise can never settle: no pending jobs remain".into(),
                 ));
             }
+            // A module graph has evaluated and its default export was called: poll again.
+            "r" => continue,
             "n" => {
                 let g = guest_error(rest, prog);
                 return Err(ExecError::NotSerializable {

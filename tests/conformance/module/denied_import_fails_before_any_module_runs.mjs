@@ -1,0 +1,3 @@
+import "./a.js";
+import "./nope.js";
+export default 1;

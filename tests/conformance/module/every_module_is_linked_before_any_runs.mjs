@@ -1,0 +1,3 @@
+import "./a.js";
+import { zz } from "./b.js";
+export default zz;
