@@ -2,7 +2,8 @@
 //! every line and column of the guest's code where it was.
 //!
 //! A module becomes a generator function,
-//! `(function* ($_impt, $_ns, $_x, $_m) {"use strict";<exports>yield;<imports><body>\n})`, or,
+//! `(function* ($_impt, $_ns, $_x, $_m, $_mt) {"use strict";<exports>yield;<imports><body>\n})`,
+//! or,
 //! if it may use top-level `await` (an `await` token outside every function body), an
 //! `async function` without the `yield`. Import and export declarations in the body are blanked
 //! out (spaces, newlines kept) or replaced by text of the same length. The prelude's loader links
@@ -22,7 +23,8 @@
 //! number, in the guest's own `e.stack` too; only columns on line 1 are shifted, by the prefix's
 //! length, and the host shifts them back in the outcome.
 //!
-//! Dynamic `import(` (in scripts and modules) becomes `$_impt(`, the same length.
+//! Dynamic `import(` (in scripts and modules) becomes `$_impt(`, the same length; `import.meta`
+//! becomes `$_mt` and spaces, the module's meta object (empty, as on the QuickJS engines).
 //!
 //! The scanner is a tokenizer, not a parser: it knows strings, template literals, comments and
 //! regular expression literals (told from division by the previous token), which is what finding
@@ -30,6 +32,9 @@
 
 /// The identifier `import(` is rewritten to (same length as `import`).
 pub(crate) const DYN_IMPORT: &str = "$_impt";
+
+/// The identifier `import.meta` is rewritten to (padded with spaces).
+const META: &str = "$_mt";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -809,18 +814,33 @@ pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
         if is_dynamic_import(src, &p.toks, k) {
             p.edits.replace(t.start, t.end, DYN_IMPORT);
         }
+        // `import.meta` becomes the module's meta object, `$_mt`, padded to the same width.
+        if t.kind == Kind::Ident
+            && text == "import"
+            && !after_dot
+            && p.text(k + 1) == "."
+            && p.text(k + 2) == "meta"
+        {
+            let end = p.toks[k + 2].end;
+            if !src[t.start..end].contains(['\n', '\r', '\u{2028}', '\u{2029}']) {
+                let width = src[t.start..end].chars().count();
+                p.edits.replace(t.start, end, &format!("{META:<width$}"));
+                k += 3;
+                continue;
+            }
+        }
         k += 1;
     }
     let body = std::mem::take(&mut p.edits).apply(src);
     let url = name.replace(['\n', '\r'], "");
     let prefix = if is_async {
         format!(
-            "(async function ({DYN_IMPORT}, $_ns, $_x, $_m) {{\"use strict\";{}{}",
+            "(async function ({DYN_IMPORT}, $_ns, $_x, $_m, {META}) {{\"use strict\";{}{}",
             p.exports, p.prologue
         )
     } else {
         format!(
-            "(function* ({DYN_IMPORT}, $_ns, $_x, $_m) {{\"use strict\";{}yield;{}",
+            "(function* ({DYN_IMPORT}, $_ns, $_x, $_m, {META}) {{\"use strict\";{}yield;{}",
             p.exports, p.prologue
         )
     };
@@ -874,6 +894,16 @@ mod tests {
         assert!(w.code.starts_with("(function* ($_impt, $_ns"));
         assert!(w.code.contains("yield;const $_n0 = $_ns(\"./u.js\");"));
         assert_eq!(w.names, ["a", "b", "default"]);
+    }
+
+    #[test]
+    fn import_meta_keeps_its_width() {
+        let w = wrap_module(
+            "const m = import.meta;\nexport default import.meta.url;",
+            "m.mjs",
+        );
+        let b = body(&w);
+        assert_eq!(b, "const m = $_mt       ;\nconst $_dflt = $_mt       .url;");
     }
 
     #[test]

@@ -424,6 +424,7 @@
     const ns = create(null);
     defineProperty(ns, toStringTag, { value: "Module" });
     const slots = create(null);
+    const meta = create(null); // `import.meta`: empty, as on the QuickJS engines
     for (let i = 0; i < m.names.length; i++) {
       defineProperty(ns, m.names[i], { get: exported(slots, m.names[i]), enumerable: true, configurable: true });
     }
@@ -448,11 +449,11 @@
     };
     if (m.async) {
       // Called when it is evaluated: it registers its exports as it starts.
-      entry.start = () => fn(impt, nsOf, slots, moduleHelpers);
+      entry.start = () => fn(impt, nsOf, slots, moduleHelpers, meta);
     } else {
       // Registers its exports now (a cycle may call an exported function before it runs), then
       // waits at its `yield`.
-      entry.gen = fn(impt, nsOf, slots, moduleHelpers);
+      entry.gen = fn(impt, nsOf, slots, moduleHelpers, meta);
       apply(genNext, entry.gen, []);
     }
     for (let i = 0; i < m.deps.length; i++) {
