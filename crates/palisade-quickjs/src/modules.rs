@@ -10,6 +10,10 @@ use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
 use rquickjs::{Ctx, Exception, Module};
 
+/// Native stack a module resolution or load must leave free: room for parsing one more module
+/// (the parser stops at QuickJS's own limit) and for throwing.
+const MODULE_STACK_RESERVE: usize = 128 << 10;
+
 /// The current request's modules, keyed by normalized name. Installed as the runtime's
 /// resolver and loader when the runtime is built, filled in when a run starts.
 #[derive(Debug, Clone)]
@@ -43,6 +47,21 @@ impl Modules {
         t.main = main.to_owned();
     }
 
+    /// QuickJS resolves a module graph recursively, and that recursion (unlike its parser and
+    /// interpreter) does not check its stack limit: a chain of thousands of imports would run
+    /// the native stack out and take the host process with it. Each resolution and load first
+    /// checks there is room left, and otherwise throws the stack-overflow error, as deep
+    /// recursion anywhere else does.
+    fn check_stack(ctx: &Ctx<'_>) -> rquickjs::Result<()> {
+        match stacker::remaining_stack() {
+            Some(left) if left < MODULE_STACK_RESERVE => Err(Exception::throw_range(
+                ctx,
+                palisade_core::STACK_OVERFLOW_MESSAGE,
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Records and throws the policy error for an import that is not allowed.
     fn deny(&self, ctx: &Ctx<'_>, name: &str, base: &str) -> rquickjs::Error {
         let message = not_found_message(name, base);
@@ -60,6 +79,7 @@ impl Resolver for Modules {
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
         crate::run::shielded(ctx, || {
+            Self::check_stack(ctx)?;
             let found = {
                 let t = crate::lock(&self.table);
                 let importer = (base != t.main).then_some(base);
@@ -78,6 +98,7 @@ impl Loader for Modules {
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, Declared>> {
         crate::run::shielded(ctx, || {
+            Self::check_stack(ctx)?;
             let (source, main) = {
                 let t = crate::lock(&self.table);
                 (t.sources.get(name).cloned(), t.main.clone())

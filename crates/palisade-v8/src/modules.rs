@@ -3,25 +3,24 @@
 //!
 //! A module becomes a generator function,
 //! `(function* ($_impt, $_ns, $_x, $_m, $_mt) {"use strict";<exports>yield;<imports><body>\n})`,
-//! or,
-//! if it may use top-level `await` (an `await` token outside every function body), an
-//! `async function` without the `yield`. Import and export declarations in the body are blanked
-//! out (spaces, newlines kept) or replaced by text of the same length. The prelude's loader links
-//! every module of the graph before any runs, as ECMAScript does: each namespace gets a getter per
-//! exported name ([`Wrapped::names`]) that reads the module's binding through a getter `<exports>`
-//! registers (`$_m.e`); a generator registers them at link time (it stops at `yield`), so a
-//! function a module exports is callable in a cycle before the module runs; an async module
-//! registers them when it starts. The loader then checks the imported names
-//! ([`Wrapped::checks`]), adds `export *` names and seals each namespace; a denied import or a
-//! missing export fails there, before any module code runs. It evaluates the graph depth-first,
-//! synchronously: module bodies and their promise jobs interleave as in ECMAScript; an async
-//! module runs until its first `await`, the modules that import it wait for it, and its
-//! siblings go on. `<imports>` binds the imported names from the namespaces (`$_ns(spec)`) once,
-//! when the module is evaluated: a later change to an exported `let` is not seen through them
-//! (it is through the namespace). The `"use strict"` directive and `undefined` receiver give
-//! module semantics. The body starts on line 1, right after the prefix, so every line keeps its
-//! number, in the guest's own `e.stack` too; only columns on line 1 are shifted, by the prefix's
-//! length, and the host shifts them back in the outcome.
+//! or, if it may use top-level `await` (an `await` token outside every function body), an `async
+//! function` without the `yield`. Import and export declarations in the body are blanked out
+//! (spaces, newlines kept) or replaced by text of the same length. The prelude's loader links every
+//! module of the graph before any runs, as ECMAScript does: each namespace (a proxy) has a data
+//! property per exported name ([`Wrapped::names`]) whose value it reads through a getter
+//! `<exports>` registers (`$_m.e`); a generator registers them at link time (it stops at `yield`),
+//! so a function a module exports is callable in a cycle before the module runs; an async module
+//! registers them when it starts. The loader then checks the imported names ([`Wrapped::checks`]),
+//! adds `export *` names and seals each namespace; a denied import or a missing export fails there,
+//! before any module code runs. It evaluates the graph depth-first, synchronously: module bodies
+//! and their promise jobs interleave as in ECMAScript; an async module runs until its first
+//! `await`, the modules that import it wait for it, and its siblings go on. `<imports>` binds the
+//! imported names from the namespaces (`$_ns(spec)`) once, when the module is evaluated: a later
+//! change to an exported `let` is not seen through them (it is through the namespace). The `"use
+//! strict"` directive and `undefined` receiver give module semantics. The body starts on line 1,
+//! right after the prefix, so every line keeps its number, in the guest's own `e.stack` too; only
+//! columns on line 1 are shifted, by the prefix's length, and the host shifts them back in the
+//! outcome.
 //!
 //! Dynamic `import(` (in scripts and modules) becomes `$_impt(`, the same length; `import.meta`
 //! becomes `$_mt` and spaces, the module's meta object (empty, as on the QuickJS engines).

@@ -52,6 +52,7 @@
   const TypeErrorCtor = TypeError;
   const EvalErrorCtor = EvalError;
   const SyntaxErrorCtor = SyntaxError;
+  const ProxyCtor = Proxy;
   const ReferenceErrorCtor = ReferenceError;
   const U8 = Uint8Array;
   const U16 = Uint16Array;
@@ -312,40 +313,9 @@
   }
   // What the module wrappers call (`$_m`; see modules.rs).
   const moduleHelpers = freeze({
-    // A module registers how to read each binding it exports (the namespace's getters ask).
+    // A module registers how to read each binding it exports (the namespace asks).
     e(slots, name, get) {
       slots[name] = get;
-    },
-    // `export * from`: every name but `default`; a name two stars give is ambiguous, and
-    // neither is kept (a module's own export wins over any star).
-    s(ns, from) {
-      const keys = ownKeys(from);
-      const entry = entryOf(ns);
-      const starred = entry === undefined ? create(null) : entry.starred;
-      for (let i = 0; i < keys.length; i++) {
-        const k = keys[i];
-        if (k === "default" || typeof k !== "string") continue;
-        const seen = starred[k];
-        if (seen === undefined) {
-          if (hasOwn(ns, k)) continue; // the module's own export
-          starred[k] = from;
-          defineProperty(ns, k, { get: () => from[k], enumerable: true, configurable: true });
-        } else if (seen !== null && seen !== from) {
-          // Ambiguous: two stars give the name.
-          delete ns[k];
-          starred[k] = null;
-        }
-      }
-    },
-    // Link-time check: the module behind `ns` exports every one of `names`.
-    c(ns, names) {
-      for (let i = 0; i < names.length; i++) {
-        if (!hasOwn(ns, names[i])) {
-          const entry = entryOf(ns);
-          const module = entry === undefined ? "" : entry.name;
-          throw new SyntaxErrorCtor("Could not find export '" + names[i] + "' in module '" + module + "'");
-        }
-      }
     },
     // An anonymous default function or class is called `default`.
     d(v) {
@@ -357,36 +327,30 @@
       }
       return v;
     },
-    // The namespace once every export is in: keys sorted, as a module namespace's are, and
-    // nothing can be added or removed.
-    f(ns) {
-      const keys = ownKeys(ns);
-      // Elements defined, not assigned (an earlier module may have put setters on
-      // Array.prototype), and sorted with the captured sort: code-unit order, as a namespace's.
-      const names = [];
-      let n = 0;
-      for (let i = 0; i < keys.length; i++) {
-        if (typeof keys[i] === "string") {
-          defineProperty(names, n++, { value: keys[i], writable: true, enumerable: true, configurable: true });
-        }
-      }
-      apply(arraySort, names, []);
-      const getters = create(null);
-      for (let i = 0; i < n; i++) {
-        getters[i] = getOwnPropertyDescriptor(ns, names[i]).get;
-        delete ns[names[i]];
-      }
-      for (let i = 0; i < n; i++) {
-        defineProperty(ns, names[i], { get: getters[i], enumerable: true, configurable: false });
-      }
-      preventExtensions(ns);
-    },
   });
-  // The cache entry whose namespace is `ns`.
-  function entryOf(ns) {
-    const names = ownKeys(cache);
-    for (let i = 0; i < names.length; i++) if (cache[names[i]].ns === ns) return cache[names[i]];
-    return undefined;
+  // A data-property descriptor with no prototype (guest code may have put accessors named
+  // `get` or `set` on Object.prototype).
+  function dataDesc(value, writable, enumerable, configurable) {
+    const d = create(null);
+    d.value = value;
+    d.writable = writable;
+    d.enumerable = enumerable;
+    d.configurable = configurable;
+    return d;
+  }
+  // A module namespace object: a proxy whose target holds the export names as writable,
+  // non-configurable data properties (sorted, not extensible once linked), reading each value
+  // live from the module, as ECMAScript's namespace exotic object does.
+  function namespace(read, target) {
+    const isExport = (k) => typeof k === "string" && read[k] !== undefined;
+    const handler = create(null);
+    handler.get = (t, k) => (isExport(k) ? read[k]() : t[k]);
+    handler.getOwnPropertyDescriptor = (t, k) =>
+      isExport(k) ? dataDesc(read[k](), true, true, false) : getOwnPropertyDescriptor(t, k);
+    handler.set = () => false;
+    handler.defineProperty = () => false;
+    handler.deleteProperty = (t, k) => !isExport(k) && getOwnPropertyDescriptor(t, k) === undefined;
+    return new ProxyCtor(target, handler);
   }
   // ---- the loader: every module of a graph is linked before any runs, then the graph is
   // evaluated depth-first (ECMAScript's two phases; the wrapper forms are in modules.rs).
@@ -409,10 +373,27 @@
     };
   }
   // Compiles a module and its dependencies, once each, and gives each namespace its exports
-  // (pre-order). Entry states: 0 instantiated, 1 linked, 2 evaluating, 3 evaluated.
+  // (depth-first, with an explicit stack: a chain of thousands of modules must not exhaust
+  // V8's stack). Entry states: 0 instantiated, 1 linked, 2 evaluating, 3 evaluated.
   function instantiate(name) {
     const cached = cache[name];
     if (cached !== undefined) return cached;
+    const root = instantiateOne(name);
+    const todo = create(null);
+    let n = 0;
+    todo[n++] = root;
+    while (n > 0) {
+      const entry = todo[--n];
+      const deps = entry.m.deps;
+      for (let i = 0; i < deps.length; i++) entry.deps[entry.ndeps++] = target(entry.name, deps[i]);
+      // The first dependency is compiled next, as a recursive walk would.
+      for (let i = entry.ndeps - 1; i >= 0; i--) {
+        if (cache[entry.deps[i]] === undefined) todo[n++] = instantiateOne(entry.deps[i]);
+      }
+    }
+    return root;
+  }
+  function instantiateOne(name) {
     const m = table[name];
     let fn;
     try {
@@ -421,16 +402,23 @@
       parseFailed = name;
       throw e;
     }
-    const ns = create(null);
-    defineProperty(ns, toStringTag, { value: "Module" });
     const slots = create(null);
     const meta = create(null); // `import.meta`: empty, as on the QuickJS engines
+    // name -> how to read it: the module's own exports now, `export *` names at link time.
+    const read = create(null);
+    const own = create(null);
     for (let i = 0; i < m.names.length; i++) {
-      defineProperty(ns, m.names[i], { get: exported(slots, m.names[i]), enumerable: true, configurable: true });
+      read[m.names[i]] = exported(slots, m.names[i]);
+      own[m.names[i]] = true;
     }
+    const nsTarget = create(null);
+    defineProperty(nsTarget, toStringTag, dataDesc("Module", false, false, false));
     const entry = create(null);
     entry.name = name;
-    entry.ns = ns;
+    entry.read = read;
+    entry.own = own;
+    entry.target = nsTarget;
+    entry.ns = namespace(read, nsTarget);
     entry.m = m;
     entry.state = 0;
     entry.pending = undefined; // an evaluation still running: its promise
@@ -456,26 +444,79 @@
       entry.gen = fn(impt, nsOf, slots, moduleHelpers, meta);
       apply(genNext, entry.gen, []);
     }
-    for (let i = 0; i < m.deps.length; i++) {
-      const r = target(name, m.deps[i]);
-      entry.deps[entry.ndeps++] = r;
-      instantiate(r);
-    }
     return entry;
   }
-  // Adds `export *` names, checks imported names and seals the namespaces (post-order).
-  function link(entry) {
-    if (entry.state !== 0) return;
-    entry.state = 1;
-    for (let i = 0; i < entry.ndeps; i++) link(cache[entry.deps[i]]);
+  // Adds `export *` names, checks imported names and seals the namespaces (post-order, with an
+  // explicit stack).
+  function link(root) {
+    if (root.state !== 0) return;
+    const stack = create(null);
+    let sp = 0;
+    const frame = (entry) => {
+      const f = create(null);
+      f.entry = entry;
+      f.i = 0;
+      entry.state = 1;
+      return f;
+    };
+    stack[sp++] = frame(root);
+    while (sp > 0) {
+      const f = stack[sp - 1];
+      if (f.i < f.entry.ndeps) {
+        const dep = cache[f.entry.deps[f.i++]];
+        if (dep.state === 0) stack[sp++] = frame(dep);
+        continue;
+      }
+      sp--;
+      linkOne(f.entry);
+    }
+  }
+  function linkOne(entry) {
     const m = entry.m;
+    const read = entry.read;
+    // `export * from`: every name but `default`; a name two stars give is ambiguous, and
+    // neither is kept; the module's own exports win over any star.
+    const starred = entry.starred;
     for (let i = 0; i < m.stars.length; i++) {
-      moduleHelpers.s(entry.ns, cache[target(entry.name, m.stars[i])].ns);
+      const from = cache[target(entry.name, m.stars[i])];
+      const keys = ownKeys(from.read);
+      for (let j = 0; j < keys.length; j++) {
+        const k = keys[j];
+        if (k === "default" || entry.own[k] === true) continue;
+        const seen = starred[k];
+        if (seen === undefined) {
+          starred[k] = from;
+          const fromRead = from.read;
+          read[k] = () => fromRead[k]();
+        } else if (seen !== null && seen !== from) {
+          delete read[k];
+          starred[k] = null;
+        }
+      }
     }
+    // Every name imported from a module must be one it exports.
     for (let i = 0; i < m.checks.length; i++) {
-      moduleHelpers.c(cache[target(entry.name, m.checks[i][0])].ns, m.checks[i][1]);
+      const dep = cache[target(entry.name, m.checks[i][0])];
+      const names = m.checks[i][1];
+      for (let j = 0; j < names.length; j++) {
+        if (dep.read[names[j]] === undefined) {
+          throw new SyntaxErrorCtor("Could not find export '" + names[j] + "' in module '" + dep.name + "'");
+        }
+      }
     }
-    moduleHelpers.f(entry.ns);
+    // The namespace's keys, sorted as a namespace's are (the captured sort, on an array whose
+    // elements are defined, not assigned: an earlier module may have put setters on
+    // Array.prototype), then sealed.
+    const keys = ownKeys(read);
+    const names = [];
+    for (let i = 0; i < keys.length; i++) {
+      defineProperty(names, i, dataDesc(keys[i], true, true, true));
+    }
+    apply(arraySort, names, []);
+    for (let i = 0; i < keys.length; i++) {
+      defineProperty(entry.target, names[i], dataDesc(undefined, true, true, false));
+    }
+    preventExtensions(entry.target);
   }
   // Resolves when all `n` promises in `list` have, rejects with the first rejection.
   function whenAll(list, n) {
@@ -658,7 +699,9 @@
       main = instantiate(cfg.file);
       link(main);
     } catch (e) {
-      state = { k: "e", e, parse: parseFailed === cfg.file };
+      // A module that does not parse is `syntax_error`, the main one or an imported one, as on
+      // the QuickJS engines.
+      state = { k: "e", e, parse: parseFailed !== null };
       return "s";
     }
     const finish = () => {
