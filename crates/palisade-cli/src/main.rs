@@ -3,11 +3,14 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use palisade::units::{parse_duration, parse_size};
-use palisade::{EngineKind, ErrorKind, Limits, Mode, Outcome, Policy, Request, Sandbox};
+use palisade::{
+    EngineKind, ErrorKind, ExecError, Limit, Limits, Mode, Outcome, Policy, Request, Sandbox,
+};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -353,6 +356,7 @@ fn run(args: RunArgs) -> u8 {
         tenant: args.tenant.clone(),
         ..palisade::AccessContext::anonymous()
     };
+    watchdog(args.engine, limits.timeout, args.json);
     let outcome = match Sandbox::builder()
         .engine(args.engine)
         .expect_limits(limits)
@@ -362,7 +366,56 @@ fn run(args: RunArgs) -> u8 {
         Ok(sandbox) => sandbox.run_as(&request, context),
         Err(e) => e.to_outcome(args.engine),
     };
+    if REPORTED.swap(true, Ordering::SeqCst) {
+        // The watchdog is reporting; it ends the process.
+        loop {
+            std::thread::park();
+        }
+    }
     report(&outcome, args.json)
+}
+
+/// Set by whoever reports the run's outcome first: the run, or the watchdog.
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// How long past its deadline a run may take before the watchdog ends the process.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
+
+/// Ends this process with the `timeout` outcome if the run has not returned `grace` after its
+/// deadline. The engines stop a run at its deadline, but the native quickjs engine can only
+/// interrupt between bytecodes: one long native builtin (`new Array(2 ** 32 - 1).join('')`,
+/// minutes of looping over holes) runs on past it, and the thread cannot be stopped from
+/// outside. `palisade run` runs one request per process, so ending the process is safe here;
+/// the service runs engines in worker processes it kills, and a library caller who needs the
+/// same guarantee in-process uses the `wasm` engine.
+fn watchdog(engine: EngineKind, timeout: Duration, json: bool) {
+    let budget = timeout.saturating_add(WATCHDOG_GRACE);
+    let spawned = std::thread::Builder::new()
+        .name("palisade-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(budget);
+            if REPORTED.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            let outcome = Outcome::failed(
+                engine.as_str(),
+                ExecError::limit(
+                    Limit::Timeout,
+                    ms(timeout),
+                    Some(ms(budget)),
+                    format!(
+                        "the timeout of {} ms was exceeded (a native builtin ran past it; the \
+                         process was ended)",
+                        ms(timeout)
+                    ),
+                ),
+            );
+            let code = report(&outcome, json);
+            std::process::exit(i32::from(code));
+        });
+    // Without the thread the run still has its engine's own deadline.
+    drop(spawned);
 }
 
 fn serve(args: ServeArgs) -> u8 {

@@ -343,3 +343,28 @@ fn issue_3_wasm_engine_runs_and_meters_fuel() {
         "{v}"
     );
 }
+
+/// One native builtin that loops for minutes without a bytecode boundary: the native quickjs
+/// engine cannot interrupt it, so before 2026-11-30 `palisade run --timeout 1s` ran on for
+/// minutes. The CLI's watchdog ends the process with the `timeout` outcome 2 s after the
+/// deadline; the other engines stop it at the deadline themselves.
+#[test]
+fn regression_a_native_builtin_past_the_deadline_ends_as_timeout() {
+    let start = std::time::Instant::now();
+    let out = palisade(&[
+        "run",
+        "--json",
+        "--timeout",
+        "500ms",
+        "-e",
+        "new Array(2 ** 32 - 1).join('').length",
+    ]);
+    let elapsed = start.elapsed();
+    let v = json(&out);
+    assert_eq!(v["error"]["kind"], "timeout", "{v}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        elapsed < std::time::Duration::from_secs(30),
+        "took {elapsed:?}"
+    );
+}
