@@ -446,17 +446,18 @@
     }
     return entry;
   }
-  // Adds `export *` names, checks imported names and seals the namespaces (post-order, with an
-  // explicit stack).
-  function link(root) {
-    if (root.state !== 0) return;
+  // Visits the graph under `root` depth-first, post-order, with an explicit stack (a chain of
+  // thousands of modules must not exhaust V8's stack): a module in state `from` moves to `to`
+  // when entered and is visited after its dependencies; one in any other state (done, or still
+  // on the stack in a cycle) is not entered.
+  function postOrder(root, from, to, visit) {
     const stack = create(null);
     let sp = 0;
     const frame = (entry) => {
       const f = create(null);
       f.entry = entry;
       f.i = 0;
-      entry.state = 1;
+      entry.state = to;
       return f;
     };
     stack[sp++] = frame(root);
@@ -464,12 +465,16 @@
       const f = stack[sp - 1];
       if (f.i < f.entry.ndeps) {
         const dep = cache[f.entry.deps[f.i++]];
-        if (dep.state === 0) stack[sp++] = frame(dep);
+        if (dep.state === from) stack[sp++] = frame(dep);
         continue;
       }
       sp--;
-      linkOne(f.entry);
+      visit(f.entry);
     }
+  }
+  // Adds `export *` names, checks imported names and seals the namespaces.
+  function link(root) {
+    if (root.state === 0) postOrder(root, 0, 1, linkOne);
   }
   function linkOne(entry) {
     const m = entry.m;
@@ -543,52 +548,36 @@
       return root.pending;
     }
     if (root.state === 2) return undefined; // a cycle through a dynamic import
-    const stack = create(null);
-    let sp = 0;
-    const frame = (entry) => {
-      const f = create(null);
-      f.entry = entry;
-      f.i = 0;
-      entry.state = 2;
-      return f;
-    };
-    stack[sp++] = frame(root);
-    while (sp > 0) {
-      const f = stack[sp - 1];
-      const entry = f.entry;
-      if (f.i < entry.ndeps) {
-        const dep = cache[entry.deps[f.i++]];
-        if (dep.state === 1) stack[sp++] = frame(dep);
-        continue;
-      }
-      sp--;
-      // Every dependency has been visited; one still on the stack (a cycle) is not waited for.
-      const waits = create(null);
-      let n = 0;
-      for (let i = 0; i < entry.ndeps; i++) {
-        const dep = cache[entry.deps[i]];
-        if (dep.failed) {
-          entry.state = 3;
-          entry.failed = true;
-          entry.error = dep.error;
-          throw dep.error;
-        }
-        if (dep.state === 3 && dep.pending !== undefined) waits[n++] = dep.pending;
-      }
-      entry.state = 3;
-      if (n === 0) {
-        try {
-          entry.pending = runBody(entry);
-        } catch (e) {
-          entry.failed = true;
-          entry.error = e;
-          throw e;
-        }
-      } else {
-        entry.pending = apply(promiseThen, whenAll(waits, n), [() => runBody(entry)]);
-      }
-    }
+    postOrder(root, 1, 2, evaluateOne);
     return root.pending;
+  }
+  // Runs one module whose dependencies have been visited; one still on the stack (a cycle) is
+  // not waited for.
+  function evaluateOne(entry) {
+    const waits = create(null);
+    let n = 0;
+    for (let i = 0; i < entry.ndeps; i++) {
+      const dep = cache[entry.deps[i]];
+      if (dep.failed) {
+        entry.state = 3;
+        entry.failed = true;
+        entry.error = dep.error;
+        throw dep.error;
+      }
+      if (dep.state === 3 && dep.pending !== undefined) waits[n++] = dep.pending;
+    }
+    entry.state = 3;
+    if (n === 0) {
+      try {
+        entry.pending = runBody(entry);
+      } catch (e) {
+        entry.failed = true;
+        entry.error = e;
+        throw e;
+      }
+    } else {
+      entry.pending = apply(promiseThen, whenAll(waits, n), [() => runBody(entry)]);
+    }
   }
   function importFrom(importer, spec) {
     return new OrigPromise((res, rej) => {
