@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use palisade_core::modules::{normalize_key, not_found_message, resolve};
-use palisade_core::Policy;
+use palisade_core::{Limits, Policy};
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
 use rquickjs::{Ctx, Exception, Module};
+
+use crate::ffi::Meter;
 
 /// Native stack a module resolution or load must leave free: room for parsing one more module
 /// (the parser stops at QuickJS's own limit) and for throwing.
@@ -20,6 +22,7 @@ const MODULE_STACK_RESERVE: usize = 128 << 10;
 pub(crate) struct Modules {
     table: Arc<Mutex<Table>>,
     denials: Arc<Mutex<Vec<String>>>,
+    meter: Arc<Meter>,
 }
 
 #[derive(Debug, Default)]
@@ -27,17 +30,27 @@ struct Table {
     /// Supplied and allowed by the policy, keyed by normalized name.
     sources: BTreeMap<String, String>,
     main: String,
+    /// The run's limits, for compiling a module again with more stack
+    /// (`run::unmask_stack_overflow`).
+    limits: Limits,
 }
 
 impl Modules {
-    pub(crate) fn new(denials: Arc<Mutex<Vec<String>>>) -> Self {
+    pub(crate) fn new(denials: Arc<Mutex<Vec<String>>>, meter: Arc<Meter>) -> Self {
         Modules {
             table: Arc::default(),
             denials,
+            meter,
         }
     }
 
-    pub(crate) fn set(&self, supplied: &BTreeMap<String, String>, main: &str, policy: &Policy) {
+    pub(crate) fn set(
+        &self,
+        supplied: &BTreeMap<String, String>,
+        main: &str,
+        policy: &Policy,
+        limits: &Limits,
+    ) {
         let mut t = crate::lock(&self.table);
         t.sources = supplied
             .iter()
@@ -45,6 +58,7 @@ impl Modules {
             .filter(|(k, _)| policy.allows_module(k))
             .collect();
         t.main = main.to_owned();
+        t.limits = limits.clone();
     }
 
     /// QuickJS resolves a module graph recursively, and that recursion (unlike its parser and
@@ -99,12 +113,18 @@ impl Loader for Modules {
     ) -> rquickjs::Result<Module<'js, Declared>> {
         crate::run::shielded(ctx, || {
             Self::check_stack(ctx)?;
-            let (source, main) = {
+            let (source, main, limits) = {
                 let t = crate::lock(&self.table);
-                (t.sources.get(name).cloned(), t.main.clone())
+                (
+                    t.sources.get(name).cloned(),
+                    t.main.clone(),
+                    t.limits.clone(),
+                )
             };
             match source {
-                Some(src) => Module::declare(ctx.clone(), name, src.into_bytes()),
+                Some(src) => crate::run::unmask_stack_overflow(ctx, &self.meter, &limits, || {
+                    Module::declare(ctx.clone(), name, src.as_bytes())
+                }),
                 None => Err(self.deny(ctx, name, &main)),
             }
         })

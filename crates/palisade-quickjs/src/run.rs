@@ -59,7 +59,12 @@ pub(crate) fn run(
     guard.set_deadline(start + limits.timeout);
     let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
     rt.set_max_stack_size(usize::try_from(stack).unwrap_or(usize::MAX));
-    modules.set(&request.modules, request.file_name(), &request.policy);
+    modules.set(
+        &request.modules,
+        request.file_name(),
+        &request.policy,
+        &request.limits,
+    );
     lock(denials).clear();
     let deterministic = request.policy.deterministic.as_ref();
     // Outside deterministic mode, a seed no run can predict from another's.
@@ -171,8 +176,10 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
                     ffi::read_bytecode(ctx, &bytes).map_err(|_| compile_failure(ctx, st))?
                 }
                 then => {
-                    let compiled = ffi::compile_script(ctx, &req.source, file)
-                        .map_err(|_| compile_failure(ctx, st))?;
+                    let compiled = unmask_stack_overflow(ctx, st.meter, &req.limits, || {
+                        ffi::compile_script(ctx, &req.source, file)
+                    })
+                    .map_err(|_| compile_failure(ctx, st))?;
                     keep(ctx, st, then, || ffi::write_bytecode(ctx, &compiled));
                     compiled
                 }
@@ -189,8 +196,10 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
                     ffi::load_module(ctx, &bytes).map_err(|_| compile_failure(ctx, st))?
                 }
                 then => {
-                    let declared = Module::declare(ctx.clone(), file, req.source.as_bytes())
-                        .map_err(|_| compile_failure(ctx, st))?;
+                    let declared = unmask_stack_overflow(ctx, st.meter, &req.limits, || {
+                        Module::declare(ctx.clone(), file, req.source.as_bytes())
+                    })
+                    .map_err(|_| compile_failure(ctx, st))?;
                     keep(ctx, st, then, || {
                         declared.write(rquickjs::module::WriteOptions::default())
                     });
@@ -594,6 +603,77 @@ fn to_json<'js>(
         }
     };
     palisade_core::result_from_json(&json, st.request.limits.result)
+}
+
+/// How much more stack [`unmask_stack_overflow`] compiles with the second time.
+const RECOMPILE_EXTRA_STACK: usize = 256 << 10;
+
+/// Runs `compile`, a compile of guest source that leaves its error pending, and sees to it that
+/// running out of stack while compiling ends as the stack-overflow error.
+///
+/// QuickJS's parser can report running out of stack as a `SyntaxError`: a lookahead that ran
+/// out drops the stack-overflow error it threw, and the parse goes on to fail somewhere else,
+/// with "missing formal parameter", "invalid property name" and the like (bellard/quickjs#118).
+/// 20,000 nested functions were a `syntax_error` here and on `wasm`, and `stack_overflow` on
+/// `v8`. So a compile that fails with a `SyntaxError` runs once more with 256 KiB more stack, and
+/// twice the memory outside the run's accounting. A real syntax error fails again with the same
+/// message at the same place. One the stack made fails somewhere else, or not at all, and is
+/// replaced by the stack-overflow error. Only a failed compile pays for the second one. (The
+/// `wasm` guest tells the two apart without compiling again: its glue sees every stack check.)
+pub(crate) fn unmask_stack_overflow<T>(
+    ctx: &Ctx<'_>,
+    meter: &Meter,
+    limits: &palisade_core::Limits,
+    compile: impl Fn() -> rquickjs::Result<T>,
+) -> rquickjs::Result<T> {
+    let first = compile();
+    if !matches!(first, Err(rquickjs::Error::Exception)) || meter.hit() {
+        return first;
+    }
+    let exc = ctx.catch();
+    let Some(site) = syntax_error_site(ctx, &exc) else {
+        return Err(ctx.throw(exc));
+    };
+    let stack = usize::try_from(limits.stack.unwrap_or(crate::DEFAULT_STACK)).unwrap_or(usize::MAX);
+    let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
+    let again = meter.aside(memory.saturating_mul(2), || {
+        ffi::with_stack(
+            ctx,
+            stack.saturating_add(RECOMPILE_EXTRA_STACK),
+            stack,
+            || match compile() {
+                Ok(_) => None,
+                Err(_) => {
+                    let exc = ctx.catch();
+                    syntax_error_site(ctx, &exc)
+                }
+            },
+        )
+    });
+    if again.as_ref() == Some(&site) {
+        Err(ctx.throw(exc))
+    } else {
+        Err(rquickjs::Exception::throw_range(
+            ctx,
+            palisade_core::STACK_OVERFLOW_MESSAGE,
+        ))
+    }
+}
+
+/// The message and stack of a `SyntaxError`, which say what failed and where; `None` for any
+/// other value.
+fn syntax_error_site<'js>(ctx: &Ctx<'js>, exc: &Value<'js>) -> Option<(String, String)> {
+    let obj = exc.as_object().filter(|_| exc.is_error())?;
+    let get = |key: &str| match obj.get::<_, Value<'js>>(key) {
+        Ok(v) if v.is_string() => Some(js_string(&v)),
+        Ok(_) => None,
+        Err(_) => {
+            let _ = ctx.catch();
+            None
+        }
+    };
+    (get("name")? == "SyntaxError").then_some(())?;
+    Some((get("message")?, get("stack").unwrap_or_default()))
 }
 
 /// Turns a failed compile into `syntax_error` (or a limit, if one was hit while compiling).

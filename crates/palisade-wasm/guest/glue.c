@@ -297,6 +297,8 @@ extern unsigned char __stack_high[];
 #define STACK_PROBE_EVERY 128
 static uint32_t stack_probe = 1;
 static bool native_stack_low;
+/* The lowest stack pointer a stack check saw since `compile_source` last reset it. */
+static uintptr_t stack_low_water = UINTPTR_MAX;
 
 /* QuickJS's stack pointer: the shadow stack's, or, once the native stack is low, one just under
  * the limit, so that the check QuickJS makes next fails and it throws its usual RangeError. */
@@ -308,8 +310,44 @@ static uintptr_t pal_stack_pointer(void)
         stack_probe = native_stack_low ? 1 : STACK_PROBE_EVERY;
     }
     if (native_stack_low && rt && rt->stack_limit > 0)
-        return rt->stack_limit - 1;
+        sp = rt->stack_limit - 1;
+    if (sp < stack_low_water)
+        stack_low_water = sp;
     return sp;
+}
+
+/* The parser checks its stack in `next_token` (and `json_next_token`) with this many bytes to
+ * spare: `js_check_stack_overflow(rt, 1000)`. Its other checks while compiling (the regexp
+ * compiler's, for a literal) spare none. */
+#define PARSER_STACK_SPARE 1000
+
+/* Compiles with JS_Eval (`flags` include JS_EVAL_FLAG_COMPILE_ONLY); on failure the exception
+ * is pending. QuickJS's parser can report running out of stack as a SyntaxError: a lookahead
+ * that ran out drops the stack-overflow error it threw, and the parse goes on to fail somewhere
+ * else, with "missing formal parameter", "invalid property name" and the like
+ * (bellard/quickjs#118), so 20,000 nested functions were a `syntax_error` here and on the native
+ * engine, and `stack_overflow` on v8. Every check goes through `pal_stack_pointer`, which keeps
+ * the lowest stack pointer it saw: a compile that came within the parser's spare bytes of the
+ * limit ran out of stack, and its SyntaxError becomes the stack-overflow RangeError. (The native
+ * engine, which cannot see its checks, compiles such a source once more with more stack:
+ * palisade-quickjs's `run::unmask_stack_overflow`.) */
+static JSValue compile_source(const char *src, size_t len, const char *file, int flags)
+{
+    stack_low_water = UINTPTR_MAX;
+    JSValue v = JS_Eval(ctx, src, len, file, flags);
+    if (!JS_IsException(v) || rt->stack_limit == 0 ||
+        stack_low_water >= rt->stack_limit + PARSER_STACK_SPARE)
+        return v;
+    JSValue exc = JS_GetException(ctx);
+    bool syntax = JS_VALUE_GET_TAG(exc) == JS_TAG_OBJECT &&
+                  JS_VALUE_GET_OBJ(exc)->class_id == JS_CLASS_ERROR &&
+                  JS_VALUE_GET_OBJ(exc)->shape->proto ==
+                      JS_VALUE_GET_OBJ(ctx->native_error_proto[JS_SYNTAX_ERROR]);
+    if (syntax) {
+        JS_FreeValue(ctx, exc);
+        return JS_ThrowStackOverflow(ctx);
+    }
+    return JS_Throw(ctx, exc);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -732,8 +770,9 @@ static JSModuleDef *module_load(JSContext *ctx, const char *name, void *opaque,
         JS_ThrowOutOfMemory(ctx);
         return NULL;
     }
-    JSValue m = JS_Eval(ctx, src, (size_t)n, name,
-                        JS_EVAL_TYPE_MODULE | JS_EVAL_FLAG_STRICT | JS_EVAL_FLAG_COMPILE_ONLY);
+    JSValue m = compile_source(src, (size_t)n, name,
+                               JS_EVAL_TYPE_MODULE | JS_EVAL_FLAG_STRICT |
+                                   JS_EVAL_FLAG_COMPILE_ONLY);
     free(src);
     if (JS_IsException(m))
         return NULL;
@@ -1074,7 +1113,7 @@ static JSValue compile(int flags)
         free(file);
         return JS_ThrowOutOfMemory(ctx);
     }
-    JSValue v = JS_Eval(ctx, src, len, file, type | JS_EVAL_FLAG_COMPILE_ONLY);
+    JSValue v = compile_source(src, len, file, type | JS_EVAL_FLAG_COMPILE_ONLY);
     free(src);
     free(file);
     if (!JS_IsException(v) && (flags & FLAG_KEEP)) {

@@ -75,7 +75,14 @@ impl Meter {
     /// cache's copy of a run's bytecode, which is the cache's and not the run's: a run that
     /// writes it must end as one that compiles without writing it does.
     pub(crate) fn exempt<R>(&self, f: impl FnOnce() -> R) -> R {
-        let limit = self.limit.swap(usize::MAX, Ordering::Relaxed);
+        self.aside(usize::MAX, f)
+    }
+
+    /// Runs `f` under its own memory limit, outside the run's accounting as [`Meter::exempt`]
+    /// does: whatever it allocates, frees or hits leaves the run's limit, peak and latch as they
+    /// were. A hit inside `f` still fails the allocation that crossed `limit`.
+    pub(crate) fn aside<R>(&self, limit: usize, f: impl FnOnce() -> R) -> R {
+        let limit = self.limit.swap(limit, Ordering::Relaxed);
         let peak = self.peak.load(Ordering::Relaxed);
         let hit = self.hit.load(Ordering::Relaxed);
         let observed = self.observed.load(Ordering::Relaxed);
@@ -239,6 +246,40 @@ fn compile<'js>(
     // over and frees it on drop.
     Ok(unsafe { Value::from_raw(ctx.clone(), raw) })
 }
+
+/// Runs `f` with QuickJS's stack limit at `stack` bytes below a stack top taken on a fresh
+/// native stack segment with room for all of it, then puts the limit back to `restore` bytes,
+/// measured from the caller's frame. For compiling a source a second time with more stack
+/// (`run::unmask_stack_overflow`): the stack top after it is a few frames below the one the run
+/// started with, which only matters for guest code, and none runs after a failed compile.
+pub(crate) fn with_stack<R>(
+    ctx: &Ctx<'_>,
+    stack: usize,
+    restore: usize,
+    f: impl FnOnce() -> R,
+) -> R {
+    // SAFETY: the context pointer is live while `ctx` is borrowed; JS_GetRuntime reads a field.
+    let rt = unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
+    let out = stacker::grow(stack.saturating_add(STACK_SLACK), || {
+        // SAFETY: `rt` is this context's runtime, locked by the caller (it holds a `Ctx`), and
+        // both calls only set its stack top and limit.
+        unsafe {
+            qjs::JS_UpdateStackTop(rt);
+            qjs::JS_SetMaxStackSize(rt, stack as _);
+        }
+        f()
+    });
+    // SAFETY: as above; back on the caller's stack.
+    unsafe {
+        qjs::JS_UpdateStackTop(rt);
+        qjs::JS_SetMaxStackSize(rt, restore as _);
+    }
+    out
+}
+
+/// Native stack beyond QuickJS's limit on a segment [`with_stack`] makes: the frames between two
+/// of QuickJS's checks, and throwing its error.
+const STACK_SLACK: usize = 512 << 10;
 
 /// Runs a script compiled by [`compile_script`]. On failure the exception is pending on `ctx`.
 pub(crate) fn run_compiled<'js>(

@@ -1,0 +1,125 @@
+//! Hostile source text, on every engine: nesting deeper than the stack is `stack_overflow`,
+//! whatever the parser was doing when it ran out, and a real syntax error stays `syntax_error`.
+
+mod common;
+
+use common::on_every_engine;
+use palisade::{ErrorKind, Limits, Request};
+use serde_json::json;
+
+/// Sources nested 20,000 levels deep, each in a shape QuickJS's parser once reported as a
+/// `SyntaxError` when it ran out of stack: a lookahead dropped the stack-overflow error, and the
+/// parse failed later with "missing formal parameter" or "invalid property name"
+/// (bellard/quickjs#118). Before 2026-11-30 the nested functions were `syntax_error` on `quickjs`
+/// and `wasm` at every stack limit and `stack_overflow` on `v8`; the object literals were
+/// `syntax_error` on `quickjs` at its default 4 MiB and some other limits.
+fn too_deep() -> Vec<(&'static str, String)> {
+    const N: usize = 20_000;
+    vec![
+        (
+            "nested functions",
+            "function f(){".repeat(N) + &"}".repeat(N),
+        ),
+        (
+            "nested object literals",
+            format!("x = {}1{};", "{a:".repeat(N), "}".repeat(N)),
+        ),
+        (
+            "objects of arrays",
+            format!("x = {}1{};", "{a:[".repeat(N), "]}".repeat(N)),
+        ),
+        (
+            "nested arrays",
+            format!("x = {}{};", "[".repeat(N), "]".repeat(N)),
+        ),
+    ]
+}
+
+/// The stack limits tried: the engine's default and two explicit ones every engine accepts.
+fn stacks() -> [Option<u64>; 3] {
+    [None, Some(256 << 10), Some(1 << 20)]
+}
+
+fn limits(stack: Option<u64>) -> Limits {
+    Limits {
+        stack,
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn regression_source_nested_deeper_than_the_stack_is_stack_overflow_not_syntax_error() {
+    on_every_engine(|kind, sandbox| {
+        for (shape, src) in too_deep() {
+            for stack in stacks() {
+                let outcome = sandbox.run(&Request::script(&src).with_limits(limits(stack)));
+                if outcome.error_kind() != Some(ErrorKind::StackOverflow) {
+                    return Err(format!(
+                        "{kind}: {shape}, stack {stack:?}: {:?}",
+                        outcome.to_record()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    });
+}
+
+/// The same in modules: the main module, and a module it imports (compiled by the loader).
+#[test]
+fn regression_a_module_nested_deeper_than_the_stack_is_stack_overflow() {
+    on_every_engine(|kind, sandbox| {
+        for (shape, src) in too_deep() {
+            let src = src.replace("x = ", "export const x = ");
+            let main = Request::module(format!("{src}\nexport default 1;"));
+            let dependency = Request::module("import { x } from './deep.js';\nexport default 1;")
+                .with_filename("main.mjs")
+                .with_module("./deep.js", src.clone());
+            for (which, req) in [("main", main), ("imported", dependency)] {
+                let outcome = sandbox.run(&req);
+                if outcome.error_kind() != Some(ErrorKind::StackOverflow) {
+                    return Err(format!(
+                        "{kind}: {shape} in the {which} module: {:?}",
+                        outcome.to_record()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    });
+}
+
+/// A real syntax error deep inside nesting the stack can hold is still `syntax_error`, at its
+/// own line, and the sandbox goes on working.
+#[test]
+fn a_syntax_error_inside_deep_nesting_is_still_a_syntax_error() {
+    const N: usize = 100;
+    let cases = [
+        "function f(){".repeat(N) + "\nlet let = 1;\n" + &"}".repeat(N),
+        format!("x = {}\n1 1\n{};", "{a:".repeat(N), "}".repeat(N)),
+    ];
+    on_every_engine(|kind, sandbox| {
+        for src in &cases {
+            for stack in stacks() {
+                let outcome = sandbox.run(&Request::script(src).with_limits(limits(stack)));
+                let line = outcome
+                    .result
+                    .as_ref()
+                    .err()
+                    .and_then(|e| e.guest())
+                    .and_then(|g| g.line);
+                if outcome.error_kind() != Some(ErrorKind::SyntaxError) || line != Some(2) {
+                    return Err(format!(
+                        "{kind}: stack {stack:?}: {:?}",
+                        outcome.to_record()
+                    ));
+                }
+            }
+        }
+        let next = sandbox.run(&Request::script("1 + 1"));
+        if next.result != Ok(json!(2)) {
+            return Err(format!("{kind}: the next run gave {:?}", next.to_record()));
+        }
+        Ok(())
+    });
+}
