@@ -634,6 +634,14 @@ pub(crate) fn unmask_stack_overflow<T>(
     let Some(site) = syntax_error_site(ctx, &exc) else {
         return Err(ctx.throw(exc));
     };
+    // The regexp compiler (a literal is compiled with the source) says so itself, with no
+    // position to compare (libregexp.c's `re_parse_error(s, "stack overflow")`).
+    if site.0 == REGEXP_STACK_OVERFLOW {
+        return Err(rquickjs::Exception::throw_range(
+            ctx,
+            palisade_core::STACK_OVERFLOW_MESSAGE,
+        ));
+    }
     let stack = usize::try_from(limits.stack.unwrap_or(crate::DEFAULT_STACK)).unwrap_or(usize::MAX);
     let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
     let again = meter.aside(memory.saturating_mul(2), || {
@@ -659,6 +667,9 @@ pub(crate) fn unmask_stack_overflow<T>(
         ))
     }
 }
+
+/// The message of the `SyntaxError` QuickJS's regexp compiler throws when it runs out of stack.
+const REGEXP_STACK_OVERFLOW: &str = "stack overflow";
 
 /// The message and stack of a `SyntaxError`, which say what failed and where; `None` for any
 /// other value.

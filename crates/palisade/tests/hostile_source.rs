@@ -123,3 +123,29 @@ fn a_syntax_error_inside_deep_nesting_is_still_a_syntax_error() {
         Ok(())
     });
 }
+
+/// A regexp literal nested deeper than QuickJS's regexp compiler's stack: the compiler throws
+/// `SyntaxError: stack overflow` while the source compiles, which was `syntax_error` on `quickjs`
+/// (and, once `wasm` told its stack checks apart, `stack_overflow` there). V8's regexp parser
+/// takes the nesting. Every engine either compiles it or ends as `stack_overflow`.
+#[test]
+fn a_regexp_literal_too_deep_to_compile_is_stack_overflow_or_compiles() {
+    const N: usize = 100_000;
+    let src = format!("/{}a{}/.test('a')", "(?:".repeat(N), ")".repeat(N));
+    on_every_engine(|kind, sandbox| {
+        for stack in stacks() {
+            let outcome = sandbox.run(&Request::script(&src).with_limits(limits(stack)));
+            match (&outcome.result, outcome.error_kind()) {
+                (Ok(v), _) if *v == json!(true) => {}
+                (Err(_), Some(ErrorKind::StackOverflow)) => {}
+                _ => {
+                    return Err(format!(
+                        "{kind}: stack {stack:?}: {:?}",
+                        outcome.to_record()
+                    ))
+                }
+            }
+        }
+        Ok(())
+    });
+}
