@@ -151,8 +151,10 @@ impl Engine for QuickJs {
         let stack = usize::try_from(stack).unwrap_or(usize::MAX);
         let run = |fresh: &Fresh| run::run(fresh, request, host.clone(), start, &self.code);
         // QuickJS checks its stack limit against the native stack pointer, so the native stack
-        // must have room for the whole JS limit plus the host's own frames.
-        let mut outcome = stacker::maybe_grow(stack + (256 << 10), stack + (2 << 20), || {
+        // must have room for the whole JS limit plus the host's own frames, and for the
+        // recompile of a failed compile with more stack (`run::unmask_stack_overflow`).
+        let room = stack + run::RECOMPILE_EXTRA_STACK + (256 << 10);
+        let mut outcome = stacker::maybe_grow(room, room + (2 << 20), || {
             if self.snapshot {
                 if let Some(outcome) = snapshot::with(run) {
                     return outcome;

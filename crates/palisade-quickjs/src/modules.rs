@@ -123,7 +123,7 @@ impl Loader for Modules {
             };
             match source {
                 Some(src) => crate::run::unmask_stack_overflow(ctx, &self.meter, &limits, || {
-                    Module::declare(ctx.clone(), name, src.as_bytes())
+                    crate::ffi::declare_module(ctx, name, src.as_bytes())
                 }),
                 None => Err(self.deny(ctx, name, &main)),
             }

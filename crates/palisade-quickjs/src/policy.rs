@@ -35,7 +35,9 @@ fn thrower<'js>(
         crate::run::shielded(&ctx, || {
             lock(&denials).push(message.clone());
             let ctor: rquickjs::Constructor<'js> = crate::run::primordials(&ctx)?.get(kind)?;
-            let err: Value<'js> = ctor.construct((message.clone(),))?;
+            // Not `ctor.construct`: a guest calls this at any depth (ffi::construct).
+            let message = rquickjs::String::from_str(ctx.clone(), &message)?.into_value();
+            let err = crate::ffi::construct(&ctx, &ctor.into_value(), &[message])?;
             Err(ctx.throw(err))
         })
     })?

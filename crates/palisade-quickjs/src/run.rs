@@ -16,7 +16,7 @@ use palisade_core::{
 };
 use rquickjs::function::Rest;
 use rquickjs::promise::PromiseState;
-use rquickjs::{Ctx, Function, Module, Object, Promise, Value};
+use rquickjs::{Ctx, Function, Object, Promise, Value};
 
 use crate::ffi::{self, Meter};
 use crate::{lock, millis, Fresh, Guard, HostSlot};
@@ -197,7 +197,7 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
                 }
                 then => {
                     let declared = unmask_stack_overflow(ctx, st.meter, &req.limits, || {
-                        Module::declare(ctx.clone(), file, req.source.as_bytes())
+                        ffi::declare_module(ctx, file, req.source.as_bytes())
                     })
                     .map_err(|_| compile_failure(ctx, st))?;
                     keep(ctx, st, then, || {
@@ -210,9 +210,10 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
             settle(ctx, st, done.into_value())?;
             let ns = module.namespace().map_err(|_| failure(ctx, st))?;
             let default: Value<'js> = ns.get("default").map_err(|_| failure(ctx, st))?;
-            match default.as_function() {
-                Some(f) => f.call((input,)).map_err(|_| failure(ctx, st))?,
-                None => default,
+            if default.is_function() {
+                ffi::call(ctx, &default, &[input]).map_err(|_| failure(ctx, st))?
+            } else {
+                default
             }
         }
     };
@@ -432,7 +433,8 @@ fn format_args<'js>(ctx: &Ctx<'js>, args: Vec<Value<'js>>) -> rquickjs::Result<S
     for (i, a) in args.into_iter().enumerate() {
         array.set(i, a)?;
     }
-    let line: Value<'js> = formatter.call((array,))?;
+    // Not `formatter.call`: guest code (getters) runs inside, at the guest's depth (ffi::call).
+    let line = ffi::call(ctx, &formatter.into_value(), &[array.into_value()])?;
     Ok(js_string(&line))
 }
 
@@ -533,8 +535,7 @@ fn settle<'js>(
             // A foreign thenable: adopt it the way `await` would, through the intrinsic
             // promise capability (never the guest's `Promise` global).
             let (p, resolve, _reject) = Promise::new(ctx).map_err(|_| failure(ctx, st))?;
-            let () = resolve
-                .call((value.clone(),))
+            ffi::call(ctx, &resolve.into_value(), std::slice::from_ref(&value))
                 .map_err(|_| failure(ctx, st))?;
             Some(p)
         } else {
@@ -605,8 +606,9 @@ fn to_json<'js>(
     palisade_core::result_from_json(&json, st.request.limits.result)
 }
 
-/// How much more stack [`unmask_stack_overflow`] compiles with the second time.
-const RECOMPILE_EXTRA_STACK: usize = 256 << 10;
+/// How much more stack [`unmask_stack_overflow`] compiles with the second time. The engine
+/// grows the native stack for it (`QuickJs::execute`).
+pub(crate) const RECOMPILE_EXTRA_STACK: usize = 256 << 10;
 
 /// Runs `compile`, a compile of guest source that leaves its error pending, and sees to it that
 /// running out of stack while compiling ends as the stack-overflow error.
@@ -645,7 +647,7 @@ pub(crate) fn unmask_stack_overflow<T>(
     let stack = usize::try_from(limits.stack.unwrap_or(crate::DEFAULT_STACK)).unwrap_or(usize::MAX);
     let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
     let again = meter.aside(memory.saturating_mul(2), || {
-        ffi::with_stack(
+        ffi::with_stack_limit(
             ctx,
             stack.saturating_add(RECOMPILE_EXTRA_STACK),
             stack,

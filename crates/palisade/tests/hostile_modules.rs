@@ -47,3 +47,54 @@ fn regression_a_chain_of_10000_imports_ends_as_a_limit_not_a_crash() {
         Ok(())
     });
 }
+
+/// Chains of 1,000 to 3,000 imports whose last module is nested 100,000 parentheses deep. The
+/// native engine's loader declared each module through rquickjs's `Module::declare`, which moves
+/// QuickJS's stack top to the calling frame: the last module's parser, deep inside QuickJS's
+/// recursive graph resolution, got the whole stack limit below that depth, ran the native stack
+/// out and aborted the host process (found 2026-11-30; which length crashed depended on the
+/// thread's stack). Without the fix this aborts the test binary.
+#[test]
+fn regression_a_deep_module_at_the_end_of_a_long_import_chain_is_stack_overflow() {
+    const DEPTH: usize = 100_000;
+    let chain = |n: usize| {
+        let mut req = Request::module("import { v } from './m0.js';\nexport default v;")
+            .with_filename("main.mjs");
+        for i in 0..n {
+            let src = if i + 1 < n {
+                format!(
+                    "import {{ v as w }} from './m{}.js';\nexport const v = w + 1;",
+                    i + 1
+                )
+            } else {
+                format!(
+                    "export const v = {}1{};",
+                    "(".repeat(DEPTH),
+                    ")".repeat(DEPTH)
+                )
+            };
+            req = req.with_module(format!("./m{i}.js"), src);
+        }
+        req
+    };
+    let requests: Vec<(usize, Request)> = [1_000, 1_500, 2_000, 2_500, 3_000]
+        .into_iter()
+        .map(|n| (n, chain(n)))
+        .collect();
+    on_every_engine(|kind, sandbox| {
+        for (n, req) in &requests {
+            let outcome = sandbox.run(req);
+            if outcome.error_kind() != Some(ErrorKind::StackOverflow) {
+                return Err(format!(
+                    "{kind}: a chain of {n}: unexpected outcome {:?}",
+                    outcome.to_record()
+                ));
+            }
+        }
+        let next = sandbox.run(&Request::script("1 + 1"));
+        if next.result != Ok(json!(2)) {
+            return Err(format!("{kind}: the next run gave {:?}", next.to_record()));
+        }
+        Ok(())
+    });
+}

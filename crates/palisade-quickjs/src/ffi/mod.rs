@@ -247,12 +247,11 @@ fn compile<'js>(
     Ok(unsafe { Value::from_raw(ctx.clone(), raw) })
 }
 
-/// Runs `f` with QuickJS's stack limit at `stack` bytes below a stack top taken on a fresh
-/// native stack segment with room for all of it, then puts the limit back to `restore` bytes,
-/// measured from the caller's frame. For compiling a source a second time with more stack
-/// (`run::unmask_stack_overflow`): the stack top after it is a few frames below the one the run
-/// started with, which only matters for guest code, and none runs after a failed compile.
-pub(crate) fn with_stack<R>(
+/// Runs `f` with QuickJS's stack limit at `stack` bytes below the run's stack top, then puts it
+/// back at `restore` bytes. The top itself stays where it is (see [`call`]), so the caller must
+/// have `stack` bytes of native stack below the top and room for QuickJS's error path beyond
+/// them: the engine grows the native stack for [`crate::run::unmask_stack_overflow`]'s extra.
+pub(crate) fn with_stack_limit<R>(
     ctx: &Ctx<'_>,
     stack: usize,
     restore: usize,
@@ -260,26 +259,131 @@ pub(crate) fn with_stack<R>(
 ) -> R {
     // SAFETY: the context pointer is live while `ctx` is borrowed; JS_GetRuntime reads a field.
     let rt = unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
-    let out = stacker::grow(stack.saturating_add(STACK_SLACK), || {
-        // SAFETY: `rt` is this context's runtime, locked by the caller (it holds a `Ctx`), and
-        // both calls only set its stack top and limit.
-        unsafe {
-            qjs::JS_UpdateStackTop(rt);
-            qjs::JS_SetMaxStackSize(rt, stack as _);
-        }
-        f()
-    });
-    // SAFETY: as above; back on the caller's stack.
-    unsafe {
-        qjs::JS_UpdateStackTop(rt);
-        qjs::JS_SetMaxStackSize(rt, restore as _);
-    }
+    // SAFETY: `rt` is this context's runtime, locked by the caller (it holds a `Ctx`); the call
+    // only sets its limit from the stack top it already has.
+    unsafe { qjs::JS_SetMaxStackSize(rt, stack as _) };
+    let out = f();
+    // SAFETY: as above.
+    unsafe { qjs::JS_SetMaxStackSize(rt, restore as _) };
     out
 }
 
-/// Native stack beyond QuickJS's limit on a segment [`with_stack`] makes: the frames between two
-/// of QuickJS's checks, and throwing its error.
-const STACK_SLACK: usize = 512 << 10;
+/// Calls `f` with `args` (and `this` undefined) from Rust while guest code may be on the stack.
+///
+/// rquickjs's `Function::call` and `Constructor::construct` first move QuickJS's stack top to the
+/// calling frame (`JS_UpdateStackTop`, under its `parallel` feature), and the limit moves with
+/// it, for the rest of the run. A host function called at depth D that called back into JS that
+/// way gave the guest D more stack than its limit, again at every such call: recursing to the
+/// limit and calling `console.log({})` there, over and over, ran the native stack out and
+/// aborted the host process (found 2026-11-30). These calls leave the top where the run put it.
+pub(crate) fn call<'js>(
+    ctx: &Ctx<'js>,
+    f: &Value<'js>,
+    args: &[Value<'js>],
+) -> rquickjs::Result<Value<'js>> {
+    let mut argv: Vec<qjs::JSValue> = args.iter().map(Value::as_raw).collect();
+    // SAFETY: `f` and every argument are live values of this context, borrowed for the call
+    // (JS_Call neither frees nor keeps them); `argv` holds `args.len()` values.
+    let out = unsafe {
+        qjs::JS_Call(
+            ctx.as_raw().as_ptr(),
+            f.as_raw(),
+            qjs::JS_UNDEFINED,
+            argv.len() as _,
+            argv.as_mut_ptr(),
+        )
+    };
+    owned(ctx, out)
+}
+
+/// `new ctor(...args)` from Rust without moving the stack top; see [`call`].
+pub(crate) fn construct<'js>(
+    ctx: &Ctx<'js>,
+    ctor: &Value<'js>,
+    args: &[Value<'js>],
+) -> rquickjs::Result<Value<'js>> {
+    let mut argv: Vec<qjs::JSValue> = args.iter().map(Value::as_raw).collect();
+    // SAFETY: as in `call`.
+    let out = unsafe {
+        qjs::JS_CallConstructor(
+            ctx.as_raw().as_ptr(),
+            ctor.as_raw(),
+            argv.len() as _,
+            argv.as_mut_ptr(),
+        )
+    };
+    owned(ctx, out)
+}
+
+thread_local! {
+    /// The source [`declare_module`] hands to [`compile_module`] (a C callback takes no data).
+    static MODULE_SOURCE: std::cell::RefCell<Option<Vec<u8>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compiles (declares) a module as rquickjs's `Module::declare` does, but without moving the stack
+/// top (see [`call`]): the loader declares imported modules from deep inside QuickJS's recursive
+/// graph resolution, and `Module::declare` let the parser of a module at the end of a chain of
+/// 3,000 imports use the whole stack limit below that depth, which ran the native stack out and
+/// aborted the host process (found 2026-11-30). On failure the exception is pending.
+pub(crate) fn declare_module<'js>(
+    ctx: &Ctx<'js>,
+    name: &str,
+    source: &[u8],
+) -> rquickjs::Result<rquickjs::Module<'js, rquickjs::module::Declared>> {
+    let mut src = Vec::with_capacity(source.len() + 1);
+    src.extend_from_slice(source);
+    src.push(0);
+    MODULE_SOURCE.with(|s| *s.borrow_mut() = Some(src));
+    let name = name.replace('\0', "");
+    // SAFETY: `compile_module` returns a module QuickJS compiled in the context it is given, which
+    // is `ctx`, or null with the exception pending.
+    let out = unsafe { rquickjs::Module::from_load_fn(ctx.clone(), name, compile_module) };
+    MODULE_SOURCE.with(|s| s.borrow_mut().take());
+    out
+}
+
+/// The load function behind [`declare_module`]: compiles the pending source as a module.
+unsafe extern "C" fn compile_module(
+    ctx: *mut qjs::JSContext,
+    name: *const std::ffi::c_char,
+) -> *mut qjs::JSModuleDef {
+    let Some(src) = MODULE_SOURCE.with(|s| s.borrow_mut().take()) else {
+        return std::ptr::null_mut();
+    };
+    let flags =
+        qjs::JS_EVAL_TYPE_MODULE | qjs::JS_EVAL_FLAG_STRICT | qjs::JS_EVAL_FLAG_COMPILE_ONLY;
+    // SAFETY: `src` ends with a NUL after its `len() - 1` bytes, as JS_Eval requires; `name` is the
+    // C string rquickjs made; `ctx` is the live context `declare_module` was called with.
+    let value = unsafe {
+        qjs::JS_Eval(
+            ctx,
+            src.as_ptr().cast(),
+            (src.len() - 1) as _,
+            name,
+            flags as i32,
+        )
+    };
+    // SAFETY: testing the tag of a returned value reads no memory. A compiled module is a
+    // JS_TAG_MODULE value whose pointer is the module definition, which the context's module
+    // list owns (such a value is never freed by reference count).
+    unsafe {
+        if qjs::JS_IsException(value) || qjs::JS_VALUE_GET_TAG(value) != qjs::JS_TAG_MODULE {
+            return std::ptr::null_mut();
+        }
+        qjs::JS_VALUE_GET_PTR(value).cast()
+    }
+}
+
+/// Takes over a value QuickJS just returned, or reports its pending exception.
+fn owned<'js>(ctx: &Ctx<'js>, raw: qjs::JSValue) -> rquickjs::Result<Value<'js>> {
+    // SAFETY: testing the tag of a returned value reads no memory.
+    if unsafe { qjs::JS_IsException(raw) } {
+        return Err(rquickjs::Error::Exception);
+    }
+    // SAFETY: `raw` is an owned reference in this context's runtime; `Value` frees it on drop.
+    Ok(unsafe { Value::from_raw(ctx.clone(), raw) })
+}
 
 /// Runs a script compiled by [`compile_script`]. On failure the exception is pending on `ctx`.
 pub(crate) fn run_compiled<'js>(

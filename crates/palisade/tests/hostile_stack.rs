@@ -1,0 +1,56 @@
+//! Recursion that keeps calling into the host, on every engine: the stack limit holds however
+//! often the host calls back into JavaScript at depth.
+
+mod common;
+
+use common::on_every_engine;
+use palisade::{Limits, Policy, Request};
+
+/// Recurses until the stack limit, calling `hostile` every 500 levels, catches the overflow and
+/// returns how deep it got.
+fn recursing(hostile: &str) -> String {
+    format!(
+        "let depth = 0;\n\
+         function f(n) {{ depth = n; if (n % 500 === 0) {{ {hostile} }} return f(n + 1) + 1; }}\n\
+         try {{ f(0) }} catch (e) {{}}\n\
+         depth"
+    )
+}
+
+/// rquickjs's `Function::call` and `construct` move QuickJS's stack top to the calling frame, and
+/// the limit with it for the rest of the run. The native engine called back into JavaScript that
+/// way from host functions a guest reaches at any depth: the console formatter (`console.log` of
+/// a non-string) and the policy's denial stubs (which construct their error). Each such call at
+/// depth D gave the guest D more stack, so recursing to the limit and logging there, over and
+/// over, ran the native stack out and aborted the host process (found 2026-11-30). Without the
+/// fix this aborts the test binary. Every engine now ends the recursion at its limit, the guest
+/// catches it, and the run returns its depth.
+#[test]
+fn regression_host_calls_at_depth_do_not_extend_the_stack_limit() {
+    let cases = [
+        ("console.log of an object", "console.log({});"),
+        ("a denied eval", "try { eval('1') } catch (e) {}"),
+        ("a denied Function", "try { new Function('') } catch (e) {}"),
+    ];
+    on_every_engine(|kind, sandbox| {
+        for (what, hostile) in cases {
+            for stack in [None, Some(256 << 10)] {
+                let req = Request::script(recursing(hostile))
+                    .with_policy(Policy::default())
+                    .with_limits(Limits {
+                        stack,
+                        ..Limits::default()
+                    });
+                let outcome = sandbox.run(&req);
+                let depth = outcome.result.as_ref().ok().and_then(|v| v.as_u64());
+                if depth.is_none_or(|d| d == 0) {
+                    return Err(format!(
+                        "{kind}: {what}, stack {stack:?}: {:?}",
+                        outcome.to_record()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    });
+}
