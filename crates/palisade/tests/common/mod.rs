@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use palisade::{EngineKind, Sandbox};
+use palisade::{EngineKind, Request, Sandbox};
 
 /// Every engine available on this host, with a sandbox for it. Engines named in
 /// `PALISADE_REQUIRE_ENGINES` (comma-separated; CI sets it) must be available: a missing one
@@ -32,4 +32,13 @@ pub fn on_every_engine(mut f: impl FnMut(EngineKind, &Sandbox) -> Result<(), Str
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// After a hostile run: the same sandbox still runs the next request.
+pub fn still_runs(kind: EngineKind, sandbox: &Sandbox) -> Result<(), String> {
+    let next = sandbox.run(&Request::script("1 + 1"));
+    if next.result != Ok(serde_json::json!(2)) {
+        return Err(format!("{kind}: the next run gave {:?}", next.to_record()));
+    }
+    Ok(())
 }
