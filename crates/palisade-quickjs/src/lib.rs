@@ -234,6 +234,22 @@ impl Guard {
     pub(crate) fn timed_out(&self) -> bool {
         self.timed_out.load(Ordering::Relaxed)
     }
+
+    /// Whether the deadline has passed, polled or not (QuickJS polls nothing while it parses or
+    /// runs some builtins); latches the timeout.
+    pub(crate) fn deadline_passed(&self) -> bool {
+        if !self.timed_out()
+            && nanos_since_epoch(Instant::now()) >= self.deadline.load(Ordering::Relaxed)
+        {
+            self.timed_out.store(true, Ordering::Relaxed);
+        }
+        self.timed_out()
+    }
+
+    /// The deadline, in [`nanos_since_epoch`] units.
+    pub(crate) fn deadline(&self) -> u64 {
+        self.deadline.load(Ordering::Relaxed)
+    }
 }
 
 /// The intrinsics of a fresh context (see [`Fresh::new`]).

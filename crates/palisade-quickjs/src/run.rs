@@ -714,9 +714,17 @@ fn failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
     })
 }
 
+/// The limit that ended the run, if one did.
+///
+/// Both may have been hit: QuickJS polls nothing while it parses or runs some builtins, so a
+/// long one can pass the deadline and then run out of memory. The one hit first wins, as on the
+/// other engines, which stop at the deadline (wasm's epoch, v8's watch): a parse of 20 MB under
+/// a 200 ms timeout was `memory_limit` here at 530 ms and `timeout` there. A run that failed
+/// after the deadline with no poll to see it (a failed compile) is a timeout too.
 fn limit_hit(st: &RunState<'_>) -> Option<ExecError> {
     let limits = &st.request.limits;
-    if st.meter.hit() {
+    let timed_out = st.guard.deadline_passed();
+    if st.meter.hit() && !(timed_out && st.meter.hit_at() > st.guard.deadline()) {
         return Some(ExecError::limit(
             Limit::Memory,
             limits.memory,
@@ -727,7 +735,7 @@ fn limit_hit(st: &RunState<'_>) -> Option<ExecError> {
             ),
         ));
     }
-    if st.guard.timed_out() {
+    if timed_out {
         return Some(ExecError::limit(
             Limit::Timeout,
             millis(limits.timeout),

@@ -145,3 +145,25 @@ fn a_regexp_literal_too_deep_to_compile_is_stack_overflow_or_compiles() {
         Ok(())
     });
 }
+
+/// A source that takes far longer to parse than the run's timeout, and then fails to parse.
+/// QuickJS polls nothing while it parses, so the native engine saw no deadline and reported
+/// `syntax_error` (at ~270 ms against a 20 ms timeout, 2026-11-30), where wasm's epoch and v8's
+/// watch stop the parse at the deadline: `timeout`. The native engine now checks the deadline
+/// itself when a run fails, and when both the deadline and the memory limit were passed, the
+/// one passed first wins.
+#[test]
+fn regression_a_parse_that_outlasts_the_deadline_is_timeout() {
+    let src = format!("x = {}1;\n)", "1+\n".repeat(1_500_000));
+    let req = Request::script(&src).with_limits(Limits {
+        timeout: std::time::Duration::from_millis(20),
+        ..Limits::default()
+    });
+    on_every_engine(|kind, sandbox| {
+        let outcome = sandbox.run(&req);
+        if outcome.error_kind() != Some(ErrorKind::Timeout) {
+            return Err(format!("{kind}: {:?}", outcome.to_record()));
+        }
+        still_runs(kind, sandbox)
+    });
+}

@@ -5,7 +5,7 @@
 //! host learns when the limit was hit even if the guest catches the resulting error: the
 //! [`Meter`] latches, and the interrupt handler then stops the run for good.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use std::ffi::CString;
@@ -28,6 +28,9 @@ pub(crate) struct Meter {
     hit: AtomicBool,
     /// Bytes in use plus the size of the first allocation that did not fit.
     observed: AtomicUsize,
+    /// When the limit was first hit (`crate::nanos_since_epoch`), to tell whether the deadline
+    /// came first.
+    hit_at: AtomicU64,
 }
 
 impl Meter {
@@ -50,6 +53,25 @@ impl Meter {
         self.peak.store(used, Ordering::Relaxed);
         self.hit.store(false, Ordering::Relaxed);
         self.observed.store(0, Ordering::Relaxed);
+        self.hit_at.store(0, Ordering::Relaxed);
+    }
+
+    /// When the limit was first hit, in `crate::nanos_since_epoch` units (0 if it was not).
+    pub(crate) fn hit_at(&self) -> u64 {
+        self.hit_at.load(Ordering::Relaxed)
+    }
+
+    /// Latches the hit: `want` bytes were asked for.
+    fn latch(&self, want: usize) -> bool {
+        if self.hit.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        self.observed.store(want, Ordering::Relaxed);
+        self.hit_at.store(
+            crate::nanos_since_epoch(std::time::Instant::now()),
+            Ordering::Relaxed,
+        );
+        true
     }
 
     /// Bytes in use now.
@@ -86,11 +108,13 @@ impl Meter {
         let peak = self.peak.load(Ordering::Relaxed);
         let hit = self.hit.load(Ordering::Relaxed);
         let observed = self.observed.load(Ordering::Relaxed);
+        let hit_at = self.hit_at.load(Ordering::Relaxed);
         let out = f();
         self.limit.store(limit, Ordering::Relaxed);
         self.peak.store(peak, Ordering::Relaxed);
         self.hit.store(hit, Ordering::Relaxed);
         self.observed.store(observed, Ordering::Relaxed);
+        self.hit_at.store(hit_at, Ordering::Relaxed);
         out
     }
 
@@ -102,8 +126,7 @@ impl Meter {
         if want <= limit {
             return true;
         }
-        if !self.hit.swap(true, Ordering::Relaxed) {
-            self.observed.store(want, Ordering::Relaxed);
+        if self.latch(want) {
             // The allocation that crossed the limit fails: the guest sees an out-of-memory error.
             return false;
         }
@@ -113,10 +136,7 @@ impl Meter {
     /// The heap could not give `extra` more bytes although the limit allowed them (its address
     /// space ran out): reported as the memory limit, like any allocation the run cannot have.
     fn exhausted(&self, extra: usize) {
-        if !self.hit.swap(true, Ordering::Relaxed) {
-            let want = self.used.load(Ordering::Relaxed).saturating_add(extra);
-            self.observed.store(want, Ordering::Relaxed);
-        }
+        self.latch(self.used.load(Ordering::Relaxed).saturating_add(extra));
     }
 
     fn add(&self, n: usize) {
