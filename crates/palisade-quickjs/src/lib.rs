@@ -328,7 +328,7 @@ impl Fresh {
             palisade_core::rng::unpredictable_u64(),
         )));
         let clock = Arc::new(Mutex::new(None));
-        let modules = modules::Modules::new(denials.clone(), meter.clone());
+        let modules = modules::Modules::new(denials.clone());
         rt.set_loader(modules.clone(), modules.clone());
         // Before any guest code: keep the pristine built-ins the console formatter uses, and
         // install the console.

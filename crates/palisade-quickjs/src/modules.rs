@@ -5,12 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use palisade_core::modules::{normalize_key, not_found_message, resolve};
-use palisade_core::{Limits, Policy};
+use palisade_core::Policy;
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
 use rquickjs::{Ctx, Exception, Module};
-
-use crate::ffi::Meter;
 
 /// Native stack a module resolution or load must leave free: room for parsing one more module
 /// (the parser stops at QuickJS's own limit) and for throwing.
@@ -22,7 +20,6 @@ const MODULE_STACK_RESERVE: usize = 128 << 10;
 pub(crate) struct Modules {
     table: Arc<Mutex<Table>>,
     denials: Arc<Mutex<Vec<String>>>,
-    meter: Arc<Meter>,
 }
 
 #[derive(Debug, Default)]
@@ -30,27 +27,17 @@ struct Table {
     /// Supplied and allowed by the policy, keyed by normalized name.
     sources: BTreeMap<String, String>,
     main: String,
-    /// The run's limits, for compiling a module again with more stack
-    /// (`run::unmask_stack_overflow`).
-    limits: Limits,
 }
 
 impl Modules {
-    pub(crate) fn new(denials: Arc<Mutex<Vec<String>>>, meter: Arc<Meter>) -> Self {
+    pub(crate) fn new(denials: Arc<Mutex<Vec<String>>>) -> Self {
         Modules {
             table: Arc::default(),
             denials,
-            meter,
         }
     }
 
-    pub(crate) fn set(
-        &self,
-        supplied: &BTreeMap<String, String>,
-        main: &str,
-        policy: &Policy,
-        limits: &Limits,
-    ) {
+    pub(crate) fn set(&self, supplied: &BTreeMap<String, String>, main: &str, policy: &Policy) {
         let mut t = crate::lock(&self.table);
         t.sources = supplied
             .iter()
@@ -58,7 +45,6 @@ impl Modules {
             .filter(|(k, _)| policy.allows_module(k))
             .collect();
         t.main = main.to_owned();
-        t.limits = limits.clone();
     }
 
     /// QuickJS resolves a module graph recursively, and that recursion (unlike its parser and
@@ -113,18 +99,15 @@ impl Loader for Modules {
     ) -> rquickjs::Result<Module<'js, Declared>> {
         crate::run::shielded(ctx, || {
             Self::check_stack(ctx)?;
-            let (source, main, limits) = {
+            let (source, main) = {
                 let t = crate::lock(&self.table);
-                (
-                    t.sources.get(name).cloned(),
-                    t.main.clone(),
-                    t.limits.clone(),
-                )
+                (t.sources.get(name).cloned(), t.main.clone())
             };
             match source {
-                Some(src) => crate::run::unmask_stack_overflow(ctx, &self.meter, &limits, || {
-                    crate::ffi::declare_module(ctx, name, src.as_bytes())
-                }),
+                // Compiled from the main module's compile (QuickJS resolves static imports while
+                // it compiles), which `run::unmask_stack_overflow` judges as a whole; a dynamic
+                // `import()` is not judged (see there).
+                Some(src) => crate::ffi::declare_module(ctx, name, src.as_bytes()),
                 None => Err(self.deny(ctx, name, &main)),
             }
         })

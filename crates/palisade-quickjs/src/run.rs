@@ -59,12 +59,7 @@ pub(crate) fn run(
     guard.set_deadline(start + limits.timeout);
     let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
     rt.set_max_stack_size(usize::try_from(stack).unwrap_or(usize::MAX));
-    modules.set(
-        &request.modules,
-        request.file_name(),
-        &request.policy,
-        &request.limits,
-    );
+    modules.set(&request.modules, request.file_name(), &request.policy);
     lock(denials).clear();
     let deterministic = request.policy.deterministic.as_ref();
     // Outside deterministic mode, a seed no run can predict from another's.
@@ -176,7 +171,7 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
                     ffi::read_bytecode(ctx, &bytes).map_err(|_| compile_failure(ctx, st))?
                 }
                 then => {
-                    let compiled = unmask_stack_overflow(ctx, st.meter, &req.limits, || {
+                    let compiled = unmask_stack_overflow(ctx, st, || {
                         ffi::compile_script(ctx, &req.source, file)
                     })
                     .map_err(|_| compile_failure(ctx, st))?;
@@ -196,7 +191,7 @@ fn execute<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> Result<serde_json::Value, 
                     ffi::load_module(ctx, &bytes).map_err(|_| compile_failure(ctx, st))?
                 }
                 then => {
-                    let declared = unmask_stack_overflow(ctx, st.meter, &req.limits, || {
+                    let declared = unmask_stack_overflow(ctx, st, || {
                         ffi::declare_module(ctx, file, req.source.as_bytes())
                     })
                     .map_err(|_| compile_failure(ctx, st))?;
@@ -610,26 +605,36 @@ fn to_json<'js>(
 /// grows the native stack for it (`QuickJs::execute`).
 pub(crate) const RECOMPILE_EXTRA_STACK: usize = 256 << 10;
 
-/// Runs `compile`, a compile of guest source that leaves its error pending, and sees to it that
-/// running out of stack while compiling ends as the stack-overflow error.
+/// Runs `compile`, the compile of the run's source (a module's with every module it imports
+/// statically: QuickJS loads those while it compiles), which leaves its error pending, and sees
+/// to it that running out of stack while compiling ends as the stack-overflow error.
 ///
 /// QuickJS's parser can report running out of stack as a `SyntaxError`: a lookahead that ran
 /// out drops the stack-overflow error it threw, and the parse goes on to fail somewhere else,
 /// with "missing formal parameter", "invalid property name" and the like (bellard/quickjs#118).
 /// 20,000 nested functions were a `syntax_error` here and on `wasm`, and `stack_overflow` on
-/// `v8`. So a compile that fails with a `SyntaxError` runs once more with 256 KiB more stack, and
-/// twice the memory outside the run's accounting. A real syntax error fails again with the same
-/// message at the same place. One the stack made fails somewhere else, or not at all, and is
-/// replaced by the stack-overflow error. Only a failed compile pays for the second one. (The
-/// `wasm` guest tells the two apart without compiling again: its glue sees every stack check.)
-pub(crate) fn unmask_stack_overflow<T>(
+/// `v8`. So a compile that fails with a `SyntaxError` runs once more with 256 KiB more stack,
+/// and twice the memory outside the run's accounting. A real syntax error fails again with the
+/// same message at the same place. One the stack made fails somewhere else, or not at all, and
+/// is replaced by the stack-overflow error. Only a failed compile pays for the second one, and
+/// not one that already ran past the deadline.
+///
+/// Only the run's own compile, before any guest code has run, is judged: no guest code (an
+/// `Error.prepareStackTrace`, a getter) can run while the second compile is outside the
+/// accounting, and a graph of modules is compiled twice at most, not once per level. Source
+/// compiled at run time (a dynamic `import()`, and `eval` where the policy allows it) keeps
+/// the parser's error. (The `wasm` guest tells the two apart without compiling again: its glue
+/// sees every stack check.)
+fn unmask_stack_overflow<T>(
     ctx: &Ctx<'_>,
-    meter: &Meter,
-    limits: &palisade_core::Limits,
+    st: &RunState<'_>,
     compile: impl Fn() -> rquickjs::Result<T>,
 ) -> rquickjs::Result<T> {
     let first = compile();
-    if !matches!(first, Err(rquickjs::Error::Exception)) || meter.hit() {
+    if !matches!(first, Err(rquickjs::Error::Exception))
+        || st.meter.hit()
+        || st.guard.deadline_passed()
+    {
         return first;
     }
     let exc = ctx.catch();
@@ -644,23 +649,21 @@ pub(crate) fn unmask_stack_overflow<T>(
             palisade_core::STACK_OVERFLOW_MESSAGE,
         ));
     }
+    let limits = &st.request.limits;
     let stack = usize::try_from(limits.stack.unwrap_or(crate::DEFAULT_STACK)).unwrap_or(usize::MAX);
     let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
-    let again = meter.aside(memory.saturating_mul(2), || {
+    // Only the compile runs aside; the error it leaves is read afterwards, under the run's
+    // accounting.
+    let again = st.meter.aside(memory.saturating_mul(2), || {
         ffi::with_stack_limit(
             ctx,
             stack.saturating_add(RECOMPILE_EXTRA_STACK),
             stack,
-            || match compile() {
-                Ok(_) => None,
-                Err(_) => {
-                    let exc = ctx.catch();
-                    syntax_error_site(ctx, &exc)
-                }
-            },
+            || compile().err().map(|_| ctx.catch()),
         )
     });
-    if again.as_ref() == Some(&site) {
+    let same = again.is_some_and(|e| syntax_error_site(ctx, &e).as_ref() == Some(&site));
+    if same {
         Err(ctx.throw(exc))
     } else {
         Err(rquickjs::Exception::throw_range(

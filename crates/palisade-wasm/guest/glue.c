@@ -321,8 +321,8 @@ static uintptr_t pal_stack_pointer(void)
  * compiler's, for a literal) spare none. */
 #define PARSER_STACK_SPARE 1000
 
-/* Compiles with JS_Eval (`flags` include JS_EVAL_FLAG_COMPILE_ONLY); on failure the exception
- * is pending. QuickJS's parser can report running out of stack as a SyntaxError: a lookahead
+/* Compiles the run's source with JS_Eval (`flags` include JS_EVAL_FLAG_COMPILE_ONLY), with
+ * every module it imports statically; on failure the exception is pending. QuickJS's parser can report running out of stack as a SyntaxError: a lookahead
  * that ran out drops the stack-overflow error it threw, and the parse goes on to fail somewhere
  * else, with "missing formal parameter", "invalid property name" and the like
  * (bellard/quickjs#118), so 20,000 nested functions were a `syntax_error` here and on the native
@@ -330,7 +330,9 @@ static uintptr_t pal_stack_pointer(void)
  * the lowest stack pointer it saw: a compile that came within the parser's spare bytes of the
  * limit ran out of stack, and its SyntaxError becomes the stack-overflow RangeError. (The native
  * engine, which cannot see its checks, compiles such a source once more with more stack:
- * palisade-quickjs's `run::unmask_stack_overflow`.) */
+ * palisade-quickjs's `run::unmask_stack_overflow`.) A check that spares no bytes (the regexp
+ * compiler's) and came within PARSER_STACK_SPARE of the limit without failing would make a
+ * later real SyntaxError in the same compile a stack overflow; that compile was at the limit. */
 static JSValue compile_source(const char *src, size_t len, const char *file, int flags)
 {
     stack_low_water = UINTPTR_MAX;
@@ -770,9 +772,11 @@ static JSModuleDef *module_load(JSContext *ctx, const char *name, void *opaque,
         JS_ThrowOutOfMemory(ctx);
         return NULL;
     }
-    JSValue m = compile_source(src, (size_t)n, name,
-                               JS_EVAL_TYPE_MODULE | JS_EVAL_FLAG_STRICT |
-                                   JS_EVAL_FLAG_COMPILE_ONLY);
+    /* Not compile_source: a statically imported module is compiled inside the main module's
+     * compile (QuickJS loads imports while it compiles), which is judged as a whole; a dynamic
+     * import() is not judged, as on the native engine. */
+    JSValue m = JS_Eval(ctx, src, (size_t)n, name,
+                        JS_EVAL_TYPE_MODULE | JS_EVAL_FLAG_STRICT | JS_EVAL_FLAG_COMPILE_ONLY);
     free(src);
     if (JS_IsException(m))
         return NULL;

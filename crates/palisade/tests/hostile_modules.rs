@@ -81,3 +81,58 @@ fn regression_a_deep_module_at_the_end_of_a_long_import_chain_is_stack_overflow(
         still_runs(kind, sandbox)
     });
 }
+
+/// A chain of 24 imports whose last module has a real syntax error. The native engine compiled a
+/// failed module again with more stack to tell a real syntax error from one the stack made, in
+/// its loader too; QuickJS compiles a module's imports while it compiles the module, so each
+/// level compiled the levels below it twice more: 2^24 compiles, and a `timeout` instead of the
+/// `syntax_error` (found in review, 2026-11-30). Only the run's own compile is judged now.
+#[test]
+fn regression_a_syntax_error_at_the_end_of_an_import_chain_is_found_once() {
+    let req = chain(24, "export const v = ;");
+    on_every_engine(|kind, sandbox| {
+        let outcome = sandbox.run(&req);
+        if outcome.error_kind() != Some(ErrorKind::SyntaxError) {
+            return Err(format!(
+                "{kind}: unexpected outcome {:?}",
+                outcome.to_record()
+            ));
+        }
+        still_runs(kind, sandbox)
+    });
+}
+
+/// A guest `Error.prepareStackTrace` that allocates 12 MiB each time QuickJS builds an error,
+/// then a dynamic import of a module with a syntax error, under a 16 MiB limit. The native
+/// engine's second compile of that module ran outside the run's memory accounting, with twice
+/// the limit, and the guest's `prepareStackTrace` ran inside it: the run kept 24 MiB and ended
+/// with a value (found in review, 2026-11-30). The guest never holds more than its limit.
+#[test]
+fn regression_guest_code_never_runs_outside_the_memory_accounting() {
+    let req = Request::module(
+        "globalThis.keep = [];\n\
+         Error.prepareStackTrace = () => { keep.push(new Uint8Array(12 << 20).fill(1)); return 'x'; };\n\
+         try { await import('./bad.js'); } catch (e) {}\n\
+         export default keep.length;",
+    )
+    .with_filename("main.mjs")
+    .with_module("./bad.js", "export const v = ;")
+    .with_limits(palisade::Limits {
+        memory: 16 << 20,
+        ..palisade::Limits::default()
+    });
+    on_every_engine(|kind, sandbox| {
+        let outcome = sandbox.run(&req);
+        let kept = outcome.result.as_ref().ok().and_then(|v| v.as_u64());
+        match (kept, outcome.error_kind()) {
+            (Some(0 | 1), _) | (None, Some(ErrorKind::MemoryLimit)) => {}
+            _ => {
+                return Err(format!(
+                    "{kind}: unexpected outcome {:?}",
+                    outcome.to_record()
+                ))
+            }
+        }
+        still_runs(kind, sandbox)
+    });
+}
