@@ -43,7 +43,7 @@ pub(crate) fn run(
     code: &CodeCache,
 ) -> Outcome {
     let Fresh {
-        rt,
+        rt: _,
         ctx,
         meter,
         guard,
@@ -57,8 +57,6 @@ pub(crate) fn run(
     let limits = &request.limits;
     meter.set_limit(usize::try_from(limits.memory).unwrap_or(usize::MAX));
     guard.set_deadline(start + limits.timeout);
-    let stack = limits.stack.unwrap_or(crate::DEFAULT_STACK);
-    rt.set_max_stack_size(usize::try_from(stack).unwrap_or(usize::MAX));
     modules.set(&request.modules, request.file_name(), &request.policy);
     lock(denials).clear();
     let deterministic = request.policy.deterministic.as_ref();
@@ -78,7 +76,12 @@ pub(crate) fn run(
         code,
     };
     take_host_panic();
-    let result = ctx.with(|ctx| execute(&ctx, &state));
+    let stack = usize::try_from(limits.stack.unwrap_or(crate::DEFAULT_STACK)).unwrap_or(usize::MAX);
+    let result = ctx.with(|ctx| {
+        // From the stack top `with` just took (see ffi::set_stack_limit: not rquickjs's setter).
+        ffi::set_stack_limit(&ctx, stack);
+        execute(&ctx, &state)
+    });
     // A host function that panicked answered the guest with an error (see `shielded`); the
     // run as a whole is a host failure, whatever the guest made of that error.
     let result = if take_host_panic() {

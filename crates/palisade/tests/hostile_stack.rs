@@ -54,3 +54,28 @@ fn regression_host_calls_at_depth_do_not_extend_the_stack_limit() {
         Ok(())
     });
 }
+
+/// Endless recursion under every stack limit above 16 MiB the contract allows (up to 64 MiB).
+/// rquickjs's `set_max_stack_size` passes 0, which QuickJS reads as no limit, for anything above
+/// 16 MiB: the native engine had no stack limit at all there, recursed until the native stack
+/// ran out and crashed the host process with SIGSEGV (found 2026-11-30). Without the fix this
+/// crashes the test binary. An engine that cannot give that much stack refuses the limit.
+#[test]
+fn regression_a_stack_limit_above_16_mib_is_enforced() {
+    on_every_engine(|kind, sandbox| {
+        for stack in [(16 << 20) + 1, 32 << 20, 64 << 20] {
+            let req =
+                Request::script("function f() { return f() + 1; }\nf();").with_limits(Limits {
+                    stack: Some(stack),
+                    ..Limits::default()
+                });
+            let outcome = sandbox.run(&req);
+            let refused = outcome.error_kind() == Some(palisade::ErrorKind::InvalidRequest)
+                && kind != palisade::EngineKind::QuickJs;
+            if outcome.error_kind() != Some(palisade::ErrorKind::StackOverflow) && !refused {
+                return Err(format!("{kind}: stack {stack}: {:?}", outcome.to_record()));
+            }
+        }
+        Ok(())
+    });
+}

@@ -267,6 +267,20 @@ fn compile<'js>(
     Ok(unsafe { Value::from_raw(ctx.clone(), raw) })
 }
 
+/// Sets QuickJS's stack limit `stack` bytes below the stack top the runtime has now (the one
+/// `Context::with` takes when a run enters it).
+///
+/// Not rquickjs's `Runtime::set_max_stack_size`: it passes 0, which QuickJS reads as no limit at
+/// all, for anything above 16 MiB, so a run allowed 17 to 64 MiB of stack had none, recursed
+/// until the native stack ran out and crashed the host process (SIGSEGV; found 2026-11-30).
+pub(crate) fn set_stack_limit(ctx: &Ctx<'_>, stack: usize) {
+    // SAFETY: the context pointer is live while `ctx` is borrowed; JS_GetRuntime reads a field.
+    let rt = unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
+    // SAFETY: `rt` is this context's runtime, locked by the caller (it holds a `Ctx`); the call
+    // only sets its limit from the stack top it already has.
+    unsafe { qjs::JS_SetMaxStackSize(rt, stack as _) };
+}
+
 /// Runs `f` with QuickJS's stack limit at `stack` bytes below the run's stack top, then puts it
 /// back at `restore` bytes. The top itself stays where it is (see [`call`]), so the caller must
 /// have `stack` bytes of native stack below the top and room for QuickJS's error path beyond
@@ -277,14 +291,9 @@ pub(crate) fn with_stack_limit<R>(
     restore: usize,
     f: impl FnOnce() -> R,
 ) -> R {
-    // SAFETY: the context pointer is live while `ctx` is borrowed; JS_GetRuntime reads a field.
-    let rt = unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
-    // SAFETY: `rt` is this context's runtime, locked by the caller (it holds a `Ctx`); the call
-    // only sets its limit from the stack top it already has.
-    unsafe { qjs::JS_SetMaxStackSize(rt, stack as _) };
+    set_stack_limit(ctx, stack);
     let out = f();
-    // SAFETY: as above.
-    unsafe { qjs::JS_SetMaxStackSize(rt, restore as _) };
+    set_stack_limit(ctx, restore);
     out
 }
 
