@@ -56,6 +56,14 @@ static inline int js_cond_timedwait(js_cond_t *c, js_mutex_t *m, uint64_t t)
  * much native stack is left. */
 static uintptr_t pal_stack_pointer(void);
 #define __builtin_frame_address(level) ((void *)pal_stack_pointer())
+/* Two size computations QuickJS-NG makes would wrap with a 32-bit size_t and hand out a block
+ * far smaller than asked for; scripts/build-wasm-guest patches them to use these. The bytes of a
+ * fast array of `n` values, saturated (it wraps from 2^29 values), and the sizes the allocation
+ * entry points refuse before QuickJS's arena rounds them up and adds its header. */
+#define pal_array_bytes(n)                                                                       \
+    ((uint64_t)sizeof(JSValue) * (n) > SIZE_MAX ? SIZE_MAX : sizeof(JSValue) * (size_t)(n))
+static bool pal_refuse(size_t size);
+#define pal_too_big(n) ((size_t)(n) > SIZE_MAX / 2 && pal_refuse(n))
 #include "quickjs.c"
 #undef __builtin_frame_address
 
@@ -209,6 +217,18 @@ static void m_failed(size_t size)
         m_hit = true;
         m_observed = m_used + size;
     }
+}
+
+/* A size QuickJS's allocation entry points refuse (`pal_too_big`): it is past any memory limit,
+ * so the latch closes as for any allocation the run cannot have (the native engine's meter sees
+ * the same request and does the same). */
+static bool pal_refuse(size_t size)
+{
+    if (!m_hit) {
+        m_hit = true;
+        m_observed = size > SIZE_MAX - m_used ? SIZE_MAX : m_used + size;
+    }
+    return true;
 }
 
 static void *pal_malloc(void *opaque, size_t size)
