@@ -51,6 +51,11 @@ pub const QUICKJS_VERSION: &str = "QuickJS-NG 0.16.2";
 /// in a release build; V8 allows about 11,000 with its default).
 pub const DEFAULT_STACK: u64 = 4 << 20;
 
+/// The run's JS stack limit in bytes: its own, or [`DEFAULT_STACK`].
+fn stack_bytes(limits: &palisade_core::Limits) -> usize {
+    usize::try_from(limits.stack.unwrap_or(DEFAULT_STACK)).unwrap_or(usize::MAX)
+}
+
 /// Options for [`QuickJs`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -147,8 +152,7 @@ impl Engine for QuickJs {
 
     fn execute(&self, request: &Request, host: Arc<dyn HostCalls>) -> Outcome {
         let start = Instant::now();
-        let stack = request.limits.stack.unwrap_or(DEFAULT_STACK);
-        let stack = usize::try_from(stack).unwrap_or(usize::MAX);
+        let stack = stack_bytes(&request.limits);
         let run = |fresh: &Fresh| run::run(fresh, request, host.clone(), start, &self.code);
         // QuickJS checks its stack limit against the native stack pointer, so the native stack
         // must have room for the whole JS limit plus the host's own frames, and for the
@@ -218,17 +222,7 @@ impl Guard {
 
     /// Whether the run must stop now; latches the timeout.
     pub(crate) fn should_stop(&self) -> bool {
-        if self.meter.hit() {
-            return true;
-        }
-        if self.timed_out.load(Ordering::Relaxed) {
-            return true;
-        }
-        if nanos_since_epoch(Instant::now()) >= self.deadline.load(Ordering::Relaxed) {
-            self.timed_out.store(true, Ordering::Relaxed);
-            return true;
-        }
-        false
+        self.meter.hit() || self.deadline_passed()
     }
 
     pub(crate) fn timed_out(&self) -> bool {

@@ -76,7 +76,7 @@ pub(crate) fn run(
         code,
     };
     take_host_panic();
-    let stack = usize::try_from(limits.stack.unwrap_or(crate::DEFAULT_STACK)).unwrap_or(usize::MAX);
+    let stack = crate::stack_bytes(limits);
     let result = ctx.with(|ctx| {
         // From the stack top `with` just took (see ffi::set_stack_limit: not rquickjs's setter).
         ffi::set_stack_limit(&ctx, stack);
@@ -646,27 +646,23 @@ fn unmask_stack_overflow<T>(
     };
     // The regexp compiler (a literal is compiled with the source) says so itself, with no
     // position to compare (libregexp.c's `re_parse_error(s, "stack overflow")`).
-    if site.0 == REGEXP_STACK_OVERFLOW {
-        return Err(rquickjs::Exception::throw_range(
-            ctx,
-            palisade_core::STACK_OVERFLOW_MESSAGE,
-        ));
-    }
-    let limits = &st.request.limits;
-    let stack = usize::try_from(limits.stack.unwrap_or(crate::DEFAULT_STACK)).unwrap_or(usize::MAX);
-    let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
-    // Only the compile runs aside; the error it leaves is read afterwards, under the run's
-    // accounting.
-    let again = st.meter.aside(memory.saturating_mul(2), || {
-        ffi::with_stack_limit(
-            ctx,
-            stack.saturating_add(RECOMPILE_EXTRA_STACK),
-            stack,
-            || compile().err().map(|_| ctx.catch()),
-        )
-    });
-    let same = again.is_some_and(|e| syntax_error_site(ctx, &e).as_ref() == Some(&site));
-    if same {
+    let real = site.0 != REGEXP_STACK_OVERFLOW && {
+        let limits = &st.request.limits;
+        let stack = crate::stack_bytes(limits);
+        let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
+        // Only the compile runs aside; the error it leaves is read afterwards, under the run's
+        // accounting.
+        let again = st.meter.aside(memory.saturating_mul(2), || {
+            ffi::with_stack_limit(
+                ctx,
+                stack.saturating_add(RECOMPILE_EXTRA_STACK),
+                stack,
+                || compile().err().map(|_| ctx.catch()),
+            )
+        });
+        again.is_some_and(|e| syntax_error_site(ctx, &e).as_ref() == Some(&site))
+    };
+    if real {
         Err(ctx.throw(exc))
     } else {
         Err(rquickjs::Exception::throw_range(
@@ -683,16 +679,22 @@ const REGEXP_STACK_OVERFLOW: &str = "stack overflow";
 /// other value.
 fn syntax_error_site<'js>(ctx: &Ctx<'js>, exc: &Value<'js>) -> Option<(String, String)> {
     let obj = exc.as_object().filter(|_| exc.is_error())?;
-    let get = |key: &str| match obj.get::<_, Value<'js>>(key) {
+    let get = |key: &str| string_property(ctx, obj, key);
+    (get("name")? == "SyntaxError").then_some(())?;
+    Some((get("message")?, get("stack").unwrap_or_default()))
+}
+
+/// A string property of `obj`; `None` if it is not a string or reading it throws (a hostile
+/// getter), with the exception cleared.
+fn string_property<'js>(ctx: &Ctx<'js>, obj: &Object<'js>, key: &str) -> Option<String> {
+    match obj.get::<_, Value<'js>>(key) {
         Ok(v) if v.is_string() => Some(js_string(&v)),
         Ok(_) => None,
         Err(_) => {
             let _ = ctx.catch();
             None
         }
-    };
-    (get("name")? == "SyntaxError").then_some(())?;
-    Some((get("message")?, get("stack").unwrap_or_default()))
+    }
 }
 
 /// Turns a failed compile into `syntax_error` (or a limit, if one was hit while compiling).
@@ -754,16 +756,7 @@ fn limit_hit(st: &RunState<'_>) -> Option<ExecError> {
 
 /// Reads name, message, stack and position from a thrown value, tolerating hostile getters.
 fn guest_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, file: &str) -> GuestError {
-    let get = |obj: &Object<'js>, key: &str| -> Option<String> {
-        match obj.get::<_, Value<'js>>(key) {
-            Ok(v) if v.is_string() => Some(js_string(&v)),
-            Ok(_) => None,
-            Err(_) => {
-                let _ = ctx.catch();
-                None
-            }
-        }
-    };
+    let get = |obj: &Object<'js>, key: &str| string_property(ctx, obj, key);
     if let Some(obj) = exc.as_object() {
         let is_error = exc.is_error();
         let name = get(obj, "name");

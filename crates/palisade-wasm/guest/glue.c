@@ -215,7 +215,7 @@ static void m_failed(size_t size)
 {
     if (!m_hit) {
         m_hit = true;
-        m_observed = m_used + size;
+        m_observed = size > SIZE_MAX - m_used ? SIZE_MAX : m_used + size;
     }
 }
 
@@ -224,10 +224,7 @@ static void m_failed(size_t size)
  * the same request and does the same). */
 static bool pal_refuse(size_t size)
 {
-    if (!m_hit) {
-        m_hit = true;
-        m_observed = size > SIZE_MAX - m_used ? SIZE_MAX : m_used + size;
-    }
+    m_failed(size);
     return true;
 }
 
@@ -342,14 +339,16 @@ static uintptr_t pal_stack_pointer(void)
 #define PARSER_STACK_SPARE 1000
 
 /* Compiles the run's source with JS_Eval (`flags` include JS_EVAL_FLAG_COMPILE_ONLY), with
- * every module it imports statically; on failure the exception is pending. QuickJS's parser can report running out of stack as a SyntaxError: a lookahead
- * that ran out drops the stack-overflow error it threw, and the parse goes on to fail somewhere
- * else, with "missing formal parameter", "invalid property name" and the like
- * (bellard/quickjs#118), so 20,000 nested functions were a `syntax_error` here and on the native
- * engine, and `stack_overflow` on v8. Every check goes through `pal_stack_pointer`, which keeps
- * the lowest stack pointer it saw: a compile that came within the parser's spare bytes of the
- * limit ran out of stack, and its SyntaxError becomes the stack-overflow RangeError. (The native
- * engine, which cannot see its checks, compiles such a source once more with more stack:
+ * every module it imports statically; on failure the exception is pending.
+ *
+ * QuickJS's parser can report running out of stack as a SyntaxError: a lookahead that ran out
+ * drops the stack-overflow error it threw, and the parse goes on to fail somewhere else, with
+ * "missing formal parameter", "invalid property name" and the like (bellard/quickjs#118), so
+ * 20,000 nested functions were a `syntax_error` here and on the native engine, and
+ * `stack_overflow` on v8. Every check goes through `pal_stack_pointer`, which keeps the lowest
+ * stack pointer it saw: a compile that came within the parser's spare bytes of the limit ran
+ * out of stack, and its SyntaxError becomes the stack-overflow RangeError. (The native engine,
+ * which cannot see its checks, compiles such a source once more with more stack:
  * palisade-quickjs's `run::unmask_stack_overflow`.) A check that spares no bytes (the regexp
  * compiler's) and came within PARSER_STACK_SPARE of the limit without failing would make a
  * later real SyntaxError in the same compile a stack overflow; that compile was at the limit. */

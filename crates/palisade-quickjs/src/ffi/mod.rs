@@ -242,9 +242,7 @@ fn compile<'js>(
     filename: &str,
     flags: u32,
 ) -> rquickjs::Result<Value<'js>> {
-    let mut src = Vec::with_capacity(source.len() + 1);
-    src.extend_from_slice(source.as_bytes());
-    src.push(0);
+    let src = nul_terminated(source.as_bytes());
     let name = CString::new(filename.replace('\0', "")).unwrap_or_default();
     let flags = (flags | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32;
     // SAFETY: `src` is NUL-terminated with `source.len()` bytes before the NUL, as JS_Eval
@@ -360,10 +358,7 @@ pub(crate) fn declare_module<'js>(
     name: &str,
     source: &[u8],
 ) -> rquickjs::Result<rquickjs::Module<'js, rquickjs::module::Declared>> {
-    let mut src = Vec::with_capacity(source.len() + 1);
-    src.extend_from_slice(source);
-    src.push(0);
-    MODULE_SOURCE.with(|s| *s.borrow_mut() = Some(src));
+    MODULE_SOURCE.with(|s| *s.borrow_mut() = Some(nul_terminated(source)));
     let name = name.replace('\0', "");
     // SAFETY: `compile_module` returns a module QuickJS compiled in the context it is given, which
     // is `ctx`, or null with the exception pending.
@@ -412,6 +407,14 @@ fn owned<'js>(ctx: &Ctx<'js>, raw: qjs::JSValue) -> rquickjs::Result<Value<'js>>
     }
     // SAFETY: `raw` is an owned reference in this context's runtime; `Value` frees it on drop.
     Ok(unsafe { Value::from_raw(ctx.clone(), raw) })
+}
+
+/// `bytes` followed by a NUL, as JS_Eval wants its input.
+fn nul_terminated(bytes: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(bytes.len() + 1);
+    v.extend_from_slice(bytes);
+    v.push(0);
+    v
 }
 
 /// Runs a script compiled by [`compile_script`]. On failure the exception is pending on `ctx`.
