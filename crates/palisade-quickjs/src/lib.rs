@@ -26,6 +26,7 @@ mod policy;
 mod pool;
 mod run;
 mod snapshot;
+mod trusted;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -11,7 +11,6 @@ use palisade_core::policy::{
     QUICKJS_EXTRAS, WASM_MEMBERS,
 };
 use palisade_core::rng::{DeterministicClock, DeterministicRng};
-use palisade_core::DETERMINISTIC_JS;
 use rquickjs::object::Property;
 use rquickjs::{Ctx, Function, Object, Value};
 
@@ -63,17 +62,9 @@ pub(crate) fn prepare<'js>(
     g.remove(rquickjs::atom::PredefinedAtom::SymbolToStringTag)?;
     let originals = Object::new(ctx.clone())?;
     // The constructors' prototypes that carry a `constructor` back-reference.
-    // From bytecode compiled once per process: parsing this on every fresh runtime was 3% of a
+    // From bytecode compiled at build time: parsing this on every fresh runtime was 3% of a
     // `1+1` run.
-    static PROTOS_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let protos = crate::ffi::eval_trusted_cached(
-        ctx,
-        &PROTOS_BYTECODE,
-        "[Object.getPrototypeOf(async function () {}), Object.getPrototypeOf(function* () {}), \
-         Object.getPrototypeOf(async function* () {})]",
-        "eval_script",
-        false,
-    )?;
+    let protos = crate::ffi::eval_trusted(ctx, &crate::trusted::PROTOS)?;
     let protos = rquickjs::Array::from_value(protos)?;
     let function: Function<'js> = g.get("Function")?;
     let function_proto: Object<'js> = function.get("prototype")?;
@@ -244,14 +235,7 @@ pub(crate) fn install_clocks<'js>(
 /// `Math.random` and the clock from the policy).
 fn deterministic<'js>(ctx: &Ctx<'js>, primordials: &Object<'js>) -> rquickjs::Result<()> {
     let now: Function<'js> = primordials.get(DETERMINISTIC_NOW)?;
-    static DETERMINISTIC_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let install = crate::ffi::eval_trusted_cached(
-        ctx,
-        &DETERMINISTIC_BYTECODE,
-        DETERMINISTIC_JS,
-        "eval_script",
-        false,
-    )?;
+    let install = crate::ffi::eval_trusted(ctx, &crate::trusted::DETERMINISTIC)?;
     let install = Function::from_value(install)?;
     install.call::<_, ()>((now,))
 }

@@ -11,8 +11,7 @@ use palisade_core::policy::Policy;
 use palisade_core::primordials::{Capture, PRIMORDIALS};
 use palisade_core::rng::{unpredictable_u64, DeterministicClock, DeterministicRng};
 use palisade_core::{
-    stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request, CONSOLE_JS,
-    HOST_FETCH_JS, HOST_JS,
+    stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request,
 };
 use rquickjs::function::Rest;
 use rquickjs::promise::PromiseState;
@@ -335,16 +334,14 @@ pub(crate) fn install_host<'js>(
     )?
     .with_name("hostcall")?;
     pin(ctx, &hostcall)?;
-    // The same name and strictness `ctx.eval` gives, from bytecode compiled once per process.
-    static HOST_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let factory = ffi::eval_trusted_cached(ctx, &HOST_BYTECODE, HOST_JS, "eval_script", false)?;
+    // The same name and strictness `ctx.eval` gives, from bytecode compiled at build time.
+    let factory = ffi::eval_trusted(ctx, &crate::trusted::HOST)?;
     let factory: Function<'js> = Function::from_value(factory)?;
     // The fetch part is read only when a run first reads `fetch`, `Headers` or `Response`
     // (half the prelude's bytecode, and most runs' policies do not allow fetch).
     let load_fetch = Function::new(ctx.clone(), |ctx: Ctx<'js>| {
-        static FETCH_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         shielded(&ctx, || {
-            ffi::eval_trusted_cached(&ctx, &FETCH_BYTECODE, HOST_FETCH_JS, "eval_script", false)
+            ffi::eval_trusted(&ctx, &crate::trusted::HOST_FETCH)
         })
     })?;
     pin(ctx, &load_fetch)?;
@@ -443,11 +440,9 @@ pub(crate) fn formatter<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> 
         return Ok(f.clone());
     }
     let primordials = primordials(ctx)?;
-    // Strict, and a backtrace barrier, from bytecode compiled once per process: parsing 15 KB on
+    // Strict, and a backtrace barrier, from bytecode compiled at build time: parsing 15 KB on
     // a run's first console call cost more than the rest of a small run.
-    static CONSOLE_BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let factory =
-        ffi::eval_trusted_cached(ctx, &CONSOLE_BYTECODE, CONSOLE_JS, "palisade:console", true)?;
+    let factory = ffi::eval_trusted(ctx, &crate::trusted::CONSOLE)?;
     let factory: Function<'js> = Function::from_value(factory)?;
     let f: Function<'js> = factory.call((primordials,))?;
     // Called once, while the runtime is built (`Fresh::build`): nothing else stores a function.

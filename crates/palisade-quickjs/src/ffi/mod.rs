@@ -437,38 +437,34 @@ pub(crate) fn run_compiled<'js>(
     Ok(unsafe { Value::from_raw(ctx.clone(), out) })
 }
 
-/// Evaluates one of Palisade's own fixed scripts (never guest code) as a strict global script
-/// named `filename`, from QuickJS bytecode compiled once per process into `cache`: parsing the
-/// 15 KB host prelude on every fresh runtime cost about 1 ms, reading its bytecode a fraction
-/// of that. The bytecode is produced by this process's own QuickJS from a compile-time constant,
-/// so reading it back trusts nothing from outside. On failure the exception is pending on `ctx`.
-pub(crate) fn eval_trusted_cached<'js>(
+/// Evaluates one of Palisade's own fixed scripts (never guest code) from the bytecode `build.rs`
+/// compiled for it (see [`crate::trusted`]). On failure the exception is pending on `ctx`.
+pub(crate) fn eval_trusted<'js>(
     ctx: &Ctx<'js>,
-    cache: &'static std::sync::OnceLock<Vec<u8>>,
-    source: &str,
-    filename: &str,
-    backtrace_barrier: bool,
+    script: &crate::trusted::Trusted,
 ) -> rquickjs::Result<Value<'js>> {
-    let bytes = match cache.get() {
-        Some(b) => b,
-        None => {
-            let barrier = if backtrace_barrier {
-                qjs::JS_EVAL_FLAG_BACKTRACE_BARRIER
-            } else {
-                0
-            };
-            let compiled = compile(
-                ctx,
-                source,
-                filename,
-                qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_STRICT | barrier,
-            )?;
-            let _ = cache.set(write_bytecode(ctx, &compiled)?);
-            cache.get().ok_or(rquickjs::Error::Exception)?
-        }
-    };
-    let function = read_bytecode(ctx, bytes)?;
+    let function = read_bytecode(ctx, script.bytecode)?;
     run_compiled(ctx, function)
+}
+
+/// Compiles one of Palisade's fixed scripts as `build.rs` does (a strict global script with its
+/// file name, and a backtrace barrier where it asks for one), for the test that compares the two.
+#[cfg(test)]
+pub(crate) fn compile_trusted<'js>(
+    ctx: &Ctx<'js>,
+    script: &crate::trusted::Trusted,
+) -> rquickjs::Result<Value<'js>> {
+    let barrier = if script.barrier {
+        qjs::JS_EVAL_FLAG_BACKTRACE_BARRIER
+    } else {
+        0
+    };
+    compile(
+        ctx,
+        script.source,
+        script.filename,
+        qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_STRICT | barrier,
+    )
 }
 
 /// The bytecode of a compiled script (see [`compile_script`]).
@@ -498,13 +494,15 @@ pub(crate) fn write_bytecode<'js>(
     Ok(copy)
 }
 
-/// A compiled script from bytecode that [`write_bytecode`] produced in this process (never bytes
+/// A compiled script from bytecode that [`write_bytecode`] produced in this process, or that
+/// `build.rs` produced with the same QuickJS for one of Palisade's fixed scripts (never bytes
 /// from outside: QuickJS does not validate bytecode). On failure the exception is pending.
 pub(crate) fn read_bytecode<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Value<'js>> {
     // SAFETY: `bytes` is bytecode this process's QuickJS wrote, with the same build and flags
-    // (callers guarantee it: the host prelude's cache and this engine's
-    // `palisade_core::code_cache`, both filled only by
-    // `write_bytecode`); the pointer and length describe that live slice.
+    // (callers guarantee it: this engine's `palisade_core::code_cache` is filled only by
+    // `write_bytecode`), or Palisade's own scripts compiled by build.rs from the same QuickJS
+    // sources, byte-for-byte what `write_bytecode` gives (`trusted::tests`); the pointer and
+    // length describe that live slice.
     let raw = unsafe {
         qjs::JS_ReadObject(
             ctx.as_raw().as_ptr(),
