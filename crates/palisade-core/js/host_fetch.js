@@ -171,6 +171,7 @@
     #redirected = false;
     #headers;
     #handle = -1;
+    #type = "default";
     #text;
     #used = false;
     constructor(body, init) {
@@ -183,6 +184,7 @@
         this.#redirected = meta.redirected;
         this.#headers = new Headers(meta.headers);
         this.#handle = meta.body;
+        this.#type = meta.opaqueRedirect ? "opaqueredirect" : "basic";
         return;
       }
       if (init !== undefined && init !== null) {
@@ -205,7 +207,7 @@
     get redirected() { return this.#redirected; }
     get headers() { return this.#headers; }
     get bodyUsed() { return this.#used; }
-    get type() { return this.#handle >= 0 ? "basic" : "default"; }
+    get type() { return this.#type; }
     #take(as) {
       if (this.#used) throw new TypeError("Body has already been consumed.");
       this.#used = true;

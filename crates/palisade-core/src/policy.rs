@@ -168,6 +168,7 @@ impl Default for FetchPolicy {
 /// let p: UrlPattern = "https://API.example.com/v1/".parse().unwrap();
 /// assert!(p.matches(&"https://api.example.com:443/v1/users".parse().unwrap()));
 /// assert!(!p.matches(&"https://api.example.com/v2".parse().unwrap()));
+/// assert!(!p.matches(&"https://api.example.com/v1/..%2Fadmin".parse().unwrap()));
 /// assert!(!p.matches(&"https://api.example.com.evil/v1/".parse().unwrap()));
 /// assert!("https://user@api.example.com/".parse::<UrlPattern>().is_err());
 /// ```
@@ -187,6 +188,10 @@ pub struct UrlPattern {
 impl UrlPattern {
     /// Whether `url` falls under this entry: same scheme, host and port, and a path that starts
     /// with the prefix (at a segment boundary when the prefix does not end in `/`).
+    ///
+    /// Under an entry that names a path, a path with an encoded `/`, `\` or `.` (`%2F`, `%5C`,
+    /// `%2E`, either case) never matches: `/v1/..%2Fadmin` starts with `/v1/`, but a server that
+    /// decodes before it resolves dot segments serves `/admin`.
     pub fn matches(&self, url: &url::Url) -> bool {
         let Some(host) = url.host_str() else {
             return false;
@@ -198,7 +203,14 @@ impl UrlPattern {
             return false;
         }
         let path = url.path();
-        if self.path == "/" || path == self.path {
+        if self.path == "/" {
+            return true;
+        }
+        let lower = path.to_ascii_lowercase();
+        if ["%2f", "%5c", "%2e"].iter().any(|e| lower.contains(e)) {
+            return false;
+        }
+        if path == self.path {
             return true;
         }
         match path.strip_prefix(&self.path) {
@@ -633,6 +645,18 @@ mod tests {
         assert!(p.fetch.allow[0].matches(&u("http://0x7f000001:8080/api/x")));
         assert!(!p.fetch.allow[0].matches(&u("http://127.0.0.1:8080/apix")));
         assert!(!p.fetch.allow[0].matches(&u("http://127.0.0.1/api")));
+        // Encoded separators and dots cannot be checked against a path prefix.
+        for sneaky in [
+            "/api/..%2Fadmin",
+            "/api/..%2fadmin",
+            "/api/..%5Cadmin",
+            "/api/%2e%2e/x",
+        ] {
+            let url = u(&format!("http://127.0.0.1:8080{sneaky}"));
+            assert!(!p.fetch.allow[0].matches(&url), "{sneaky}");
+        }
+        let root: UrlPattern = "http://127.0.0.1:8080/".parse().unwrap();
+        assert!(root.matches(&u("http://127.0.0.1:8080/a%2Fb")));
         for bad in [
             "ftp://a.example",
             "https://*.example.com",

@@ -114,6 +114,14 @@ struct ResponseMeta {
     redirected: bool,
     headers: Vec<(String, String)>,
     body: usize,
+    /// A redirect answered to `redirect: "manual"`: the guest sees `type` `"opaqueredirect"`.
+    opaque_redirect: bool,
+}
+
+/// The statuses fetch follows a `Location` for (WHATWG's redirect statuses; a 300, 304 or 305
+/// is an ordinary response).
+fn followed_redirect(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
 }
 
 /// The client's resolver: answers only from addresses this module checked.
@@ -276,7 +284,13 @@ impl Fetcher {
         let mut allowed = Vec::new();
         let mut refused = None;
         for ip in addrs {
-            let named = self.policy.allow.iter().any(|p| p.host == ip_host(ip));
+            // An address in a denied range passes only where an entry names that very address
+            // and port: naming one service on it does not open its other ports.
+            let named = self
+                .policy
+                .allow
+                .iter()
+                .any(|p| p.host == ip_host(ip) && p.port == port);
             match denied_range(ip) {
                 Some(range) if !named => refused = Some((ip, range)),
                 _ => allowed.push(SocketAddr::new(ip, port)),
@@ -366,7 +380,7 @@ impl Fetcher {
             let outcome = handle.block_on(async {
                 tokio::time::timeout(budget, async {
                     let mut resp = rb.send().await.map_err(|e| failed(describe(&url, &e)))?;
-                    let is_redirect = resp.status().is_redirection()
+                    let is_redirect = followed_redirect(resp.status())
                         && resp.headers().contains_key(reqwest::header::LOCATION);
                     let mut data = Vec::new();
                     if !is_redirect || manual {
@@ -400,7 +414,24 @@ impl Fetcher {
                 .get(reqwest::header::LOCATION)
                 .and_then(|l| l.to_str().ok())
                 .map(str::to_owned);
-            if let (true, Some(location), false) = (status.is_redirection(), location, manual) {
+            let follow = followed_redirect(status) && location.is_some();
+            if follow && manual {
+                // WHATWG: an opaque-redirect response: status 0, no headers, no body.
+                let meta = ResponseMeta {
+                    status: 0,
+                    status_text: String::new(),
+                    url: url.to_string(),
+                    redirected,
+                    headers: Vec::new(),
+                    body: self.bodies.len(),
+                    opaque_redirect: true,
+                };
+                self.bodies.push(Some(Vec::new()));
+                return serde_json::to_string(&meta)
+                    .map(HostValue::Str)
+                    .map_err(failed);
+            }
+            if let (true, Some(location)) = (follow, location) {
                 if req.redirect == "error" {
                     return Err(failed(format!(
                         "{url} redirected to {location} and the redirect mode is \"error\""
@@ -413,11 +444,23 @@ impl Fetcher {
                         self.policy.max_redirects
                     )));
                 }
-                url = url.join(&location).map_err(|e| {
+                let next = url.join(&location).map_err(|e| {
                     failed(format!(
                         "{url} redirected to an invalid URL {location:?}: {e}"
                     ))
                 })?;
+                if next.origin() != url.origin() {
+                    // Credentials meant for one origin never follow a redirect to another (the
+                    // Fetch standard drops Authorization; undici and reqwest also drop these).
+                    for name in [
+                        reqwest::header::AUTHORIZATION,
+                        reqwest::header::PROXY_AUTHORIZATION,
+                        reqwest::header::COOKIE,
+                    ] {
+                        headers.remove(name);
+                    }
+                }
+                url = next;
                 url.set_fragment(None);
                 let code = status.as_u16();
                 if code == 303 && method != "HEAD"
@@ -451,6 +494,7 @@ impl Fetcher {
                     })
                     .collect(),
                 body: self.bodies.len(),
+                opaque_redirect: false,
             };
             self.bodies.push(Some(data));
             let json = serde_json::to_string(&meta).map_err(failed)?;

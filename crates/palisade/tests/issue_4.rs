@@ -111,7 +111,10 @@ fn serve(stream: TcpStream, port: u16, log: &Mutex<Vec<String>>) -> std::io::Res
             "/echo" => {
                 let mut echoed: Vec<(String, String)> = headers
                     .iter()
-                    .filter(|(k, _)| k.starts_with("x-") || k == "content-type")
+                    .filter(|(k, _)| {
+                        k.starts_with("x-")
+                            || ["content-type", "authorization", "cookie"].contains(&k.as_str())
+                    })
                     .cloned()
                     .collect();
                 echoed.sort();
@@ -135,6 +138,13 @@ fn serve(stream: TcpStream, port: u16, log: &Mutex<Vec<String>>) -> std::io::Res
                 respond(&mut out, "302 Found", &format!("location: {to}\r\n"), b"")?
             }
             "/missing" => respond(&mut out, "404 Not Found", "", b"nope")?,
+            // `/status?300`: that status, with a Location back to /hello.
+            "/status" => respond(
+                &mut out,
+                &format!("{query} Whatever"),
+                "location: /hello\r\n",
+                b"not followed",
+            )?,
             "/slow" => {
                 // Far longer than any bound below, so only a working timeout ends these runs in time.
                 thread::sleep(Duration::from_secs(10));
@@ -206,6 +216,47 @@ fn issue_4_fetch_allowed_origin_returns_status_headers_and_body() {
         let v = value(kind, &o)?;
         check(
             v == json!([200, true, "OK", "yes", true, false, "hello", {"a": 1, "b": [true, null]}, 404, false, "nope", 5]),
+            || format!("{kind}: {v}"),
+        )
+    });
+}
+
+/// Found by a hostile review (2026-12-01): Authorization followed a redirect to another origin,
+/// a 300 with a Location was followed, and `redirect: "manual"` showed the redirect itself.
+#[test]
+fn issue_4_regression_redirects_keep_credentials_and_statuses_as_whatwg_says() {
+    let server = Server::start();
+    let other = format!("http://127.0.0.2:{}", server.port);
+    let policy = fetch_policy(&[server.url("/"), format!("{other}/")], json!({}));
+    on_every_engine(|kind, sandbox| {
+        let src = format!(
+            r#"(async () => {{
+                const headers = {{ authorization: 'Bearer tok-123', cookie: 'c=1', 'x-keep': 'k' }};
+                const cross = await (await fetch({cross:?}, {{ headers }})).json();
+                const same = await (await fetch({same:?}, {{ headers }})).json();
+                const manual = await fetch({same:?}, {{ redirect: 'manual' }});
+                const multiple = await fetch({multiple:?});
+                return [cross.headers, same.headers,
+                        [manual.type, manual.status, manual.ok, manual.headers.get('location'),
+                         await manual.text()],
+                        [multiple.status, multiple.redirected, await multiple.text()]];
+            }})()"#,
+            cross = server.url(&format!("/redirect?to={other}/echo")),
+            same = server.url("/redirect?to=/echo"),
+            multiple = server.url("/status?300"),
+        );
+        let v = value(kind, &run(sandbox, &src, policy.clone()))?;
+        check(
+            v == json!([
+                [["x-keep", "k"]],
+                [
+                    ["authorization", "Bearer tok-123"],
+                    ["cookie", "c=1"],
+                    ["x-keep", "k"]
+                ],
+                ["opaqueredirect", 0, false, null, ""],
+                [300, false, "not followed"]
+            ]),
             || format!("{kind}: {v}"),
         )
     });
@@ -329,6 +380,53 @@ fn issue_4_fetch_ip_literal_forms_normalize_to_the_named_address() {
         check(v == json!(["hello", "hello", true]), || {
             format!("{kind}: {v}")
         })
+    });
+}
+
+/// Found by a hostile review (2026-11-30): a name resolving to a loopback address passed when the
+/// allowlist named that address for any port, and an encoded slash left a path prefix.
+#[test]
+fn issue_4_regression_a_named_address_opens_only_its_port_and_paths_stay_inside() {
+    let server = Server::start();
+    let port = server.port;
+    let src = format!(
+        r#"(async () => {{
+            try {{ return (await fetch('http://localhost:{port}/hello')).status; }}
+            catch (e) {{ return e.message; }}
+        }})()"#
+    );
+    let other_port = fetch_policy(
+        &[
+            format!("http://localhost:{port}/"),
+            "http://127.0.0.1:1/".into(),
+        ],
+        json!({}),
+    );
+    let same_port = fetch_policy(
+        &[
+            format!("http://localhost:{port}/"),
+            format!("http://127.0.0.1:{port}/"),
+        ],
+        json!({}),
+    );
+    let prefix = fetch_policy(&[format!("http://127.0.0.1:{port}/json/")], json!({}));
+    let escape = format!(
+        r#"fetch('http://127.0.0.1:{port}/json/..%2Fhello').then(r => r.status, e => e.message)"#
+    );
+    on_every_engine(|kind, sandbox| {
+        let v = value(kind, &run(sandbox, &src, other_port.clone()))?;
+        check(
+            v.as_str().is_some_and(|m| m.contains("a loopback address")),
+            || format!("{kind}: another port: {v}"),
+        )?;
+        let v = value(kind, &run(sandbox, &src, same_port.clone()))?;
+        check(v == json!(200), || format!("{kind}: the same port: {v}"))?;
+        let v = value(kind, &run(sandbox, &escape, prefix.clone()))?;
+        check(
+            v.as_str()
+                .is_some_and(|m| m.contains("not in the fetch allowlist")),
+            || format!("{kind}: an encoded slash: {v}"),
+        )
     });
 }
 
@@ -561,6 +659,68 @@ fn issue_4_audit_log_records_every_access_line_by_line() {
             "{line}"
         );
         assert_eq!(rec.get("reason").is_some(), *result == "denied", "{line}");
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// Found by a hostile review (2026-12-01): a secret escaped by the console formatter or
+/// `JSON.stringify` (a PEM key's line breaks), a secret that contains another read before it,
+/// and a secret the output cap cut in two all reached the outcome.
+#[test]
+fn issue_4_regression_escaped_enclosing_and_cut_secrets_are_redacted() {
+    let dir = temp_dir("redact-forms");
+    let store = Arc::new(MemorySecretStore::new());
+    let pem = "-----BEGIN KEY-----\nMIIBsecret'line\"\\x\n-----END KEY-----";
+    store.insert("acme", "PEM", pem);
+    store.insert("acme", "DB_PASSWORD", "hunter2!");
+    store.insert(
+        "acme",
+        "DB_URL",
+        "postgres://app:hunter2!@db.internal:5432/prod",
+    );
+    let audit = Arc::new(AuditLog::open(dir.join("audit.jsonl")).expect("audit log"));
+    let ctx = || AccessContext {
+        tenant: "acme".into(),
+        function: None,
+        execution_id: "r".into(),
+    };
+    let request = |source: &str, output: u64| {
+        let mut req = Request::script(source);
+        req.policy = serde_json::from_value(json!({"secrets": ["PEM", "DB_PASSWORD", "DB_URL"]}))
+            .expect("policy");
+        req.limits.output = output;
+        req
+    };
+    for (kind, _) in common::engines() {
+        let sandbox = Sandbox::builder()
+            .engine(kind)
+            .host_services(HostServices::new().secrets(store.clone(), audit.clone()))
+            .build()
+            .expect("sandbox");
+        let o = sandbox.run_as(
+            &request(
+                "const p = secrets.get('PEM'); const pw = secrets.get('DB_PASSWORD'); \
+                 const u = secrets.get('DB_URL'); console.log({ p }); console.log([u]); \
+                 console.error(JSON.stringify({ p })); [JSON.stringify({ p }), u]",
+                1 << 20,
+            ),
+            ctx(),
+        );
+        let text = serde_json::to_string(&o.to_record()).expect("record");
+        for part in ["MIIB", "hunter2", "db.internal"] {
+            assert!(!text.contains(part), "{kind}: {part} in {text}");
+        }
+        assert_eq!(
+            o.stdout, "{ p: `[REDACTED]` }\n[ '[REDACTED]' ]\n",
+            "{kind}"
+        );
+        assert_eq!(o.stderr, "{\"p\":\"[REDACTED]\"}\n", "{kind}");
+        let o = sandbox.run_as(
+            &request("console.log('url=' + secrets.get('DB_URL')); 1", 30),
+            ctx(),
+        );
+        assert!(o.truncated, "{kind}");
+        assert_eq!(o.stdout, "url=[REDACTED]", "{kind}");
     }
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
