@@ -23,6 +23,7 @@ pub mod policy;
 pub mod primordials;
 pub mod request;
 pub mod rng;
+pub mod text;
 pub mod units;
 
 pub use engine::{Capabilities, Engine, EngineInfo};

@@ -293,11 +293,13 @@ pub(crate) fn install_host<'js>(
     let hostcall = Function::new(
         ctx.clone(),
         move |ctx: Ctx<'js>,
-              op: String,
-              arg: String,
+              op: Value<'js>,
+              arg: Value<'js>,
               bytes: rquickjs::function::Opt<Value<'js>>|
               -> rquickjs::Result<Value<'js>> {
             shielded(&ctx, || {
+                // Lone surrogates in an argument become U+FFFD, as on every engine.
+                let (op, arg) = (js_string(&op), js_string(&arg));
                 let host = lock(&slot).clone();
                 let Some(host) = host else {
                     return Err(throw_host_error(
@@ -409,10 +411,7 @@ fn throw_host_error(ctx: &Ctx<'_>, e: &HostError) -> rquickjs::Error {
 
 /// Formats the arguments of one console call into one line, with the shared formatter.
 fn format_args<'js>(ctx: &Ctx<'js>, args: Vec<Value<'js>>) -> rquickjs::Result<String> {
-    let specifiers = args.len() > 1
-        && args[0]
-            .as_string()
-            .is_some_and(|s| s.to_string().is_ok_and(|s| s.contains('%')));
+    let specifiers = args.len() > 1 && args[0].is_string() && js_string(&args[0]).contains('%');
     if !specifiers && args.iter().all(Value::is_string) {
         let mut line = String::new();
         for (i, a) in args.iter().enumerate() {
@@ -498,20 +497,13 @@ pub(crate) fn capture_primordials<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Objec
     Ok(out)
 }
 
-/// A JS string (or any value's ToString) as Rust text; lone surrogates become U+FFFD.
+/// A JS string (or any value's ToString) as Rust text; lone surrogates become U+FFFD. A value
+/// whose ToString throws (a Symbol, a hostile `toString`) gives "", the exception cleared.
 fn js_string(v: &Value<'_>) -> String {
-    if let Some(s) = v.as_string() {
-        if let Ok(s) = s.to_string() {
-            return s;
-        }
-    }
-    match v.get::<rquickjs::Coerced<String>>() {
-        Ok(s) => s.0,
-        Err(_) => {
-            let _ = v.ctx().catch();
-            String::new()
-        }
-    }
+    ffi::to_text(v.ctx(), v).unwrap_or_else(|| {
+        let _ = v.ctx().catch();
+        String::new()
+    })
 }
 
 /// Awaits a thenable and drains the microtask queue, all under the deadline.

@@ -43,6 +43,8 @@
   const cc = call.bind(String.prototype.charCodeAt);
   const sindexOf = call.bind(String.prototype.indexOf);
   const sslice = call.bind(String.prototype.slice);
+  // Lone surrogates become U+FFFD, as the QuickJS engines give them (palisade_core::text).
+  const wellFormed = call.bind(String.prototype.toWellFormed);
   const hasOwn = call.bind(Object.prototype.hasOwnProperty);
   const abByteLength = call.bind(Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "byteLength").get);
   const isError = Error.isError;
@@ -70,6 +72,21 @@
   const OP_APPEND = 1, OP_COMMIT = 2, OP_PULL = 3;
   const TAG_STDOUT = 1, TAG_STDERR = 2, TAG_DENIED = 3, TAG_SETTLED = 4, TAG_HOST = 5,
     TAG_RANDOM = 6, TAG_NOW = 7;
+
+  // The first `n` elements of a typed array as a string of those code units, a flat string per
+  // 8,192 units: one `+=` per unit made a rope of n one-unit strings (about 32 bytes each), so a
+  // 5 MB fetch body needed some 160 MB and hit the memory limit. A plain array of exactly the
+  // units goes to fromCharCode, so no prototype a guest changed is read.
+  function units(view, n) {
+    let s = "";
+    for (let at = 0; at < n; at += 8192) {
+      const m = n - at < 8192 ? n - at : 8192;
+      const a = [];
+      for (let i = 0; i < m; i++) a[i] = view[at + i];
+      s += apply(fromCharCode, undefined, a);
+    }
+    return s;
+  }
 
   function put(s, off, n) {
     for (let i = 0; i < n; i++) u16[i] = cc(s, off + i);
@@ -99,7 +116,7 @@
     let got = 0;
     for (;;) {
       const c = hdr[2];
-      for (let i = 0; i < c; i++) out += fromCharCode(u16[i]);
+      out += units(u16, c);
       got += c;
       if (got >= total || c <= 0) return out;
       hdr[0] = OP_PULL;
@@ -201,16 +218,14 @@
 
   // ---- the host prelude --------------------------------------------------------------------
   function hostcall(op, arg, bytes) {
-    let payload = StringCtor(op) + "\u0000" + StringCtor(arg) + "\u0000";
+    // `arg` is length-prefixed: it may hold NULs (a secret name, a digest algorithm).
+    const a = StringCtor(arg);
+    let payload = StringCtor(op) + "\u0000" + a.length + "\u0000" + a;
     if (bytes === undefined) {
       payload += "u";
     } else {
-      payload += "b";
       const n = abByteLength(bytes);
-      const view = new U8(bytes, 0, n);
-      let chunk = "";
-      for (let i = 0; i < n; i++) chunk += fromCharCode(view[i]);
-      payload += chunk;
+      payload += "b" + units(new U8(bytes, 0, n), n);
     }
     const reply = send(TAG_HOST, payload);
     const kind = reply[0];
@@ -261,15 +276,15 @@
       const name = getStr(e, "name");
       const message = getStr(e, "message");
       if (isErr || (name !== undefined && message !== undefined)) {
-        d.name = name === undefined ? null : name;
-        d.message = message === undefined ? "" : message;
+        d.name = name === undefined ? null : wellFormed(name);
+        d.message = message === undefined ? "" : wellFormed(message);
         const stack = getStr(e, "stack");
-        d.stack = stack === undefined ? null : stack;
+        d.stack = stack === undefined ? null : wellFormed(stack);
         return JSONstringify(d);
       }
     }
     try {
-      d.message = StringCtor(format([e]));
+      d.message = wellFormed(StringCtor(format([e])));
     } catch (x) {
       d.message = "<unprintable thrown value>";
     }

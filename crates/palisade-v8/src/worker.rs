@@ -306,12 +306,12 @@ fn message(st: &mut Shared, io: &Io, tag: i32, msg: &[u16]) -> Option<Vec<u16>> 
     }
 }
 
-/// `op \0 arg \0 (u | b<latin-1 bytes>)` → `s<string> | b<latin-1> | u | e<name>\0<message>`.
+/// `op \0 <arg's length in UTF-16 units> \0 arg (u | b<latin-1 bytes>)` →
+/// `s<string> | b<latin-1> | u | e<name>\0<message>`. The argument is counted, not
+/// NUL-terminated: it may hold NULs, and split at one it would name another secret.
 fn host_call(io: &Io, msg: &[u16]) -> Vec<u16> {
-    let mut parts = msg.splitn(3, |u| *u == 0);
-    let op = String::from_utf16_lossy(parts.next().unwrap_or(&[]));
-    let arg = String::from_utf16_lossy(parts.next().unwrap_or(&[]));
-    let rest = parts.next().unwrap_or(&[]);
+    let (op, arg, rest) = split_host_call(msg);
+    let (op, arg) = (String::from_utf16_lossy(op), String::from_utf16_lossy(arg));
     let bytes = match rest.first() {
         Some(&b) if b == u16::from(b'b') => Some(rest[1..].iter().map(|u| *u as u8).collect()),
         _ => None,
@@ -335,6 +335,25 @@ fn host_call(io: &Io, msg: &[u16]) -> Vec<u16> {
         }
     }
     out
+}
+
+/// A host call's op, argument and the rest (see [`host_call`]); a malformed message (only the
+/// prelude writes them) gives empty parts, which the host refuses as an unknown op.
+fn split_host_call(msg: &[u16]) -> (&[u16], &[u16], &[u16]) {
+    let nul = |s: &[u16]| s.iter().position(|u| *u == 0);
+    let Some(a) = nul(msg) else {
+        return (&[], &[], &[]);
+    };
+    let (op, tail) = (&msg[..a], &msg[a + 1..]);
+    let Some(b) = nul(tail) else {
+        return (&[], &[], &[]);
+    };
+    let len = String::from_utf16_lossy(&tail[..b]).parse::<usize>().ok();
+    let body = &tail[b + 1..];
+    match len.filter(|&n| n <= body.len()) {
+        Some(n) => (op, &body[..n], &body[n..]),
+        None => (&[], &[], &[]),
+    }
 }
 
 /// The prelude's source, with its arguments: the primordials spec, the policy texts, and the
@@ -1016,6 +1035,21 @@ mod tests {
         );
         assert_eq!(shift("at a.mjs:1:50").as_deref(), Some("at a.mjs:1:50"));
         assert_eq!(shift("at (am.mjs:1:5)").as_deref(), Some("at (am.mjs:1:5)"));
+    }
+
+    #[test]
+    fn host_call_arguments_may_hold_nuls() {
+        let msg: Vec<u16> = "secrets.get\u{0}13\u{0}API_TOKEN\u{0}zzzu"
+            .encode_utf16()
+            .collect();
+        let (op, arg, rest) = split_host_call(&msg);
+        assert_eq!(String::from_utf16_lossy(op), "secrets.get");
+        assert_eq!(String::from_utf16_lossy(arg), "API_TOKEN\u{0}zzz");
+        assert_eq!(String::from_utf16_lossy(rest), "u");
+        for bad in ["no-nul", "op\u{0}x\u{0}arg", "op\u{0}9\u{0}short"] {
+            let msg: Vec<u16> = bad.encode_utf16().collect();
+            assert_eq!(split_host_call(&msg), (&[][..], &[][..], &[][..]), "{bad}");
+        }
     }
 
     #[test]

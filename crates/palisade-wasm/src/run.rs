@@ -13,6 +13,7 @@ use palisade_core::modules::{normalize_key, not_found_message, resolve};
 use palisade_core::output::{Output, Stream};
 use palisade_core::policy::{HostGlobal, Policy};
 use palisade_core::rng::{DeterministicClock, DeterministicRng};
+use palisade_core::text::from_quickjs_utf8;
 use palisade_core::{
     stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request,
 };
@@ -308,8 +309,10 @@ fn read(mem: &[u8], ptr: u32, len: u32) -> wasmtime::Result<&[u8]> {
     Ok(&mem[range(mem, ptr, len)?])
 }
 
+/// Text the guest wrote with `JS_ToCStringLen` (lone surrogates as one U+FFFD each, as on every
+/// engine: `palisade_core::text`).
 fn text(mem: &[u8], ptr: u32, len: u32) -> wasmtime::Result<String> {
-    Ok(String::from_utf8_lossy(read(mem, ptr, len)?).into_owned())
+    Ok(from_quickjs_utf8(read(mem, ptr, len)?).into_owned())
 }
 
 fn len_i32(n: usize) -> wasmtime::Result<i32> {
@@ -370,8 +373,7 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         } else {
             Stream::Stdout
         };
-        st.output
-            .write_line(stream, &String::from_utf8_lossy(&line));
+        st.output.write_line(stream, &from_quickjs_utf8(&line));
     })?;
     l.func_wrap(
         P,

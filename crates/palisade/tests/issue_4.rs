@@ -138,6 +138,13 @@ fn serve(stream: TcpStream, port: u16, log: &Mutex<Vec<String>>) -> std::io::Res
                 respond(&mut out, "302 Found", &format!("location: {to}\r\n"), b"")?
             }
             "/missing" => respond(&mut out, "404 Not Found", "", b"nope")?,
+            // `/big?N`: N bytes of `a`.
+            "/big" => respond(
+                &mut out,
+                "200 OK",
+                "",
+                &vec![b'a'; query.parse().unwrap_or(0)],
+            )?,
             // `/status?300`: that status, with a Location back to /hello.
             "/status" => respond(
                 &mut out,
@@ -259,6 +266,27 @@ fn issue_4_regression_redirects_keep_credentials_and_statuses_as_whatwg_says() {
             ]),
             || format!("{kind}: {v}"),
         )
+    });
+}
+
+/// Found by a hostile review (2026-11-30): v8 built a body's string one character at a time
+/// (a rope of one-unit strings), so a body at the default `max_response_bytes` hit the default
+/// memory limit there and nowhere else.
+#[test]
+fn issue_4_regression_a_body_at_the_size_cap_fits_the_default_memory_limit() {
+    let server = Server::start();
+    let policy = fetch_policy(&[server.url("/")], json!({}));
+    let cap = palisade::policy::FetchPolicy::default().max_response_bytes;
+    on_every_engine(|kind, sandbox| {
+        let src = format!(
+            r#"(async () => [
+                (await (await fetch({url:?})).text()).length,
+                (await (await fetch({url:?})).arrayBuffer()).byteLength,
+            ])()"#,
+            url = server.url(&format!("/big?{cap}")),
+        );
+        let v = value(kind, &run(sandbox, &src, policy.clone()))?;
+        check(v == json!([cap, cap]), || format!("{kind}: {v}"))
     });
 }
 

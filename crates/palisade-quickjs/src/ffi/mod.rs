@@ -530,6 +530,25 @@ pub(crate) fn load_module<'js>(
     unsafe { rquickjs::Module::load(ctx.clone(), bytes) }
 }
 
+/// `v`'s ToString as Rust text, each lone surrogate as one U+FFFD as on every engine
+/// (`palisade_core::text`); rquickjs's own conversion fails on them. `None` if ToString threw
+/// (the exception is pending on `ctx`).
+pub(crate) fn to_text(ctx: &Ctx<'_>, v: &Value<'_>) -> Option<String> {
+    let mut len: usize = 0;
+    // SAFETY: the context is live while `ctx` is borrowed and `v` belongs to it; `len` is an
+    // out-pointer. QuickJS returns NUL-terminated bytes it owns, or null with an exception.
+    let p = unsafe { qjs::JS_ToCStringLen(ctx.as_raw().as_ptr(), &mut len, v.as_raw()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` points at `len` initialised bytes that stay valid until freed below.
+    let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) };
+    let text = palisade_core::text::from_quickjs_utf8(bytes).into_owned();
+    // SAFETY: `p` came from JS_ToCStringLen on this context and is freed exactly once.
+    unsafe { qjs::JS_FreeCString(ctx.as_raw().as_ptr(), p) };
+    Some(text)
+}
+
 /// A copy of an `ArrayBuffer`'s bytes (`None` if it is detached).
 pub(crate) fn array_buffer_copy(buffer: &rquickjs::ArrayBuffer<'_>) -> Option<Vec<u8>> {
     // SAFETY: `as_bytes` is unsafe because the slice would dangle if guest code detached or

@@ -1,0 +1,1 @@
+throw new Error("a\ud800b");
