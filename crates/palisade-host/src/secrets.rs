@@ -106,6 +106,9 @@ pub enum SecretError {
     /// The master key is missing or malformed.
     #[error("master key: {0}")]
     Key(String),
+    /// A value the store cannot hold, such as a function name with a comma.
+    #[error("secret store: {0}")]
+    Invalid(String),
 }
 
 /// Where secrets live. Implementations only look up; access control and auditing are the
@@ -224,13 +227,22 @@ struct StoredSecret {
     /// 24-byte XChaCha20 nonce, base64.
     nonce: String,
     /// Ciphertext and tag, base64. The associated data binds it to its tenant, name and function
-    /// list, so entries cannot be swapped or widened without the key.
+    /// list, so entries cannot be swapped or widened without the key. Nothing binds an entry to
+    /// its version: whoever can write the file can put back an earlier value of the same entry.
     ciphertext: String,
 }
 
+/// The associated data of an entry. The function list is joined with commas, so no function
+/// name may contain one ([`FileSecretStore::put`] refuses it, and an entry that has one does not
+/// open): otherwise `["a,b"]` and `["a", "b"]` would share their associated data, and editing
+/// the file could widen an entry.
 fn associated_data(tenant: &str, name: &str, functions: Option<&BTreeSet<String>>) -> Vec<u8> {
     let functions = functions.map(|f| f.iter().cloned().collect::<Vec<_>>().join(","));
     serde_json::to_vec(&(tenant, name, functions)).unwrap_or_default()
+}
+
+fn has_comma(functions: Option<&BTreeSet<String>>) -> bool {
+    functions.is_some_and(|f| f.iter().any(|n| n.contains(',')))
 }
 
 /// Secrets in a JSON file, each value encrypted with XChaCha20-Poly1305 under a master key from
@@ -307,6 +319,12 @@ impl FileSecretStore {
         let ct = B64
             .decode(&s.ciphertext)
             .map_err(|_| self.corrupt(format!("secret {:?}: bad ciphertext", s.name)))?;
+        if has_comma(s.functions.as_ref()) {
+            return Err(self.corrupt(format!(
+                "secret {:?} of tenant {:?}: a function name with a comma (tampered file)",
+                s.name, s.tenant
+            )));
+        }
         let aad = associated_data(&s.tenant, &s.name, s.functions.as_ref());
         let plain = self
             .cipher
@@ -328,6 +346,11 @@ impl FileSecretStore {
         value: &str,
         functions: Option<BTreeSet<String>>,
     ) -> Result<(), SecretError> {
+        if has_comma(functions.as_ref()) {
+            return Err(SecretError::Invalid(
+                "a function name cannot contain a comma".into(),
+            ));
+        }
         let mut nonce = [0u8; 24];
         getrandom::fill(&mut nonce).map_err(|e| SecretError::Key(e.to_string()))?;
         let aad = associated_data(tenant, name, functions.as_ref());
@@ -526,6 +549,33 @@ mod tests {
         fs::write(&path, text.replace("\"acme\"", "\"evil\"")).unwrap();
         assert!(FileSecretStore::open(&path, &key).is_err());
         assert!(MasterKey::from_base64("c2hvcnQ=").is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Found by a hostile review (2026-11-30): the function list was joined with commas, so an
+    /// entry for `["billing", "reports"]` edited to `["billing,reports"]` (or back) still opened.
+    #[test]
+    fn regression_function_names_with_commas_are_refused() {
+        let dir = std::env::temp_dir().join(format!("palisade-secrets-{}", new_execution_id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secrets.json");
+        let key = MasterKey::generate().unwrap();
+        let store = FileSecretStore::open(&path, &key).unwrap();
+        let comma = Some(["billing,reports".to_owned()].into_iter().collect());
+        let e = store.put("acme", "K", "value-1", comma).unwrap_err();
+        assert!(e.to_string().contains("comma"), "{e}");
+        let two = Some(
+            ["billing".to_owned(), "reports".to_owned()]
+                .into_iter()
+                .collect(),
+        );
+        store.put("acme", "K", "value-1", two).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let edited = text.replace("\"billing\",\n        \"reports\"", "\"billing,reports\"");
+        assert_ne!(edited, text, "the edit applies: {text}");
+        fs::write(&path, edited).unwrap();
+        let e = FileSecretStore::open(&path, &key).unwrap_err();
+        assert!(e.to_string().contains("comma"), "{e}");
         fs::remove_dir_all(&dir).unwrap();
     }
 }
