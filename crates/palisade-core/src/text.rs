@@ -45,6 +45,66 @@ pub fn from_quickjs_utf8(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// JSON text from `JSON.stringify` with each lone surrogate escape (`\ud800` not followed by a
+/// low surrogate's, or a low one alone) replaced by `\ufffd`: ECMAScript writes them, and a
+/// Rust `String` (serde_json) cannot hold them, so a value with a lone surrogate would fail to
+/// parse instead of reading as U+FFFD as everywhere else.
+///
+/// ```
+/// use palisade_core::text::well_formed_json;
+/// assert_eq!(well_formed_json(r#"["a\ud800b","\ud83d\ude00","\\ud800"]"#),
+///            r#"["a\ufffdb","\ud83d\ude00","\\ud800"]"#);
+/// ```
+pub fn well_formed_json(json: &str) -> Cow<'_, str> {
+    if !json.contains("\\u") {
+        return Cow::Borrowed(json);
+    }
+    let b = json.as_bytes();
+    let unit = |at: usize| -> Option<u16> {
+        if b.get(at) == Some(&b'\\') && b.get(at + 1) == Some(&b'u') {
+            let hex = json.get(at + 2..at + 6)?;
+            u16::from_str_radix(hex, 16).ok()
+        } else {
+            None
+        }
+    };
+    let mut out = String::with_capacity(json.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match unit(i) {
+            Some(0xd800..=0xdbff) => {
+                if matches!(unit(i + 6), Some(0xdc00..=0xdfff)) {
+                    i += 12;
+                } else {
+                    out.push_str(&json[copied..i]);
+                    out.push_str("\\ufffd");
+                    i += 6;
+                    copied = i;
+                }
+            }
+            Some(0xdc00..=0xdfff) => {
+                out.push_str(&json[copied..i]);
+                out.push_str("\\ufffd");
+                i += 6;
+                copied = i;
+            }
+            Some(_) => i += 6,
+            // Any other escape is two bytes (`\\`, `\"`, `\n`, ...).
+            None => i += 2,
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(json);
+    }
+    out.push_str(&json[copied..]);
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +132,22 @@ mod tests {
             from_quickjs_utf8(b"plain"),
             Cow::Borrowed("plain")
         ));
+    }
+
+    #[test]
+    fn lone_surrogate_escapes_in_json_become_replacement_characters() {
+        let cases = [
+            (r#""\udc00""#, r#""\ufffd""#),
+            (r#""\ud800\ud800\udc00""#, r#""\ufffd\ud800\udc00""#),
+            (r#""\ud800x""#, r#""\ufffdx""#),
+            (r#""x\ud800""#, r#""x\ufffd""#),
+            (r#""\\ud800""#, r#""\\ud800""#),
+            (r#""\u0041\n""#, r#""\u0041\n""#),
+        ];
+        for (input, want) in cases {
+            assert_eq!(well_formed_json(input), want, "{input}");
+            let v: String = serde_json::from_str(&well_formed_json(input)).expect(input);
+            assert!(!v.is_empty());
+        }
     }
 }

@@ -85,10 +85,12 @@ fn denied_v4(ip: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
+/// An address as an allowlist entry's host reads (the `url` crate's serialisation, so an
+/// IPv4-mapped IPv6 address is `[::ffff:7f00:1]`, not Rust's `[::ffff:127.0.0.1]`).
 fn ip_host(ip: IpAddr) -> String {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => url::Host::<String>::Ipv4(v4).to_string(),
+        IpAddr::V6(v6) => url::Host::<String>::Ipv6(v6).to_string(),
     }
 }
 
@@ -285,12 +287,11 @@ impl Fetcher {
         let mut refused = None;
         for ip in addrs {
             // An address in a denied range passes only where an entry names that very address
-            // and port: naming one service on it does not open its other ports.
-            let named = self
-                .policy
-                .allow
-                .iter()
-                .any(|p| p.host == ip_host(ip) && p.port == port);
+            // and matches the URL with it as the host (port and path prefix included): naming
+            // one service on it opens neither its other ports nor its other paths.
+            let mut at_ip = url.clone();
+            let named = at_ip.set_host(Some(&ip_host(ip))).is_ok()
+                && self.policy.allow.iter().any(|p| p.matches(&at_ip));
             match denied_range(ip) {
                 Some(range) if !named => refused = Some((ip, range)),
                 _ => allowed.push(SocketAddr::new(ip, port)),
@@ -318,7 +319,9 @@ impl Fetcher {
         arg: &str,
         bytes: Option<&[u8]>,
     ) -> Result<HostValue, HostError> {
-        let req: FetchRequest = serde_json::from_str(arg)
+        // A URL or body with a lone surrogate reads as U+FFFD, as browsers send it.
+        let arg = palisade_core::text::well_formed_json(arg);
+        let req: FetchRequest = serde_json::from_str(&arg)
             .map_err(|e| HostError::type_error(format!("fetch: malformed request: {e}")))?;
         let mut url = url::Url::parse(&req.url).map_err(|e| {
             HostError::type_error(format!("Failed to parse URL from {}: {e}", req.url))

@@ -38,7 +38,7 @@ use palisade_core::host::{HostCalls, HostError, HostValue};
 use palisade_core::policy::{denied_message, HostGlobal, Policy};
 
 pub use crypto::MAX_RANDOM_BYTES;
-pub use redact::{redact_outcome, MIN_REDACTED_LEN, REDACTED};
+pub use redact::{redact_outcome, FRAGMENT_LEN, MIN_REDACTED_LEN, REDACTED};
 pub use secrets::{
     new_execution_id, AccessContext, AccessResult, AuditLog, AuditRecord, AuditSink,
     FileSecretStore, MasterKey, MemoryAudit, MemorySecretStore, SecretEntry, SecretError,

@@ -438,6 +438,11 @@ fn issue_4_regression_a_named_address_opens_only_its_port_and_paths_stay_inside(
         json!({}),
     );
     let prefix = fetch_policy(&[format!("http://127.0.0.1:{port}/json/")], json!({}));
+    // The name passes, and its address is named, but only under /json/.
+    let named_path = fetch_policy(
+        &[format!("http://localhost:{port}/"), format!("http://127.0.0.1:{port}/json/")],
+        json!({}),
+    );
     let escape = format!(
         r#"fetch('http://127.0.0.1:{port}/json/..%2Fhello').then(r => r.status, e => e.message)"#
     );
@@ -449,11 +454,36 @@ fn issue_4_regression_a_named_address_opens_only_its_port_and_paths_stay_inside(
         )?;
         let v = value(kind, &run(sandbox, &src, same_port.clone()))?;
         check(v == json!(200), || format!("{kind}: the same port: {v}"))?;
+        let v = value(kind, &run(sandbox, &src, named_path.clone()))?;
+        check(
+            v.as_str().is_some_and(|m| m.contains("a loopback address")),
+            || format!("{kind}: another path: {v}"),
+        )?;
         let v = value(kind, &run(sandbox, &escape, prefix.clone()))?;
         check(
             v.as_str()
                 .is_some_and(|m| m.contains("not in the fetch allowlist")),
             || format!("{kind}: an encoded slash: {v}"),
+        )
+    });
+}
+
+/// Found by a hostile review (2026-11-30): a lone surrogate in a fetch URL or body failed the
+/// request ("malformed request") instead of being sent as U+FFFD, as browsers send it.
+#[test]
+fn issue_4_regression_lone_surrogates_in_a_request_are_sent_as_replacement_characters() {
+    let server = Server::start();
+    let policy = fetch_policy(&[server.url("/")], json!({}));
+    on_every_engine(|kind, sandbox| {
+        let src = format!(
+            r#"fetch({url:?} + '?q=\ud800', {{ method: 'POST', body: 'a\udc00b' }}).then(r => r.json()).then(j => j.body)"#,
+            url = server.url("/echo"),
+        );
+        let v = value(kind, &run(sandbox, &src, policy.clone()))?;
+        check(v == json!("a\u{fffd}b"), || format!("{kind}: {v}"))?;
+        check(
+            server.seen().iter().any(|l| l.contains("/echo?q=%EF%BF%BD")),
+            || format!("{kind}: {:?}", server.seen()),
         )
     });
 }
@@ -706,6 +736,11 @@ fn issue_4_regression_escaped_enclosing_and_cut_secrets_are_redacted() {
         "DB_URL",
         "postgres://app:hunter2!@db.internal:5432/prod",
     );
+    store.insert(
+        "acme",
+        "LONG",
+        "L0ng-secret-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ",
+    );
     let audit = Arc::new(AuditLog::open(dir.join("audit.jsonl")).expect("audit log"));
     let ctx = || AccessContext {
         tenant: "acme".into(),
@@ -714,8 +749,9 @@ fn issue_4_regression_escaped_enclosing_and_cut_secrets_are_redacted() {
     };
     let request = |source: &str, output: u64| {
         let mut req = Request::script(source);
-        req.policy = serde_json::from_value(json!({"secrets": ["PEM", "DB_PASSWORD", "DB_URL"]}))
-            .expect("policy");
+        req.policy =
+            serde_json::from_value(json!({"secrets": ["PEM", "DB_PASSWORD", "DB_URL", "LONG"]}))
+                .expect("policy");
         req.limits.output = output;
         req
     };
@@ -749,6 +785,23 @@ fn issue_4_regression_escaped_enclosing_and_cut_secrets_are_redacted() {
         );
         assert!(o.truncated, "{kind}");
         assert_eq!(o.stdout, "url=[REDACTED]", "{kind}");
+        // Cut by the console formatter or an engine's message, shown as an Error's first line,
+        // escaped twice (found by a second review).
+        let o = sandbox.run_as(
+            &request(
+                "const m = secrets.get('LONG'), p = secrets.get('PEM'); \
+                 console.log({ x: 'a'.repeat(9990) + m }); \
+                 console.log([new Error(p.slice(20))]); \
+                 console.log({ body: JSON.stringify({ k: p }) }); \
+                 try { null[m]; } catch (e) { console.log(e.message); } 1",
+                1 << 20,
+            ),
+            ctx(),
+        );
+        assert_eq!(o.result, Ok(json!(1)), "{kind}");
+        for part in ["MIIB", "L0ng-secret", "0123456789", "ABCDEFGHIJ", "ecret'line"] {
+            assert!(!o.stdout.contains(part), "{kind}: {part} in {}", o.stdout);
+        }
     }
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
