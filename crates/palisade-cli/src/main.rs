@@ -212,8 +212,22 @@ fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// A JSON value from the command line, nested as deep as the contract converts (serde_json's
+/// own limit is 128 levels; the main thread's stack holds 1,000).
 fn json(s: &str) -> Result<serde_json::Value, String> {
-    serde_json::from_str(s).map_err(|e| format!("not valid JSON: {e}"))
+    use serde::Deserialize as _;
+    let depth = palisade::json_depth(s);
+    if depth > palisade::MAX_RESULT_DEPTH {
+        return Err(format!(
+            "nested {depth} levels deep, deeper than the {} allowed",
+            palisade::MAX_RESULT_DEPTH
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_str(s);
+    de.disable_recursion_limit();
+    serde_json::Value::deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| format!("not valid JSON: {e}"))
 }
 
 fn main() -> ExitCode {

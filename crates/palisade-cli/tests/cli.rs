@@ -368,3 +368,17 @@ fn regression_a_native_builtin_past_the_deadline_ends_as_timeout() {
         "took {elapsed:?}"
     );
 }
+
+/// Found by a service review (2026-11-30): `--input` used serde_json's own limit of 128 levels,
+/// while the contract converts values nested up to 1,000.
+#[test]
+fn issue_2_regression_input_nested_as_deep_as_the_contract_allows() {
+    let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    let src = "let d = 0, v = input; while (Array.isArray(v)) { v = v[0]; d++ } d";
+    let out = palisade(&["run", "--json", "-e", src, "--input", &deep(1000)]);
+    assert_eq!(json(&out)["value"], 1000);
+    let out = palisade(&["run", "--json", "-e", src, "--input", &deep(1001)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("deeper than the 1000 allowed"), "{err}");
+}

@@ -194,9 +194,9 @@ pub fn result_from_json(json: &str, limit: u64) -> Result<serde_json::Value, Exe
 /// assert_eq!(palisade_core::json_depth("1"), 0);
 /// assert_eq!(palisade_core::json_depth(r#"[{"a": "[[["}, [2]]"#), 2);
 /// ```
-pub fn json_depth(json: &str) -> usize {
+pub fn json_depth(json: impl AsRef<[u8]>) -> usize {
     let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
-    for b in json.bytes() {
+    for &b in json.as_ref() {
         if in_str {
             match (esc, b) {
                 (true, _) => esc = false,

@@ -22,10 +22,10 @@ use tracing::Instrument;
 use crate::lanes::{Lane, LaneKey, Lanes};
 use crate::metrics::Metrics;
 use crate::openapi::{schema, Body, ErrorBody, ErrorDetail, Operation, Response as Doc};
-use crate::pool::Pool;
+use crate::pool::{Pool, Refused};
 use crate::recorder::Recorder;
 use crate::storage::{now, ExecutionRecord, FunctionRecord, Storage};
-use crate::worker::Job;
+use crate::worker::{from_json, Job, MAX_VALUE_DEPTH};
 
 /// Extra time the server gives a worker past the request's own timeout before killing it.
 const GRACE: Duration = Duration::from_secs(2);
@@ -171,7 +171,7 @@ impl IntoResponse for ApiError {
 /// names an unknown field.
 struct JsonBody<T>(T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: HttpRequest, state: &S) -> Result<Self, Self::Rejection> {
@@ -183,7 +183,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 /// A JSON body that may be empty (then `T::default()`), with [`JsonBody`]'s errors.
 struct OptionalJsonBody<T>(T);
 
-impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+impl<T: DeserializeOwned + Default + Send, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: HttpRequest, state: &S) -> Result<Self, Self::Rejection> {
@@ -207,14 +207,16 @@ async fn body_bytes<S: Send + Sync>(req: HttpRequest, state: &S) -> Result<Bytes
 }
 
 /// Parses a body, which must be a JSON object (serde would take an array for a struct, as its
-/// fields in order).
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// fields in order). Its `input` may be nested as deep as the contract allows (see
+/// [`MAX_VALUE_DEPTH`]); a deeper body is refused, with no position.
+fn parse_json<T: DeserializeOwned + Send>(bytes: &[u8]) -> Result<T, ApiError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | None => {}
         Some(_) => return Err(ApiError::invalid("the body must be a JSON object")),
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError {
-        position: Some((e.line(), e.column())),
+    // The body's `input` is one level down.
+    from_json(bytes, MAX_VALUE_DEPTH + 1).map_err(|e| ApiError {
+        position: (e.line() > 0).then(|| (e.line(), e.column())),
         ..ApiError::invalid(format!("invalid JSON body: {e}"))
     })
 }
@@ -376,7 +378,8 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// Runs a job in a lane, mapping a full queue (or a wait past the lane's limit) to 429.
+/// Runs a job in a lane, mapping a full queue (or a wait past the lane's `queue_timeout_ms`,
+/// answered when it runs out, and the job then never runs) to 429.
 async fn dispatch(
     state: &AppState,
     lane: Lane,
@@ -391,17 +394,19 @@ async fn dispatch(
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "overloaded",
-                "the execution queue is full; retry later",
+                "the execution queue is full, or no worker was free within queue_timeout_ms; retry later",
             )
         }
     };
-    let rx = state
+    let queued = state
         .pool(lane)
         .submit(job, timeout + GRACE, proven)
         .map_err(|_| busy())?;
-    rx.await
-        .map_err(|_| ApiError::internal("the worker pool dropped an execution"))?
-        .map_err(|_| busy())
+    match queued.outcome().await {
+        Ok(outcome) => Ok(outcome),
+        Err(Refused::Busy) => Err(busy()),
+        Err(e @ Refused::Dropped) => Err(ApiError::internal(e)),
+    }
 }
 
 /// Runs a request, records it, and answers with the outcome.

@@ -2,12 +2,15 @@
 //!
 //! Each slot owns one worker process and takes jobs from the shared queue one at a time. A
 //! worker that dies, answers garbage or overruns its job's deadline is killed: that job alone
-//! fails with `internal`, and the slot starts a fresh worker. Workers are also recycled after a
-//! number of executions or past a resident-memory ceiling.
+//! fails with `internal`, and the slot starts a fresh worker at once. An idle slot also watches
+//! its worker, so one that exits between jobs (killed from outside, crashed) is reaped and
+//! replaced then, not when the next job comes: `live` (and so `/readyz`) counts processes that
+//! exist. Workers are also recycled after a number of executions or past a resident-memory
+//! ceiling.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +25,13 @@ use crate::worker::{decode_reply, Job};
 const RSS_CHECK_EVERY: u64 = 64;
 /// ... and after any job whose own peak memory reached this.
 const RSS_CHECK_AFTER: u64 = 16 << 20;
+
+/// An idle slot whose worker could not be started tries again after this long, doubling up to
+/// [`RESTART_PAUSE_MAX`], so a lane recovers by itself (and `/readyz` with it) once workers can
+/// start again, without spinning on a command that fails at once.
+const RESTART_PAUSE_MIN: Duration = Duration::from_millis(100);
+/// See [`RESTART_PAUSE_MIN`].
+const RESTART_PAUSE_MAX: Duration = Duration::from_secs(5);
 
 /// How to start and retire workers.
 #[derive(Debug, Clone)]
@@ -73,7 +83,18 @@ struct Task {
     queued: std::time::Instant,
     /// Its function has shown it is quick: a job may be sent to the worker behind it.
     proven: bool,
+    /// [`WAITING`], then whichever came first: [`TAKEN`] by a slot or [`ABANDONED`] by its
+    /// client after `max_wait` (see [`Queued::outcome`]). Deciding it once, atomically, is what
+    /// keeps a job its client was refused from running anyway.
+    claim: Arc<AtomicU8>,
 }
+
+/// A queued job no slot has taken yet.
+const WAITING: u8 = 0;
+/// A slot took the job: it runs (or is answered by the slot).
+const TAKEN: u8 = 1;
+/// Its client stopped waiting after `max_wait` and was answered 429: it never runs.
+const ABANDONED: u8 = 2;
 
 impl Task {
     /// Answers the task with a host failure (`internal`) after `held` of a worker's time, the
@@ -90,11 +111,68 @@ impl Task {
 #[error("the execution queue is full")]
 pub struct Busy;
 
+/// Why a queued job has no outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refused {
+    /// No worker took it within the pool's `max_wait`: it is not run.
+    #[error("the execution waited too long for a worker")]
+    Busy,
+    /// The pool stopped without answering (it is shutting down).
+    #[error("the worker pool dropped an execution")]
+    Dropped,
+}
+
+/// A job in a pool's queue; [`Queued::outcome`] waits for it.
+#[derive(Debug)]
+pub struct Queued {
+    rx: oneshot::Receiver<Result<Outcome, Busy>>,
+    claim: Arc<AtomicU8>,
+    /// When the job has waited `max_wait` (`None`: a wait too long to represent).
+    until: Option<tokio::time::Instant>,
+}
+
+impl Queued {
+    /// The job's outcome, or [`Refused::Busy`] once it has waited the pool's `max_wait` for a
+    /// worker. The wait is timed here, not only when a slot dequeues the job: behind workers
+    /// held by long runs a slot may take it much later (a client waited 14.5 s for its 429 with
+    /// a 5 s `queue_timeout_ms`). A job refused here never runs: the slot that dequeues it later
+    /// finds it abandoned. A job a slot took in time runs, and its client waits for the result.
+    pub async fn outcome(mut self) -> Result<Outcome, Refused> {
+        let waited = match self.until {
+            Some(until) => tokio::time::timeout_at(until, &mut self.rx).await,
+            None => Ok((&mut self.rx).await),
+        };
+        let answer = match waited {
+            Ok(answer) => answer,
+            Err(_) => {
+                let abandoned = self.claim.compare_exchange(
+                    WAITING,
+                    ABANDONED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                if abandoned.is_ok() {
+                    return Err(Refused::Busy);
+                }
+                // A slot took it just in time: it runs, bounded by its own deadline.
+                (&mut self.rx).await
+            }
+        };
+        match answer {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(Busy)) => Err(Refused::Busy),
+            Err(_) => Err(Refused::Dropped),
+        }
+    }
+}
+
 /// A running pool. Dropping it (after in-flight jobs finished) stops the workers.
 #[derive(Debug, Clone)]
 pub struct Pool {
     tx: mpsc::Sender<TaskBox>,
     stats: Arc<PoolStats>,
+    max_wait: Duration,
 }
 
 // `Task` holds a oneshot sender, which is Debug; wrap for the channel's Debug bound.
@@ -116,30 +194,38 @@ impl Pool {
         for slot in 0..options.workers.max(1) {
             tokio::spawn(run_slot(slot, rx.clone(), options.clone(), stats.clone()));
         }
-        Pool { tx, stats }
+        Pool {
+            tx,
+            stats,
+            max_wait: options.max_wait,
+        }
     }
 
-    /// Queues a job; the receiver yields its outcome, or `Busy` if it waited past `max_wait`.
-    /// `Err(Busy)` when the queue is full.
+    /// Queues a job; [`Queued::outcome`] yields its outcome, or refuses it once it has waited
+    /// past `max_wait`. `Err(Busy)` when the queue is full.
     /// `proven`: the job's function has shown it is quick, so another job may be sent to the
     /// worker behind it (see [`PoolOptions::pipeline`]).
-    pub fn submit(
-        &self,
-        job: Job,
-        deadline: Duration,
-        proven: bool,
-    ) -> Result<oneshot::Receiver<Result<Outcome, Busy>>, Busy> {
+    pub fn submit(&self, job: Job, deadline: Duration, proven: bool) -> Result<Queued, Busy> {
         let (reply, rx) = oneshot::channel();
+        let queued = std::time::Instant::now();
+        let claim = Arc::new(AtomicU8::new(WAITING));
         self.tx
             .try_send(TaskBox(Task {
                 job,
                 deadline,
                 reply,
-                queued: std::time::Instant::now(),
+                queued,
                 proven,
+                claim: claim.clone(),
             }))
             .map_err(|_| Busy)?;
-        Ok(rx)
+        Ok(Queued {
+            rx,
+            claim,
+            until: queued
+                .checked_add(self.max_wait)
+                .map(tokio::time::Instant::from_std),
+        })
     }
 
     /// Jobs waiting for a worker.
@@ -308,10 +394,13 @@ async fn run_slot(
         if sent.is_empty() {
             let task = match ready.pop_front() {
                 Some(t) => t,
-                None => match rx.lock().await.recv().await {
-                    Some(TaskBox(t)) => t,
-                    None => break,
-                },
+                None => {
+                    let next = next_task(slot, &rx, &mut worker, &mut successor, &options, &stats);
+                    match next.await {
+                        Some(t) => t,
+                        None => break,
+                    }
+                }
             };
             let Some(task) = admit(task, &options) else {
                 continue;
@@ -325,7 +414,8 @@ async fn run_slot(
                 }
             }
             // A worker that died while idle (killed from outside) is replaced before it is
-            // given a job, so the job does not fail for it.
+            // given a job, so the job does not fail for it. (`next_task` replaces one that dies
+            // while the slot waits; this catches one that died as the job arrived.)
             if let Some(w) = worker.as_mut() {
                 if !matches!(w.child.try_wait(), Ok(None)) {
                     tracing::warn!(slot, lane, "an idle worker exited; restarting it");
@@ -450,6 +540,11 @@ async fn run_slot(
                     lost.fail(message, called.elapsed());
                 }
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
+                // Without a successor, the loop's next turn starts a replacement at once: for a
+                // given-back job, or in `next_task` before it waits for one. Until 2026-11-30 it
+                // started only when a job came, so a lane whose workers were all lost this way
+                // (a native builtin overrunning its deadline) had none, and `/readyz` said
+                // "starting" until a job came, which a load balancer honouring it never sent.
                 worker = take_successor(&mut successor).await;
             }
         }
@@ -457,6 +552,83 @@ async fn run_slot(
     retire(&mut worker, &stats).await;
     let mut next = take_successor(&mut successor).await;
     retire(&mut next, &stats).await;
+}
+
+/// What woke an idle slot.
+enum Idle {
+    /// The next job, or `None` once the queue is closed.
+    Task(Option<TaskBox>),
+    /// The slot's worker exited.
+    WorkerExited,
+    /// The successor being started is done (`None`: it failed to start).
+    Successor(Option<Worker>),
+    /// The pause after a failed start is over.
+    Retry,
+}
+
+/// Waits for the next job while keeping the slot's worker alive. A worker that exits while the
+/// slot is idle (killed from outside, crashed, the OOM killer) is reaped and replaced at once:
+/// until 2026-11-30 that was noticed only when the slot took its next job, so the dead process
+/// stayed a zombie, `live` and `/readyz` counted it, and a lane whose workers were all gone had
+/// none until a job came. A slot without a worker starts one, and tries again after a pause that
+/// doubles, up to [`RESTART_PAUSE_MAX`], while starts fail. A successor that finishes starting
+/// while the slot is idle takes over then (nothing is in flight). `None` once the queue is closed.
+async fn next_task(
+    slot: usize,
+    rx: &Mutex<mpsc::Receiver<TaskBox>>,
+    worker: &mut Option<Worker>,
+    successor: &mut Option<tokio::task::JoinHandle<Option<Worker>>>,
+    options: &PoolOptions,
+    stats: &PoolStats,
+) -> Option<Task> {
+    let lane = options.lane;
+    let mut pause = RESTART_PAUSE_MIN;
+    loop {
+        if worker.is_none() && successor.is_none() {
+            *worker = start_worker(slot, options, stats).await;
+        }
+        let watch = async {
+            // All three are cancel safe: `Child::wait`, a `JoinHandle` and a sleep.
+            match (worker.as_mut(), successor.as_mut()) {
+                (Some(w), Some(s)) => tokio::select! {
+                    _ = w.child.wait() => Idle::WorkerExited,
+                    next = s => Idle::Successor(next.ok().flatten()),
+                },
+                (Some(w), None) => {
+                    let _ = w.child.wait().await;
+                    Idle::WorkerExited
+                }
+                (None, Some(s)) => Idle::Successor(s.await.ok().flatten()),
+                (None, None) => {
+                    tokio::time::sleep(pause).await;
+                    Idle::Retry
+                }
+            }
+        };
+        // Waiting for the queue's lock and then for a job is cancel safe too: a job is never
+        // lost when the worker's exit wins.
+        let idle = tokio::select! {
+            biased;
+            next = async { rx.lock().await.recv().await } => Idle::Task(next),
+            idle = watch => idle,
+        };
+        match idle {
+            Idle::Task(next) => return next.map(|TaskBox(t)| t),
+            Idle::WorkerExited => {
+                tracing::warn!(slot, lane, "an idle worker exited; restarting it");
+                stats.restarts.fetch_add(1, Ordering::Relaxed);
+                // Already reaped by `wait`; this stops counting it.
+                retire(worker, stats).await;
+            }
+            Idle::Successor(next) => {
+                *successor = None;
+                if let Some(next) = next {
+                    retire_in_background(worker.replace(next), stats);
+                }
+            }
+            Idle::Retry => pause = (pause * 2).min(RESTART_PAUSE_MAX),
+        }
+    }
 }
 
 /// Moves the jobs written to a worker that will not run them back to the front of `ready`, in
@@ -474,10 +646,19 @@ async fn take_successor(
     successor.take()?.await.ok().flatten()
 }
 
-/// Whether a task taken from the queue is still wanted: its client is waiting and it has not
-/// waited past `max_wait` (then it is refused, as if the queue had been full).
+/// Whether a task taken from the queue (or given back by a lost worker) is still wanted: its
+/// client is waiting, did not give up on it after `max_wait` (see [`Queued::outcome`]), and it
+/// has not waited past `max_wait` (then it is refused, as if the queue had been full). Taking it
+/// is final: from here its client waits for this slot's answer.
 fn admit(task: Task, options: &PoolOptions) -> Option<Task> {
     if task.reply.is_closed() {
+        return None;
+    }
+    // A task given back by a lost worker was taken already (by this slot).
+    let taken = task
+        .claim
+        .compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire);
+    if taken == Err(ABANDONED) {
         return None;
     }
     if task.queued.elapsed() > options.max_wait {

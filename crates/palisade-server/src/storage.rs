@@ -266,6 +266,15 @@ fn decode_function(
     })
 }
 
+/// A stored outcome, whose `value` may be nested as deep as the contract allows (serde_json's
+/// default limit of 128 levels made such an execution unreadable: 500 on its `GET`).
+pub(crate) fn decode_outcome(text: &str) -> Result<OutcomeRecord, StorageError> {
+    Ok(crate::worker::from_json(
+        text.as_bytes(),
+        crate::worker::MAX_VALUE_DEPTH + 1,
+    )?)
+}
+
 fn insert_execution(conn: &Connection, e: &ExecutionRecord) -> Result<(), StorageError> {
     let outcome = serde_json::to_string(&e.outcome)?;
     conn.prepare_cached(
@@ -374,7 +383,7 @@ impl Storage for SqliteStorage {
                 tenant,
                 function,
                 engine,
-                outcome: serde_json::from_str(&outcome)?,
+                outcome: decode_outcome(&outcome)?,
                 created_at,
             })
         })

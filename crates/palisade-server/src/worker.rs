@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use palisade::{AccessContext, EngineKind, ExecError, Outcome, OutcomeRecord, Request, Sandbox};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::storage::{open_storage, StorageAudit};
@@ -102,7 +103,8 @@ pub fn serve_jobs(
         if line.trim().is_empty() {
             continue;
         }
-        let outcome = match serde_json::from_str::<Job>(&line) {
+        // The job's `request.input` is two levels down.
+        let outcome = match from_json::<Job>(line.as_bytes(), MAX_VALUE_DEPTH + 2) {
             Err(e) => Outcome::failed(
                 "",
                 ExecError::internal(format!("worker: malformed job: {e}")),
@@ -163,8 +165,10 @@ fn run_job(
     }
 }
 
-/// The worker's `main`: serves jobs on stdin/stdout.
+/// The worker's `main`: serves jobs on stdin/stdout, and ends itself if the server that started
+/// it is gone (see [`exit_with_parent`]).
 pub fn worker_main(options: &WorkerOptions) -> Result<(), WorkerError> {
+    exit_with_parent();
     if let Some(nice) = options.nice {
         // Only ever lowers the priority (a higher value), which needs no privilege.
         rustix::process::setpriority_process(None, nice)
@@ -175,12 +179,100 @@ pub fn worker_main(options: &WorkerOptions) -> Result<(), WorkerError> {
     serve_jobs(options, stdin, std::io::BufWriter::new(stdout))
 }
 
+/// How often a worker looks whether the server that started it is still there.
+const PARENT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Ends this process as soon as its parent (the server) is gone. The server kills a worker whose
+/// run overruns its deadline, because a thread in a native builtin QuickJS never interrupts
+/// (`new Array(2 ** 32 - 1).join('q')`: minutes) cannot be stopped from inside; until
+/// 2026-11-30 a worker whose server was killed (`kill -9`, a crash, the OOM killer) went on with
+/// such a run at 100% CPU for minutes, re-parented to PID 1. An orphan's parent id changes (to
+/// init or a subreaper), which a thread of its own sees while the main thread is busy, at the
+/// cost of one `getppid` per [`PARENT_POLL`]. Watching standard input for its end instead would
+/// race the job loop for its lines, or hand every job over between threads (a wake-up per job
+/// costs a worker more CPU than a quick job), and would end a worker fed by a pipe that closes
+/// after its last job. The worker ends the way the server would have ended it, with `SIGKILL`:
+/// nothing more of the run, and no exit handlers run while the main thread is inside an engine.
+fn exit_with_parent() {
+    let parent = std::os::unix::process::parent_id();
+    let watcher = std::thread::Builder::new()
+        .name("palisade-worker-parent".into())
+        .stack_size(64 << 10)
+        .spawn(move || loop {
+            std::thread::sleep(PARENT_POLL);
+            if std::os::unix::process::parent_id() != parent {
+                let me = rustix::process::getpid();
+                let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
+                std::process::exit(3);
+            }
+        });
+    // Without the thread the worker still serves; it just outlives a server that dies.
+    if let Err(e) = watcher {
+        eprintln!("palisade worker: cannot watch the server process: {e}");
+    }
+}
+
 /// Decodes a worker's reply line.
 pub fn decode_reply(line: &str) -> Outcome {
-    match serde_json::from_str::<OutcomeRecord>(line) {
+    // The reply's `value` is one level down.
+    match from_json::<OutcomeRecord>(line.as_bytes(), MAX_VALUE_DEPTH + 1) {
         Ok(r) => r.into(),
         Err(e) => Outcome::failed("", ExecError::internal(format!("worker: bad reply: {e}"))),
     }
+}
+
+/// The deepest value the service carries: inputs and results nested up to the levels the
+/// contract converts. The JSON texts that carry one (a request body, a job, a reply, a stored
+/// outcome) are allowed this plus their own levels around it.
+pub(crate) const MAX_VALUE_DEPTH: usize = palisade::MAX_RESULT_DEPTH;
+
+/// Texts nested at most this deep are parsed as serde_json does by default, on the caller's
+/// stack (under its recursion limit of 128).
+const SHALLOW_DEPTH: usize = 100;
+
+/// The stack a deeper parse runs on. serde_json recurses once per level: measured on
+/// serde_json 1.0.154, a job nested 1,002 levels needs about 390 KiB in a release build and
+/// 1.6 MiB in a debug one, more than what is left of a tokio thread's 2 MiB.
+const DEEP_STACK: usize = 8 << 20;
+
+/// Parses JSON text nested at most `max_depth` levels (a deeper text is refused with an error,
+/// before any parsing). serde_json refuses anything past 128 levels unless its recursion limit
+/// is disabled, and then nothing bounds its recursion but the stack: so the depth is measured
+/// first, and a text deeper than [`SHALLOW_DEPTH`] is parsed without the limit on a thread of
+/// its own with [`DEEP_STACK`]. Until 2026-11-30 results and inputs nested 126 to 1,000 levels
+/// deep, valid by the contract, failed in the service as `internal` ("recursion limit
+/// exceeded"), while `palisade run` returned them.
+pub(crate) fn from_json<T: DeserializeOwned + Send>(
+    text: &[u8],
+    max_depth: usize,
+) -> Result<T, serde_json::Error> {
+    use serde::de::Error as _;
+    let depth = palisade::json_depth(text);
+    if depth > max_depth {
+        return Err(serde_json::Error::custom(format!(
+            "nested {depth} levels deep, deeper than the {max_depth} accepted here"
+        )));
+    }
+    if depth <= SHALLOW_DEPTH {
+        return serde_json::from_slice(text);
+    }
+    let parse = || {
+        let mut de = serde_json::Deserializer::from_slice(text);
+        de.disable_recursion_limit();
+        let value = T::deserialize(&mut de)?;
+        de.end()?;
+        Ok(value)
+    };
+    std::thread::scope(|scope| {
+        let parser = std::thread::Builder::new()
+            .name("palisade-deep-json".into())
+            .stack_size(DEEP_STACK)
+            .spawn_scoped(scope, parse)
+            .map_err(|e| serde_json::Error::custom(format!("cannot start a thread: {e}")))?;
+        parser
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 #[cfg(test)]

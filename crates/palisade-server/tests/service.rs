@@ -870,3 +870,401 @@ async fn issue_5_a_job_that_waited_past_queue_timeout_is_answered_429() {
     assert_eq!((status, out["value"].clone()), (StatusCode::OK, json!(2)));
     s.stop().await;
 }
+
+/// The live worker processes of the server whose workers carry `tag`, by lane: (fast, slow).
+/// A zombie is not among them (its command line reads empty).
+fn lane_pids(tag: &str) -> (Vec<u32>, Vec<u32>) {
+    worker_pids(tag).into_iter().partition(|pid| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        !String::from_utf8_lossy(&cmdline).contains("--nice")
+    })
+}
+
+/// Whether a process is gone for good: exited and reaped (a zombie still has its `/proc` entry).
+fn reaped(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether `/readyz` answers 200.
+async fn is_ready(s: &Server) -> bool {
+    let resp = s.client.get(format!("{}/readyz", s.base)).send().await;
+    resp.is_ok_and(|r| r.status() == StatusCode::OK)
+}
+
+/// Whether `palisade_workers_live` reads `fast` and `slow`, and exactly that many worker
+/// processes of each lane exist.
+async fn live_workers_are(s: &Server, fast: u64, slow: u64) -> bool {
+    let text = metrics_text(s).await;
+    let (f, sl) = lane_pids(&s.tag);
+    metric(&text, "palisade_workers_live{lane=\"fast\"}") == fast
+        && metric(&text, "palisade_workers_live{lane=\"slow\"}") == slow
+        && (f.len() as u64, sl.len() as u64) == (fast, slow)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_worker_killed_past_its_deadline_is_replaced_without_waiting_for_a_job() {
+    // A native builtin QuickJS never interrupts: the server kills the lane's only worker 2 s
+    // past the 100 ms deadline. Until 2026-11-30 the slot started a new one only when its next
+    // job came, so /readyz said "starting: 0 fast" (and the gauge 0) until then, and a load
+    // balancer honouring /readyz never sent that job.
+    let s = start("workers = 1").await;
+    let (status, out) = json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "new Array(2 ** 32 - 1).join('')", "limits": {"timeout": 100}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, out["error"]["kind"].clone()),
+        (StatusCode::INTERNAL_SERVER_ERROR, json!("internal")),
+        "{out}"
+    );
+    // No other job is sent: the lane gets its worker back by itself.
+    let started = Instant::now();
+    while !(is_ready(&s).await && live_workers_are(&s, 1, 1).await) {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "no replacement worker without a job: {}",
+            metrics_text(&s).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = metrics_text(&s).await;
+    assert_eq!(
+        metric(&text, "palisade_worker_restarts_total{lane=\"fast\"}"),
+        1
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_idle_workers_killed_from_outside_are_reaped_and_replaced_at_once() {
+    // Until 2026-11-30 an idle worker's death was noticed only when its slot took a job: after
+    // `kill -9` of every worker the processes stayed <defunct>, and /readyz and
+    // palisade_workers_live still counted all of them.
+    let s = start("workers = 2").await;
+    // Ready means a worker per lane: wait for the second fast one too.
+    let started = Instant::now();
+    while !live_workers_are(&s, 2, 1).await {
+        assert!(started.elapsed() < Duration::from_secs(10), "never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let old = worker_pids(&s.tag);
+    assert_eq!(old.len(), 3, "{old:?}");
+    kill_workers_after(&s.tag, Duration::ZERO).await;
+    let started = Instant::now();
+    loop {
+        let gone = old.iter().all(|&pid| reaped(pid));
+        if gone && is_ready(&s).await && live_workers_are(&s, 2, 1).await {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "killed workers reaped: {gone}; {:?}; {}",
+            lane_pids(&s.tag),
+            metrics_text(&s).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let text = metrics_text(&s).await;
+    assert_eq!(
+        metric(&text, "palisade_worker_restarts_total{lane=\"fast\"}"),
+        2
+    );
+    assert_eq!(
+        metric(&text, "palisade_worker_restarts_total{lane=\"slow\"}"),
+        1
+    );
+    // And they serve.
+    let (status, out) = json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "6 * 7"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, out["value"].clone()), (StatusCode::OK, json!(42)));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_job_waiting_for_a_busy_worker_is_refused_at_queue_timeout_and_never_runs() {
+    // Until 2026-11-30 the wait was checked only when a slot dequeued the job: behind a worker
+    // busy for 2 s, a client with a 300 ms queue timeout got its 429 after 1.8 s.
+    let s = start("workers = 1\nqueue_timeout_ms = 300").await;
+    let busy = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "const t = Date.now(); while (Date.now() - t < 2000) {}; 0"}))
+        .send();
+    // If it ran after its client was refused, this job would hold the worker for 1 s more.
+    let refused = json!({"source": "const t = Date.now(); while (Date.now() - t < 1000) {}; 1"});
+    let waiting = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = Instant::now();
+        let resp = s
+            .post("/v1/execute", KEY_A)
+            .json(&refused)
+            .send()
+            .await
+            .unwrap();
+        (resp, sent.elapsed())
+    };
+    let (busy, (waiting, waited)) = tokio::join!(busy, waiting);
+    assert_eq!(waiting.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(waiting.headers()["retry-after"], "1");
+    assert!(
+        waited < Duration::from_millis(1000),
+        "answered after {waited:?}"
+    );
+    let (_, out) = json_of(waiting).await;
+    assert_eq!(out["error"]["kind"], "overloaded");
+    let (status, out) = json_of(busy.unwrap()).await;
+    assert_eq!((status, out["value"].clone()), (StatusCode::OK, json!(0)));
+    // The refused job never runs: the worker is free at once.
+    let sent = Instant::now();
+    let (status, out) = json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "1 + 1"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, out["value"].clone()), (StatusCode::OK, json!(2)));
+    assert!(
+        sent.elapsed() < Duration::from_millis(700),
+        "waited {:?}: the refused job ran",
+        sent.elapsed()
+    );
+    s.stop().await;
+}
+
+/// [`json_of`] for bodies nested deeper than serde_json's default limit (128 levels; this test
+/// parses at most about 1,000, well within a test thread's stack).
+async fn deep_json_of(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let mut de = serde_json::Deserializer::from_str(&text);
+    de.disable_recursion_limit();
+    (status, serde::Deserialize::deserialize(&mut de).unwrap())
+}
+
+/// `[[[…0…]]]`, nested `depth` levels deep.
+fn nested(depth: usize) -> Value {
+    let mut v = json!(0);
+    for _ in 0..depth {
+        v = Value::Array(vec![v]);
+    }
+    v
+}
+
+/// How deep `v` is nested, down its first elements.
+fn depth_of(mut v: &Value) -> usize {
+    let mut depth = 0;
+    while let Some(inner) = v.as_array().and_then(|a| a.first()) {
+        depth += 1;
+        v = inner;
+    }
+    depth
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_values_nested_1000_deep_pass_through_the_service() {
+    // The contract converts results (and takes inputs) nested up to 1,000 levels. Until
+    // 2026-11-30 the service parsed JSON with serde_json's default limit of 128 levels: such a
+    // result was a 500 ("worker: bad reply: recursion limit exceeded"), such an input a 400 or
+    // a 500 ("worker: malformed job"), and such a recorded execution could not be read back.
+    let s = start("").await;
+    let resp = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "let a = 0; for (let i = 0; i < 1000; i++) a = [a]; a"}))
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-execution-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (status, out) = deep_json_of(resp).await;
+    assert_eq!(status, StatusCode::OK, "{}", out["error"]);
+    assert_eq!(depth_of(&out["value"]), 1000);
+    let (status, rec) = deep_json_of(
+        s.get(&format!("/v1/executions/{id}"), KEY_A)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rec}");
+    assert_eq!(depth_of(&rec["outcome"]["value"]), 1000);
+    // An input as deep comes back whole, ad hoc and through a deployed function.
+    let deep = nested(1000);
+    let (status, out) = deep_json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "input", "input": deep}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", out["error"]);
+    assert_eq!(out["value"], deep);
+    let resp = s
+        .post("/v1/functions", KEY_A)
+        .json(&json!({"name": "id", "source": "input"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (status, out) = deep_json_of(
+        s.post("/v1/functions/id/invoke", KEY_A)
+            .json(&json!({"input": deep}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", out["error"]);
+    assert_eq!(out["value"], deep);
+    // Deeper: clean errors, never a crash.
+    let (status, out) = deep_json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "let a = 0; for (let i = 0; i < 1001; i++) a = [a]; a"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, out["error"]["kind"].clone()),
+        (StatusCode::OK, json!("not_serializable"))
+    );
+    for body in [
+        json!({"source": "input", "input": nested(1001)}).to_string(),
+        format!(
+            "{{\"source\": \"input\", \"input\": {}{}}}",
+            "[".repeat(200_000),
+            "]".repeat(200_000)
+        ),
+    ] {
+        let (status, out) = deep_json_of(
+            s.post("/v1/execute", KEY_A)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{out}");
+        assert_eq!(out["error"]["kind"], "invalid_request");
+        assert!(
+            out["error"]["message"].as_str().unwrap().contains("deep"),
+            "{out}"
+        );
+    }
+    let (status, out) = deep_json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "6 * 7"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, out["value"].clone()), (StatusCode::OK, json!(42)));
+    s.stop().await;
+}
+
+/// SIGKILLs a process when dropped, if it is still the one started with `tag` (a test that
+/// fails must not leave a worker spinning).
+struct KillOnDrop {
+    pid: u32,
+    tag: String,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&self.tag) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// A process's CPU time (user + system), in clock ticks, and its state letter.
+fn cpu_and_state(pid: u32) -> Option<(u64, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the state.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((ticks, state))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_worker_ends_when_its_server_is_killed() {
+    // Until 2026-11-30 a worker inside a native builtin QuickJS never interrupts kept running
+    // it at 100% CPU for minutes after its server was SIGKILLed, re-parented to PID 1. Here a
+    // shell stands in for the server: it starts the worker on such a job and is killed.
+    let worker = env!("CARGO_BIN_EXE_palisade-worker");
+    let tag = format!(
+        "orphan-{}",
+        palisade::AccessContext::anonymous().execution_id
+    );
+    let dir = std::env::temp_dir().join(&tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    let job = palisade_server::worker::Job::Run {
+        engine: "quickjs".into(),
+        request: palisade::Request::script("new Array(2 ** 32 - 1).join('q')"),
+        tenant: "t".into(),
+        function: None,
+        execution_id: "e".into(),
+    };
+    let jobs = dir.join("jobs");
+    std::fs::write(&jobs, serde_json::to_string(&job).unwrap() + "\n").unwrap();
+    let mut server = tokio::process::Command::new("sh")
+        .args(["-c", "\"$0\" --tag \"$1\" < \"$2\" & echo $!; wait"])
+        .arg(worker)
+        .arg(&tag)
+        .arg(&jobs)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+        .await
+        .unwrap();
+    let pid: u32 = line.trim().parse().unwrap();
+    let _guard = KillOnDrop {
+        pid,
+        tag: tag.clone(),
+    };
+    // Wait until the worker is well into the job (a tenth of a second of CPU).
+    let started = Instant::now();
+    while cpu_and_state(pid).is_none_or(|(ticks, _)| ticks < 10) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the job never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill().await.unwrap();
+    let killed = Instant::now();
+    while cpu_and_state(pid).is_some_and(|(_, state)| state != 'Z') {
+        assert!(
+            killed.elapsed() < Duration::from_secs(3),
+            "the worker outlived its server: {:?}",
+            cpu_and_state(pid)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

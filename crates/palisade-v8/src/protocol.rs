@@ -90,12 +90,24 @@ pub(crate) fn send<T: Serialize>(w: &mut impl Write, msg: &T) -> std::io::Result
 }
 
 /// Reads one message; `Ok(None)` at end of stream.
+/// The deepest message either side reads: a value as deep as the contract converts, inside a
+/// few levels of envelope.
+const MAX_MESSAGE_DEPTH: usize = palisade_core::MAX_RESULT_DEPTH + 8;
+
 pub(crate) fn recv<T: for<'de> Deserialize<'de>>(
     r: &mut impl BufRead,
 ) -> std::io::Result<Option<T>> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Ok(None);
+    }
+    // The recursion limit is off for values nested as deep as the contract converts; the depth
+    // is checked first, so a message from a worker whose V8 was subverted cannot recurse the
+    // reader off its stack.
+    if palisade_core::json_depth(&line) > MAX_MESSAGE_DEPTH {
+        return Err(std::io::Error::other(format!(
+            "a message nested deeper than {MAX_MESSAGE_DEPTH} levels"
+        )));
     }
     let mut de = serde_json::Deserializer::from_str(&line);
     de.disable_recursion_limit();

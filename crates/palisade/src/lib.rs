@@ -32,9 +32,9 @@ pub use palisade_host::{
 };
 
 pub use palisade_core::{
-    output, policy, units, Capabilities, ConfigError, Engine, EngineInfo, ErrorKind, ErrorRecord,
-    ExecError, GuestError, HostGlobal, Limit, LimitExceeded, Limits, Metrics, Mode, Outcome,
-    OutcomeRecord, Policy, PolicyError, Request, Status,
+    json_depth, output, policy, units, Capabilities, ConfigError, Engine, EngineInfo, ErrorKind,
+    ErrorRecord, ExecError, GuestError, HostGlobal, Limit, LimitExceeded, Limits, Metrics, Mode,
+    Outcome, OutcomeRecord, Policy, PolicyError, Request, Status, MAX_RESULT_DEPTH,
 };
 
 /// The engines Palisade knows, by their stable names.

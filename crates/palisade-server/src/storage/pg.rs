@@ -403,7 +403,7 @@ impl Storage for PostgresStorage {
             tenant: row.try_get(1)?,
             function: row.try_get(2)?,
             engine: row.try_get(3)?,
-            outcome: serde_json::from_str(row.try_get::<_, &str>(4)?)?,
+            outcome: super::decode_outcome(row.try_get::<_, &str>(4)?)?,
             created_at: to_u64(row.try_get(5)?),
         }))
     }
