@@ -440,7 +440,10 @@ fn issue_4_regression_a_named_address_opens_only_its_port_and_paths_stay_inside(
     let prefix = fetch_policy(&[format!("http://127.0.0.1:{port}/json/")], json!({}));
     // The name passes, and its address is named, but only under /json/.
     let named_path = fetch_policy(
-        &[format!("http://localhost:{port}/"), format!("http://127.0.0.1:{port}/json/")],
+        &[
+            format!("http://localhost:{port}/"),
+            format!("http://127.0.0.1:{port}/json/"),
+        ],
         json!({}),
     );
     let escape = format!(
@@ -482,7 +485,10 @@ fn issue_4_regression_lone_surrogates_in_a_request_are_sent_as_replacement_chara
         let v = value(kind, &run(sandbox, &src, policy.clone()))?;
         check(v == json!("a\u{fffd}b"), || format!("{kind}: {v}"))?;
         check(
-            server.seen().iter().any(|l| l.contains("/echo?q=%EF%BF%BD")),
+            server
+                .seen()
+                .iter()
+                .any(|l| l.contains("/echo?q=%EF%BF%BD")),
             || format!("{kind}: {:?}", server.seen()),
         )
     });
@@ -799,7 +805,13 @@ fn issue_4_regression_escaped_enclosing_and_cut_secrets_are_redacted() {
             ctx(),
         );
         assert_eq!(o.result, Ok(json!(1)), "{kind}");
-        for part in ["MIIB", "L0ng-secret", "0123456789", "ABCDEFGHIJ", "ecret'line"] {
+        for part in [
+            "MIIB",
+            "L0ng-secret",
+            "0123456789",
+            "ABCDEFGHIJ",
+            "ecret'line",
+        ] {
             assert!(!o.stdout.contains(part), "{kind}: {part} in {}", o.stdout);
         }
     }
