@@ -23,51 +23,39 @@ pub(crate) struct Trusted {
     pub(crate) bytecode: &'static [u8],
 }
 
-macro_rules! bytecode {
-    ($name:literal) => {
-        include_bytes!(concat!(env!("OUT_DIR"), "/", $name, ".qbc"))
+/// A [`Trusted`] static: the bytecode `build.rs` wrote as `OUT_DIR/<file>.qbc`.
+macro_rules! trusted {
+    ($(#[$doc:meta])* $name:ident, $file:literal, $source:expr, $filename:literal, $barrier:literal) => {
+        $(#[$doc])*
+        pub(crate) static $name: Trusted = Trusted {
+            source: $source,
+            filename: $filename,
+            barrier: $barrier,
+            bytecode: include_bytes!(concat!(env!("OUT_DIR"), "/", $file, ".qbc")),
+        };
     };
 }
 
-/// The host prelude: a factory that builds the host APIs ([`palisade_core::HOST_JS`]).
-pub(crate) static HOST: Trusted = Trusted {
-    source: palisade_core::HOST_JS,
-    filename: "eval_script",
-    barrier: false,
-    bytecode: bytecode!("host"),
-};
-
-/// `fetch`, `Headers` and `Response`, read when a run first reads one of them.
-pub(crate) static HOST_FETCH: Trusted = Trusted {
-    source: palisade_core::HOST_FETCH_JS,
-    filename: "eval_script",
-    barrier: false,
-    bytecode: bytecode!("host_fetch"),
-};
-
-/// The console formatter's factory; a backtrace barrier, so guest stacks never show it.
-pub(crate) static CONSOLE: Trusted = Trusted {
-    source: palisade_core::CONSOLE_JS,
-    filename: "palisade:console",
-    barrier: true,
-    bytecode: bytecode!("console"),
-};
-
-/// Deterministic mode's clock behind `Date`.
-pub(crate) static DETERMINISTIC: Trusted = Trusted {
-    source: palisade_core::DETERMINISTIC_JS,
-    filename: "eval_script",
-    barrier: false,
-    bytecode: bytecode!("deterministic"),
-};
-
-/// The prototypes of async, generator and async generator functions, which have no global.
-pub(crate) static PROTOS: Trusted = Trusted {
-    source: include_str!("../js/protos.js"),
-    filename: "eval_script",
-    barrier: false,
-    bytecode: bytecode!("protos"),
-};
+trusted!(
+    /// The host prelude: a factory that builds the host APIs ([`palisade_core::HOST_JS`]).
+    HOST, "host", palisade_core::HOST_JS, "eval_script", false
+);
+trusted!(
+    /// `fetch`, `Headers` and `Response`, read when a run first reads one of them.
+    HOST_FETCH, "host_fetch", palisade_core::HOST_FETCH_JS, "eval_script", false
+);
+trusted!(
+    /// The console formatter's factory; a backtrace barrier, so guest stacks never show it.
+    CONSOLE, "console", palisade_core::CONSOLE_JS, "palisade:console", true
+);
+trusted!(
+    /// Deterministic mode's clock behind `Date`.
+    DETERMINISTIC, "deterministic", palisade_core::DETERMINISTIC_JS, "eval_script", false
+);
+trusted!(
+    /// The prototypes of async, generator and async generator functions, which have no global.
+    PROTOS, "protos", include_str!("../js/protos.js"), "eval_script", false
+);
 
 #[cfg(test)]
 mod tests {
