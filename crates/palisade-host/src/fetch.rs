@@ -52,6 +52,39 @@ pub fn denied_range(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// The range [`denied_range`] refuses that `host` lies in, when `host` is an IP literal as a
+/// fetch allowlist entry's host is written (`UrlPattern::host`: dotted IPv4, bracketed IPv6;
+/// other IPv4 spellings such as `0x7f000001` are read as browsers read them), or `None` for a
+/// public address or a domain name.
+///
+/// An entry naming such an address is what lets `fetch` reach it: so a service that takes
+/// allowlists from untrusted callers checks their entries with this, against the very ranges
+/// `fetch` enforces, instead of keeping a list of its own that could drift from them. A domain
+/// needs no such check: `fetch` refuses whatever internal address it resolves to unless an
+/// entry names that address.
+///
+/// ```
+/// use palisade_host::fetch::internal_address_range;
+/// assert_eq!(internal_address_range("127.0.0.1"), Some("loopback"));
+/// assert_eq!(internal_address_range("[::ffff:a9fe:a9fe]"), Some("cloud metadata"));
+/// assert_eq!(internal_address_range("93.184.215.14"), None);
+/// assert_eq!(internal_address_range("api.example.com"), None);
+/// ```
+pub fn internal_address_range(host: &str) -> Option<&'static str> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return denied_range(ip);
+    }
+    match url::Host::parse(host).ok()? {
+        url::Host::Ipv4(v4) => denied_range(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => denied_range(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
 fn denied_v4(ip: Ipv4Addr) -> Option<&'static str> {
     let o = ip.octets();
     if ip.is_loopback() {
@@ -589,6 +622,27 @@ mod tests {
         assert_eq!(d("fd00:ec2::254"), Some("unique local (private)"));
         assert_eq!(d("93.184.215.14"), None);
         assert_eq!(d("2606:2800:21f:cb07:6820:80da:af6b:8b2c"), None);
+    }
+
+    #[test]
+    fn internal_hosts_are_the_deny_lists_ranges() {
+        let r = internal_address_range;
+        assert_eq!(r("127.0.0.1"), Some("loopback"));
+        assert_eq!(r("2130706433"), Some("loopback"));
+        assert_eq!(r("0x7f.1"), Some("loopback"));
+        assert_eq!(r("169.254.169.254"), Some("cloud metadata"));
+        assert_eq!(r("10.0.0.1"), Some("private"));
+        assert_eq!(r("100.64.0.1"), Some("shared (carrier-grade NAT)"));
+        assert_eq!(r("0.0.0.0"), Some("unspecified (\"this network\")"));
+        assert_eq!(r("[::1]"), Some("loopback"));
+        assert_eq!(r("::1"), Some("loopback"));
+        assert_eq!(r("[fe80::1]"), Some("link-local"));
+        assert_eq!(r("[::ffff:7f00:1]"), Some("loopback"));
+        assert_eq!(r("93.184.215.14"), None);
+        assert_eq!(r("[2606:2800:21f:cb07:6820:80da:af6b:8b2c]"), None);
+        assert_eq!(r("localhost"), None, "a name is checked when it resolves");
+        assert_eq!(r("api.example.com"), None);
+        assert_eq!(r(""), None);
     }
 
     #[test]

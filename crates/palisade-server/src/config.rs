@@ -3,8 +3,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use palisade::policy::UrlPattern;
 use palisade::{Limits, Policy};
 use serde::Deserialize;
+
+use crate::ceiling::{internal_host, FetchRules, MaxLimits};
 
 /// One bearer API key and the tenant it acts for.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -22,14 +25,19 @@ pub struct ApiKey {
 /// let config = palisade_server::Config::parse(r#"
 ///     listen = "127.0.0.1:9000"
 ///     workers = 2
+///     fetch_allow_ceiling = ["https://api.example.com/"]
 ///     [limits]
 ///     timeout = 1000
+///     [max_limits]
+///     timeout = 10000
 ///     [[keys]]
 ///     key = "k-alice-0123456789"
 ///     tenant = "alice"
 /// "#).unwrap();
 /// assert_eq!(config.workers, 2);
 /// assert_eq!(config.limits.timeout.as_millis(), 1000);
+/// assert_eq!(config.max_limits.timeout.as_millis(), 10_000);
+/// assert_eq!(config.max_limits.result, 256 << 20);
 /// assert_eq!(config.keys[0].tenant, "alice");
 /// ```
 #[derive(Debug, Clone, Deserialize)]
@@ -75,10 +83,29 @@ pub struct Config {
     /// The command that starts a worker (`[program, args...]`). Default: this executable with
     /// the `worker` argument.
     pub worker_command: Option<Vec<String>>,
-    /// Default limits; a request's `limits` object overrides them field by field.
+    /// Default limits; a request's `limits` object overrides them field by field. Each must be
+    /// within its `max_limits` ceiling.
     pub limits: Limits,
-    /// Default policy; a request's `policy` object overrides it field by field.
+    /// The largest limits a request or a deployed function may ask for (400 past one; see
+    /// [`MaxLimits`] for the defaults: the contract's maxima, but 256 MiB for `result` and
+    /// `output`, so a recorded outcome fits in a SQLite value).
+    pub max_limits: MaxLimits,
+    /// Default policy; a request's `policy` object overrides it field by field. It is the
+    /// operator's: its `fetch.allow` entries are not held to `allow_internal_fetch` or
+    /// `fetch_allow_ceiling`, and a request may name them again, or narrower ones (the same
+    /// scheme, host and port, a path under theirs).
     pub policy: Policy,
+    /// Whether a request's or a function's `policy.fetch.allow` may name an IP address in a
+    /// range fetch treats as internal (loopback, private, link-local, CGNAT, cloud metadata,
+    /// unspecified, ...: those [`palisade::denied_range`] refuses) or a `localhost` name.
+    /// Such an entry is what lets fetch reach the address, so by default only the operator's
+    /// `[policy]` may have one: a tenant could otherwise read this server's `/metrics`, the
+    /// cloud metadata service or anything on the private network. Default `false`.
+    pub allow_internal_fetch: bool,
+    /// When set, every `policy.fetch.allow` entry of a request or a function must fall inside
+    /// one of these: the same scheme, host and port, and a path under its path. Unset (the
+    /// default): any entry `allow_internal_fetch` permits; empty: none.
+    pub fetch_allow_ceiling: Option<Vec<UrlPattern>>,
     /// The encrypted secret store (see `palisade secrets`), keyed by `PALISADE_MASTER_KEY`.
     pub secrets: Option<PathBuf>,
     /// API keys. With none, authentication is off and every request acts for tenant `default`.
@@ -103,7 +130,10 @@ impl Default for Config {
             worker_max_memory: 1 << 30,
             worker_command: None,
             limits: Limits::default(),
+            max_limits: MaxLimits::default(),
             policy: Policy::default(),
+            allow_internal_fetch: false,
+            fetch_allow_ceiling: None,
             secrets: None,
             keys: Vec::new(),
         }
@@ -128,6 +158,15 @@ pub enum ConfigFileError {
 }
 
 impl Config {
+    /// The rules a request's or a function's `fetch.allow` entries are held to.
+    pub fn fetch_rules(&self) -> FetchRules {
+        FetchRules {
+            allow_internal: self.allow_internal_fetch,
+            ceiling: self.fetch_allow_ceiling.clone(),
+            operator: self.policy.fetch.allow.clone(),
+        }
+    }
+
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<Config, ConfigFileError> {
         let config: Config =
@@ -166,6 +205,26 @@ impl Config {
         if let Err(e) = self.limits.validate() {
             return Err(ConfigFileError::Parse(format!("limits: {e}")));
         }
+        if let Err(e) = self.max_limits.validate() {
+            return Err(ConfigFileError::Parse(e.to_string()));
+        }
+        if let Err(e) = self.max_limits.check(&self.limits) {
+            return Err(ConfigFileError::Parse(format!(
+                "the default [limits] (the library's defaults where not set) must be within \
+                 [max_limits]: {e}"
+            )));
+        }
+        if !self.allow_internal_fetch {
+            // Such an entry could never be used: say so now rather than at every request.
+            for c in self.fetch_allow_ceiling.iter().flatten() {
+                if let Some(what) = internal_host(&c.host) {
+                    return Err(ConfigFileError::Parse(format!(
+                        "fetch_allow_ceiling entry `{c}` names {what}, which needs \
+                         allow_internal_fetch = true"
+                    )));
+                }
+            }
+        }
         for k in &self.keys {
             if k.key.len() < 16 {
                 return bad("every API key must be at least 16 characters");
@@ -191,5 +250,31 @@ mod tests {
         assert!(Config::parse("[[keys]]\nkey = \"short\"\ntenant = \"a\"").is_err());
         let c = Config::parse("[policy]\nallow_eval = true").unwrap();
         assert!(c.policy.allow_eval);
+    }
+
+    #[test]
+    fn ceilings_are_checked_at_load() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.max_limits.result, 256 << 20);
+        assert_eq!(c.max_limits.memory, 16 << 30);
+        assert!(!c.allow_internal_fetch);
+        let c = Config::parse("[limits]\ntimeout = 1000\n[max_limits]\ntimeout = 2000\nfuel = 100")
+            .unwrap();
+        assert_eq!(c.max_limits.timeout.as_millis(), 2000);
+        assert_eq!(c.max_limits.fuel, Some(100));
+        // Above the contract's maximum, or a default (the library's, unless set) above its
+        // ceiling.
+        assert!(Config::parse("[max_limits]\ntimeout = 2000").is_err());
+        assert!(Config::parse("[max_limits]\nresult = 2147483648").is_err());
+        assert!(Config::parse("[max_limits]\nheap = 1").is_err());
+        let e = Config::parse("[limits]\ntimeout = 3000\n[max_limits]\ntimeout = 2000")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_limits.timeout"), "{e}");
+        // A ceiling entry that names an internal address needs the switch.
+        let internal = "fetch_allow_ceiling = [\"http://10.0.0.5:8080/\"]";
+        assert!(Config::parse(internal).is_err());
+        Config::parse(&format!("allow_internal_fetch = true\n{internal}")).unwrap();
+        assert!(Config::parse("fetch_allow_ceiling = [\"ftp://x/\"]").is_err());
     }
 }

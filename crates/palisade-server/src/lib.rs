@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod ceiling;
 pub mod config;
 pub mod lanes;
 pub mod metrics;
@@ -33,6 +34,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+pub use ceiling::{CeilingError, FetchRules, MaxLimits};
 pub use config::{ApiKey, Config, ConfigFileError};
 pub use storage::{open_storage, PostgresStorage};
 pub use storage::{SqliteStorage, Storage, StorageError};
@@ -120,7 +122,9 @@ pub async fn serve(
         functions: api::FunctionCache::default(),
         metrics: metrics::Metrics::default(),
         limits: config.limits.clone(),
+        max_limits: config.max_limits.clone(),
         policy: config.policy.clone(),
+        fetch_rules: config.fetch_rules(),
         keys: config
             .keys
             .iter()

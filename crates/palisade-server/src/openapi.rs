@@ -68,8 +68,8 @@ pub struct ErrorBody {
 #[derive(Debug, serde::Serialize, JsonSchema)]
 pub struct ErrorDetail {
     /// A stable kind: an execution error kind (e.g. `syntax_error` at deploy time), or one of
-    /// `invalid_request`, `unauthorized`, `not_found`, `payload_too_large`, `overloaded`,
-    /// `internal`.
+    /// `invalid_request`, `unauthorized`, `not_found`, `method_not_allowed`,
+    /// `payload_too_large`, `overloaded`, `internal`.
     pub kind: String,
     /// A human-readable message.
     pub message: String,

@@ -20,6 +20,11 @@ struct Server {
 }
 
 async fn start(extra: &str) -> Server {
+    start_on(":memory:", extra).await
+}
+
+/// [`start`] on the `database` given.
+async fn start_on(database: &str, extra: &str) -> Server {
     let worker = env!("CARGO_BIN_EXE_palisade-worker");
     let workers = if extra.contains("workers =") {
         ""
@@ -28,7 +33,7 @@ async fn start(extra: &str) -> Server {
     };
     let tag = format!("test-{}", palisade::AccessContext::anonymous().execution_id);
     let text = format!(
-        "database = \":memory:\"\n{workers}worker_command = [\"{worker}\", \"--tag\", \"{tag}\"]\n{extra}\n\
+        "database = \"{database}\"\n{workers}worker_command = [\"{worker}\", \"--tag\", \"{tag}\"]\n{extra}\n\
          [[keys]]\nkey = \"{KEY_A}\"\ntenant = \"alice\"\n[[keys]]\nkey = \"{KEY_B}\"\ntenant = \"bob\"\n"
     );
     let config = palisade_server::Config::parse(&text).unwrap();
@@ -1267,4 +1272,418 @@ async fn regression_a_worker_ends_when_its_server_is_killed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A SQLite file in a directory of its own, removed when this is.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "palisade-{test}-{}",
+            palisade::AccessContext::anonymous().execution_id
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn db(&self) -> String {
+        self.0.join("palisade.db").display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `error` object of a response that must be in the JSON error shape.
+async fn error_of(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let mime = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = resp.text().await.unwrap();
+    assert_eq!(
+        mime.as_deref(),
+        Some("application/json"),
+        "{status}: {text:?}"
+    );
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let error = body["error"].clone();
+    assert!(
+        error["kind"].is_string() && error["message"].is_string(),
+        "{status}: {text}"
+    );
+    (status, error)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_limits_above_the_servers_ceilings_are_refused() {
+    // Until 2026-12-01 a request could ask for the contract's maxima: with
+    // {"result": 1 GiB, "memory": 4 GiB, "timeout": 60 s}, `"x".repeat(1e9)` took the server
+    // to 3.7 GB of RSS, its outcome could not be stored (SQLite: "string or blob too big"),
+    // the client got 500, and the metrics counted an `ok`. The same limits on a cheap source
+    // ran (200). Now the defaults cap `result` and `output` at 256 MiB, and a limit above its
+    // ceiling is refused before any worker sees it.
+    let s = start("workers = 1").await;
+    let reviewers =
+        json!({"result": 1_073_741_824u64, "memory": 4_294_967_296u64, "timeout": 60_000});
+    let (status, err) = error_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "1", "limits": reviewers}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["kind"], "invalid_request");
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains("limits.result = 1073741824")
+            && message.contains("max_limits.result = 268435456"),
+        "{message}"
+    );
+    let (status, err) = error_of(
+        s.post("/v1/functions", KEY_A)
+            .json(&json!({"name": "big", "source": "1", "limits": {"output": 268_435_457}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_limits.output"));
+    let resp = s.get("/v1/functions/big", KEY_A).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // At the ceiling, it runs.
+    let (status, out) = json_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "1", "limits": {"result": 268_435_456, "output": 268_435_456}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &out["value"]),
+        (StatusCode::OK, &json!(1)),
+        "{out}"
+    );
+    s.stop().await;
+
+    // The operator's own ceilings; the configuration itself is checked at load.
+    let s = start("workers = 1\n[limits]\ntimeout = 1000\n[max_limits]\ntimeout = 2000\nmemory = 134217728\nfuel = 1000").await;
+    for (limits, named) in [
+        (json!({"timeout": 2001}), "max_limits.timeout = 2000 (ms)"),
+        (
+            json!({"memory": 134_217_729}),
+            "max_limits.memory = 134217728",
+        ),
+        (json!({"fuel": 1001}), "max_limits.fuel = 1000"),
+        (json!({"stack": 67_108_865}), "max_limits.stack = 67108864"),
+    ] {
+        let (status, err) = error_of(
+            s.post("/v1/execute", KEY_A)
+                .json(&json!({"source": "1", "limits": limits}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{limits}: {err}");
+        assert!(err["message"].as_str().unwrap().contains(named), "{err}");
+    }
+    let resp = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "1", "limits": {"timeout": 2000, "memory": 134_217_728}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    s.stop().await;
+    let parse = palisade_server::Config::parse;
+    parse("[limits]\noutput = 0\n[max_limits]\nresult = 1048576\noutput = 0").unwrap();
+    for bad in [
+        "[max_limits]\nmemory = 34359738368",
+        "[max_limits]\nresult = 2147483648",
+        "[max_limits]\ntimeout = 3600001",
+        "[limits]\ntimeout = 3000\n[max_limits]\ntimeout = 2000",
+        "[limits]\nresult = 268435457",
+    ] {
+        assert!(parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_an_execution_that_cannot_be_recorded_is_counted_as_internal() {
+    // Until 2026-12-01 the metrics counted an execution (as its guest outcome, `ok` here)
+    // before it was recorded; when recording failed the client got 500 `internal`.
+    let dir = TempDir::new("unrecorded");
+    let s = start_on(&dir.db(), "workers = 1").await;
+    let db = rusqlite::Connection::open(dir.db()).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON executions BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    )
+    .unwrap();
+    let (status, err) = error_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&json!({"source": "1"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &err["kind"]),
+        (StatusCode::INTERNAL_SERVER_ERROR, &json!("internal"))
+    );
+    let text = metrics_text(&s).await;
+    assert_eq!(
+        metric(
+            &text,
+            "palisade_executions_total{engine=\"quickjs\",kind=\"internal\"}"
+        ),
+        1
+    );
+    assert!(!text.contains("kind=\"ok\""), "{text}");
+    db.execute_batch("DROP TRIGGER refuse;").unwrap();
+    let resp = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = metrics_text(&s).await;
+    assert_eq!(
+        metric(
+            &text,
+            "palisade_executions_total{engine=\"quickjs\",kind=\"ok\"}"
+        ),
+        1
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_tenants_fetch_allowlist_may_not_name_internal_addresses() {
+    // Until 2026-12-01 a request's policy replaced the server's field by field, and fetch
+    // reaches an internal address whenever an allowlist entry names it: any tenant could read
+    // this server's /metrics, the cloud metadata service or the private network.
+    let dir = TempDir::new("fetch-ceiling");
+    let s = start_on(
+        &dir.db(),
+        "workers = 1\n[policy.fetch]\nallow = [\"http://127.0.0.1:9/\"]",
+    )
+    .await;
+    let own = s.base.replace("http://", "");
+    let exploit = json!({
+        "source": format!("fetch('http://{own}/metrics').then(r => r.text())"),
+        "policy": {"fetch": {"allow": [format!("http://{own}/")]}},
+    });
+    let (status, err) = error_of(
+        s.post("/v1/execute", KEY_A)
+            .json(&exploit)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("`http://{own}/`"))
+            && message.contains("loopback")
+            && message.contains("allow_internal_fetch"),
+        "{message}"
+    );
+    for (entry, named) in [
+        ("http://169.254.169.254/latest/", "cloud metadata"),
+        ("http://[::1]:8080/", "loopback"),
+        ("http://10.0.0.1/", "private"),
+        ("http://100.64.0.1/", "carrier-grade NAT"),
+        ("http://0.0.0.0:8080/", "unspecified"),
+        ("http://2130706433/", "loopback"),
+        ("http://localhost:8080/", "localhost"),
+        ("http://metrics.localhost/", "localhost"),
+    ] {
+        for path in ["/v1/execute", "/v1/functions"] {
+            let body = json!({"name": "f", "source": "1", "policy": {"fetch": {"allow": [entry]}}});
+            let mut body = body.as_object().unwrap().clone();
+            if path == "/v1/execute" {
+                body.remove("name");
+            }
+            let (status, err) =
+                error_of(s.post(path, KEY_A).json(&body).send().await.unwrap()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{entry}: {err}");
+            assert!(
+                err["message"].as_str().unwrap().contains(named),
+                "{entry}: {err}"
+            );
+        }
+    }
+    // Public entries pass, and so does the operator's own entry, named again.
+    for entry in ["https://api.example.com/v1/", "http://127.0.0.1:9/"] {
+        let body =
+            json!({"source": "1", "policy": {"fetch": {"allow": [entry], "timeout_ms": 100}}});
+        let resp = s
+            .post("/v1/execute", KEY_A)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{entry}");
+    }
+    // A function stored before the rule is refused at invocation.
+    let storage = palisade_server::SqliteStorage::open(std::path::Path::new(&dir.db())).unwrap();
+    let mut request = palisade::Request::script("1");
+    request.policy.fetch.allow = vec!["http://169.254.169.254/".parse().unwrap()];
+    palisade_server::Storage::put_function(
+        &storage,
+        &palisade_server::storage::FunctionRecord {
+            tenant: "alice".into(),
+            name: "old".into(),
+            engine: "quickjs".into(),
+            request,
+            created_at: 0,
+        },
+    )
+    .unwrap();
+    let (status, err) = error_of(
+        s.post("/v1/functions/old/invoke", KEY_A)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("deploy it again"),
+        "{err}"
+    );
+    s.stop().await;
+
+    // The operator may allow internal addresses, and may hold every entry to a ceiling.
+    let s = start(
+        "workers = 1\nallow_internal_fetch = true\n\
+         fetch_allow_ceiling = [\"https://api.example.com/v1/\", \"http://127.0.0.1:9/\"]",
+    )
+    .await;
+    for (entry, ok) in [
+        ("https://api.example.com/v1/users/", true),
+        ("http://127.0.0.1:9/a/", true),
+        ("https://api.example.com/v2/", false),
+        ("http://api.example.com/v1/", false),
+        ("http://127.0.0.1:10/", false),
+    ] {
+        let body = json!({"source": "1", "policy": {"fetch": {"allow": [entry]}}});
+        let resp = s
+            .post("/v1/execute", KEY_A)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if ok {
+            assert_eq!(resp.status(), StatusCode::OK, "{entry}");
+        } else {
+            let (status, err) = error_of(resp).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{entry}");
+            assert!(
+                err["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("fetch_allow_ceiling"),
+                "{err}"
+            );
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_function_names_made_only_of_dots_are_refused() {
+    // Until 2026-12-01 `.` and `..` deployed (201), but clients resolve them as dot segments:
+    // `/v1/functions/../invoke` reaches `/v1/invoke`.
+    let s = start("workers = 1").await;
+    for name in [".", "..", "..."] {
+        let (status, err) = error_of(
+            s.post("/v1/functions", KEY_A)
+                .json(&json!({"name": name, "source": "1"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {err}");
+    }
+    for name in [".a", "a..b", "-"] {
+        let resp = s
+            .post("/v1/functions", KEY_A)
+            .json(&json!({"name": name, "source": "1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{name}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_path_and_method_errors_have_the_json_error_shape() {
+    // Until 2026-12-01 a path parameter that is not UTF-8 got axum's text/plain 400 ("Invalid
+    // URL: Invalid UTF-8 in `name`"), and a method a route lacks an empty 405.
+    let s = start("workers = 1").await;
+    let url = |path: &str| format!("{}{path}", s.base);
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/v1/functions/%FF"),
+        (reqwest::Method::GET, "/v1/functions/%FF"),
+        (reqwest::Method::POST, "/v1/functions/%FF/invoke"),
+        (reqwest::Method::GET, "/v1/executions/%C0"),
+    ] {
+        let resp = s
+            .client
+            .request(method.clone(), url(path))
+            .bearer_auth(KEY_A)
+            .send()
+            .await
+            .unwrap();
+        let (status, err) = error_of(resp).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {err}");
+        assert_eq!(err["kind"], "invalid_request");
+    }
+    for (method, path, key) in [
+        (reqwest::Method::PUT, "/v1/execute", Some(KEY_A)),
+        (reqwest::Method::PATCH, "/v1/functions/f", Some(KEY_A)),
+        (reqwest::Method::DELETE, "/healthz", None),
+    ] {
+        let mut req = s.client.request(method.clone(), url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.unwrap();
+        assert!(resp.headers().contains_key("allow"), "{method} {path}");
+        let (status, err) = error_of(resp).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(err["kind"], "method_not_allowed");
+    }
+    let (_, doc) = json_of(s.client.get(url("/v1/openapi.json")).send().await.unwrap()).await;
+    for (path, method) in [
+        ("/v1/functions/{name}", "get"),
+        ("/v1/functions/{name}", "delete"),
+        ("/v1/functions/{name}/invoke", "post"),
+        ("/v1/executions/{id}", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"]["400"].is_object(),
+            "{method} {path}"
+        );
+    }
+    s.stop().await;
 }

@@ -26,9 +26,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 pub use palisade_host::{
-    fetch::denied_range, AccessContext, AccessResult, AuditLog, AuditRecord, AuditSink,
-    FileSecretStore, HostConfigError, HostServices, MasterKey, MemoryAudit, MemorySecretStore,
-    SecretEntry, SecretError, SecretStore, MASTER_KEY_ENV, MIN_REDACTED_LEN, REDACTED,
+    fetch::{denied_range, internal_address_range},
+    AccessContext, AccessResult, AuditLog, AuditRecord, AuditSink, FileSecretStore,
+    HostConfigError, HostServices, MasterKey, MemoryAudit, MemorySecretStore, SecretEntry,
+    SecretError, SecretStore, MASTER_KEY_ENV, MIN_REDACTED_LEN, REDACTED,
 };
 
 pub use palisade_core::{
