@@ -105,6 +105,39 @@ pub struct GuestError {
     pub column: Option<u32>,
 }
 
+/// The most bytes of a guest error's `name`, `message` or `stack` an outcome carries
+/// ([`Outcome::cap_error_text`]). The result and output caps bound the rest of an outcome; until
+/// 2026-12-01 nothing bounded these, so `throw new Error("x".repeat(3e8))` made a 300 MB outcome
+/// past every cap (and more than the service's store takes).
+pub const MAX_ERROR_TEXT: usize = 64 << 10;
+
+/// `text` cut to [`MAX_ERROR_TEXT`] bytes at a character boundary, with how much was cut.
+fn cap_text(text: &mut String) {
+    if text.len() <= MAX_ERROR_TEXT {
+        return;
+    }
+    let mut cut = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let more = text.len() - cut;
+    text.truncate(cut);
+    text.push_str(&format!("\u{2026} [{more} more bytes]"));
+}
+
+impl GuestError {
+    /// Cuts `name`, `message` and `stack` to [`MAX_ERROR_TEXT`] bytes each.
+    pub fn cap_text(&mut self) {
+        cap_text(&mut self.message);
+        if let Some(name) = &mut self.name {
+            cap_text(name);
+        }
+        if let Some(stack) = &mut self.stack {
+            cap_text(stack);
+        }
+    }
+}
+
 impl std::fmt::Display for GuestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.name {
@@ -360,6 +393,14 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Cuts a guest error's text to [`MAX_ERROR_TEXT`] bytes a field, as every engine's outcome
+    /// is cut (the `palisade` facade calls it after every run, once secrets are redacted).
+    pub fn cap_error_text(&mut self) {
+        if let Err(ExecError::Syntax(g) | ExecError::Exception(g)) = &mut self.result {
+            g.cap_text();
+        }
+    }
+
     /// An outcome with no output, for failures before any guest code ran.
     pub fn failed(engine: &str, error: ExecError) -> Self {
         Outcome {

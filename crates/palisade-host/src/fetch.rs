@@ -31,6 +31,9 @@ pub fn denied_range(ip: IpAddr) -> Option<&'static str> {
                 Some("loopback")
             } else if v6.is_unspecified() {
                 Some("unspecified")
+            } else if seg[0..6] == [0; 6] {
+                // `::a.b.c.d`, IPv4-compatible (deprecated; some stacks still map it to IPv4).
+                Some("IPv4-compatible")
             } else if seg[0] & 0xfe00 == 0xfc00 {
                 Some("unique local (private)")
             } else if seg[0] & 0xffc0 == 0xfe80 {
@@ -619,6 +622,7 @@ mod tests {
         assert_eq!(d("fd00::1"), Some("unique local (private)"));
         assert_eq!(d("fe80::1"), Some("link-local"));
         assert_eq!(d("::ffff:127.0.0.1"), Some("loopback"));
+        assert_eq!(d("::7f00:1"), Some("IPv4-compatible"));
         assert_eq!(d("fd00:ec2::254"), Some("unique local (private)"));
         assert_eq!(d("93.184.215.14"), None);
         assert_eq!(d("2606:2800:21f:cb07:6820:80da:af6b:8b2c"), None);

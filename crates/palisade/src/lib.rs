@@ -32,6 +32,7 @@ pub use palisade_host::{
     SecretError, SecretStore, MASTER_KEY_ENV, MIN_REDACTED_LEN, REDACTED,
 };
 
+pub use palisade_core::outcome::MAX_ERROR_TEXT;
 pub use palisade_core::{
     json_depth, output, policy, units, Capabilities, ConfigError, Engine, EngineInfo, ErrorKind,
     ErrorRecord, ExecError, GuestError, HostGlobal, Limit, LimitExceeded, Limits, Metrics, Mode,
@@ -312,6 +313,7 @@ impl Sandbox {
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.engine.execute(request, host))) {
             Ok(mut outcome) => {
                 palisade_host::redact_outcome(&mut outcome, &session.revealed());
+                outcome.cap_error_text();
                 outcome
             }
             Err(panic) => {

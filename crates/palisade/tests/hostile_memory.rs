@@ -1,4 +1,5 @@
-//! Hostile allocation sizes, on every engine: a size past any limit is `memory_limit`.
+//! Hostile allocation sizes, on every engine: a size past any limit is `memory_limit`, and an
+//! outcome stays bounded.
 
 mod common;
 
@@ -29,6 +30,36 @@ fn regression_an_array_of_2_pow_29_elements_is_memory_limit() {
             if outcome.error_kind() != Some(ErrorKind::MemoryLimit) {
                 return Err(format!("{kind}: {src}: {:?}", outcome.to_record()));
             }
+        }
+        still_runs(kind, sandbox)
+    });
+}
+
+/// Found by a service review (2026-12-01): nothing bounded an error's text, so a guest could
+/// end with a 300 MB message past the result and output caps. Every engine's outcome cuts it.
+#[test]
+fn regression_an_errors_text_is_cut_to_max_error_text() {
+    let max = palisade::MAX_ERROR_TEXT;
+    on_every_engine(|kind, sandbox| {
+        let o = sandbox.run(&Request::script(
+            "const e = new Error('x'.repeat(3e6)); e.name = 'N'.repeat(1e5); throw e",
+        ));
+        let record = o.to_record();
+        let e = record.error.ok_or_else(|| format!("{kind}: no error"))?;
+        let cut = |s: &str, more: usize| {
+            s.len() == max + format!("\u{2026} [{more} more bytes]").len()
+                && s.ends_with(&format!("[{more} more bytes]"))
+        };
+        if !cut(&e.message, 3_000_000 - max) || !cut(e.name.as_deref().unwrap_or(""), 100_000 - max)
+        {
+            return Err(format!(
+                "{kind}: name {} bytes, message {} bytes",
+                e.name.map_or(0, |n| n.len()),
+                e.message.len()
+            ));
+        }
+        if e.stack.as_deref().is_some_and(|s| s.len() > max + 64) {
+            return Err(format!("{kind}: stack not cut"));
         }
         still_runs(kind, sandbox)
     });
