@@ -484,7 +484,29 @@ fn into_record(mut outcome: Outcome) -> OutcomeRecord {
 }
 
 /// Runs a request, records it, and answers with the outcome.
+///
+/// The run goes on in a task of its own, to its end, whether or not the client is still there:
+/// until 2026-12-01 it ran inside the handler, so a client that disconnected mid-run dropped it
+/// after a worker had started the job, and the run was neither recorded (its secret accesses
+/// were audited under an execution id that did not exist), counted in metrics, nor classified
+/// by the lanes; a hostile function invoked with the client hanging up each time kept running
+/// in the fast lane.
 async fn execute_and_record(
+    state: Arc<AppState>,
+    tenant: String,
+    function: Option<String>,
+    engine: EngineKind,
+    request: Request,
+    key: LaneKey,
+) -> Result<Response, ApiError> {
+    tokio::spawn(run_and_record(
+        state, tenant, function, engine, request, key,
+    ))
+    .await
+    .map_err(|e| ApiError::internal(format!("the execution task failed: {e}")))?
+}
+
+async fn run_and_record(
     state: Arc<AppState>,
     tenant: String,
     function: Option<String>,

@@ -1687,3 +1687,66 @@ async fn regression_path_and_method_errors_have_the_json_error_shape() {
     }
     s.stop().await;
 }
+
+/// Found by a hostile review (2026-11-30): a client that hung up mid-run dropped the run's
+/// handler, so the run was neither recorded, counted nor classified, and a hostile function
+/// invoked that way stayed in the fast lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_run_whose_client_hung_up_is_still_recorded_counted_and_classified() {
+    let s = start("workers = 2\nslow_workers = 1").await;
+    let resp = s
+        .post("/v1/functions", KEY_A)
+        .json(&json!({"name": "spin", "source": "for (;;) {}", "limits": {"timeout": 300}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    // The client gives up long before the run's timeout.
+    let gone = s
+        .post("/v1/functions/spin/invoke", KEY_A)
+        .timeout(Duration::from_millis(50))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client hung up");
+    let counted = |text: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("palisade_executions_total{engine=\"quickjs\",kind=\"timeout\"}")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    let started = Instant::now();
+    while counted(&metrics_text(&s).await) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the run was never counted: {}",
+            metrics_text(&s).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // (Executions are counted once recorded, as `internal` if recording failed: so this run
+    // was recorded.)
+    // Classified: its next run goes to the slow lane.
+    let before = metric(
+        &metrics_text(&s).await,
+        "palisade_lane_executions_total{lane=\"slow\"}",
+    );
+    let _ = s
+        .post("/v1/functions/spin/invoke", KEY_A)
+        .send()
+        .await
+        .unwrap();
+    let after = metric(
+        &metrics_text(&s).await,
+        "palisade_lane_executions_total{lane=\"slow\"}",
+    );
+    assert_eq!(
+        after,
+        before + 1,
+        "the hostile function stayed in the fast lane"
+    );
+    s.stop().await;
+}
