@@ -67,6 +67,11 @@ async fn start_on(database: &str, extra: &str) -> Server {
 }
 
 impl Server {
+    /// POSTs `body` as JSON to `path` with `key`.
+    async fn send_json(&self, path: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.post(path, key).json(body).send().await.unwrap()
+    }
+
     fn post(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
         self.client
             .post(format!("{}{path}", self.base))
@@ -196,11 +201,8 @@ async fn execute_deploy_invoke_and_records() {
     assert!(f["source"].as_str().unwrap().contains("x * 2"));
 
     let resp = s
-        .post("/v1/functions/double/invoke", KEY_A)
-        .json(&json!({"input": 21}))
-        .send()
-        .await
-        .unwrap();
+        .send_json("/v1/functions/double/invoke", KEY_A, &json!({"input": 21}))
+        .await;
     let id = resp.headers()["x-execution-id"]
         .to_str()
         .unwrap()
@@ -291,11 +293,8 @@ async fn rejects_bad_requests() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let resp = s
-        .post("/v1/execute", "not-a-key")
-        .json(&json!({"source": "1"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json("/v1/execute", "not-a-key", &json!({"source": "1"}))
+        .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(resp.headers().contains_key("x-request-id"));
     // Malformed JSON: 400 with line and column.
@@ -312,18 +311,16 @@ async fn rejects_bad_requests() {
     assert_eq!(err["error"]["column"], 7);
     // Unknown fields, at the top and inside limits.
     let resp = s
-        .post("/v1/execute", KEY_A)
-        .json(&json!({"source": "1", "sourse": 2}))
-        .send()
-        .await
-        .unwrap();
+        .send_json("/v1/execute", KEY_A, &json!({"source": "1", "sourse": 2}))
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = s
-        .post("/v1/execute", KEY_A)
-        .json(&json!({"source": "1", "limits": {"heap": 2}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            "/v1/execute",
+            KEY_A,
+            &json!({"source": "1", "limits": {"heap": 2}}),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     // Invalid limits come back as an invalid_request outcome.
     let (status, out) = json_of(
@@ -339,26 +336,25 @@ async fn rejects_bad_requests() {
     // Too large.
     let big = "x".repeat(8192);
     let resp = s
-        .post("/v1/execute", KEY_A)
-        .json(&json!({"source": big}))
-        .send()
-        .await
-        .unwrap();
+        .send_json("/v1/execute", KEY_A, &json!({"source": big}))
+        .await;
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Bad names and engines.
     let resp = s
-        .post("/v1/functions", KEY_A)
-        .json(&json!({"name": "a/b", "source": "1"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            "/v1/functions",
+            KEY_A,
+            &json!({"name": "a/b", "source": "1"}),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = s
-        .post("/v1/execute", KEY_A)
-        .json(&json!({"source": "1", "engine": "spidermonkey"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            "/v1/execute",
+            KEY_A,
+            &json!({"source": "1", "engine": "spidermonkey"}),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     s.stop().await;
 }
@@ -409,11 +405,8 @@ async fn a_killed_worker_fails_only_its_execution() {
     let s = start("workers = 1").await;
     // Warm the worker, then kill it in the middle of a long execution.
     let resp = s
-        .post("/v1/execute", KEY_A)
-        .json(&json!({"source": "1"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json("/v1/execute", KEY_A, &json!({"source": "1"}))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let pending = s
         .post("/v1/execute", KEY_A)
@@ -517,11 +510,8 @@ async fn full_queue_gives_429_and_workers_recycle() {
     assert!(codes.contains(&StatusCode::OK), "{codes:?}");
     for _ in 0..3 {
         let resp = s
-            .post("/v1/execute", KEY_A)
-            .json(&json!({"source": "1"}))
-            .send()
-            .await
-            .unwrap();
+            .send_json("/v1/execute", KEY_A, &json!({"source": "1"}))
+            .await;
         assert_eq!(resp.status(), StatusCode::OK);
     }
     let text = metrics_text(&s).await;
@@ -597,12 +587,7 @@ async fn secrets_are_per_tenant_and_audited_in_the_database() {
     let source = "console.log(secrets.get('API_TOKEN')); secrets.get('API_TOKEN').length";
     let deploy = json!({"name": "reader", "source": source, "policy": {"secrets": ["API_TOKEN"]}});
     for k in [KEY_A, KEY_B] {
-        let resp = s
-            .post("/v1/functions", k)
-            .json(&deploy)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.send_json("/v1/functions", k, &deploy).await;
         assert_eq!(resp.status(), StatusCode::CREATED);
     }
     // Alice's function reads her secret; the value never leaves redacted.
@@ -692,12 +677,7 @@ async fn issue_5_a_hostile_function_moves_to_the_slow_lane() {
         json!({"name": "spin", "source": "for (;;) {}", "limits": {"timeout": 200}}),
         json!({"name": "double", "source": "input * 2"}),
     ] {
-        let resp = s
-            .post("/v1/functions", KEY_A)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.send_json("/v1/functions", KEY_A, &body).await;
         assert_eq!(resp.status(), StatusCode::CREATED);
     }
     let invoke = |name: &str| {
@@ -744,11 +724,12 @@ async fn issue_5_a_hostile_function_moves_to_the_slow_lane() {
 async fn issue_5_invoke_bodies_are_checked_like_the_others() {
     let s = start("max_body = 2048").await;
     let resp = s
-        .post("/v1/functions", KEY_A)
-        .json(&json!({"name": "id", "source": "input"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            "/v1/functions",
+            KEY_A,
+            &json!({"name": "id", "source": "input"}),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let send = |body: String| {
         s.post("/v1/functions/id/invoke", KEY_A)
@@ -1009,12 +990,7 @@ async fn regression_a_job_waiting_for_a_busy_worker_is_refused_at_queue_timeout_
     let waiting = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let sent = Instant::now();
-        let resp = s
-            .post("/v1/execute", KEY_A)
-            .json(&refused)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.send_json("/v1/execute", KEY_A, &refused).await;
         (resp, sent.elapsed())
     };
     let (busy, (waiting, waited)) = tokio::join!(busy, waiting);
@@ -1084,11 +1060,12 @@ async fn regression_values_nested_1000_deep_pass_through_the_service() {
     // a 500 ("worker: malformed job"), and such a recorded execution could not be read back.
     let s = start("").await;
     let resp = s
-        .post("/v1/execute", KEY_A)
-        .json(&json!({"source": "let a = 0; for (let i = 0; i < 1000; i++) a = [a]; a"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            "/v1/execute",
+            KEY_A,
+            &json!({"source": "let a = 0; for (let i = 0; i < 1000; i++) a = [a]; a"}),
+        )
+        .await;
     let id = resp.headers()["x-execution-id"]
         .to_str()
         .unwrap()
@@ -1118,11 +1095,12 @@ async fn regression_values_nested_1000_deep_pass_through_the_service() {
     assert_eq!(status, StatusCode::OK, "{}", out["error"]);
     assert_eq!(out["value"], deep);
     let resp = s
-        .post("/v1/functions", KEY_A)
-        .json(&json!({"name": "id", "source": "input"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            "/v1/functions",
+            KEY_A,
+            &json!({"name": "id", "source": "input"}),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let (status, out) = deep_json_of(
         s.post("/v1/functions/id/invoke", KEY_A)
@@ -1401,11 +1379,12 @@ async fn regression_limits_above_the_servers_ceilings_are_refused() {
         assert!(err["message"].as_str().unwrap().contains(named), "{err}");
     }
     let resp = s
-        .post("/v1/execute", KEY_A)
-        .json(&json!({"source": "1", "limits": {"timeout": 2000, "memory": 134_217_728}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            "/v1/execute",
+            KEY_A,
+            &json!({"source": "1", "limits": {"timeout": 2000, "memory": 134_217_728}}),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     s.stop().await;
     let parse = palisade_server::Config::parse;
@@ -1455,11 +1434,8 @@ async fn regression_an_execution_that_cannot_be_recorded_is_counted_as_internal(
     assert!(!text.contains("kind=\"ok\""), "{text}");
     db.execute_batch("DROP TRIGGER refuse;").unwrap();
     let resp = s
-        .post("/v1/execute", KEY_A)
-        .json(&json!({"source": "1"}))
-        .send()
-        .await
-        .unwrap();
+        .send_json("/v1/execute", KEY_A, &json!({"source": "1"}))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let text = metrics_text(&s).await;
     assert_eq!(
@@ -1533,12 +1509,7 @@ async fn regression_a_tenants_fetch_allowlist_may_not_name_internal_addresses() 
     for entry in ["https://api.example.com/v1/", "http://127.0.0.1:9/"] {
         let body =
             json!({"source": "1", "policy": {"fetch": {"allow": [entry], "timeout_ms": 100}}});
-        let resp = s
-            .post("/v1/execute", KEY_A)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.send_json("/v1/execute", KEY_A, &body).await;
         assert_eq!(resp.status(), StatusCode::OK, "{entry}");
     }
     // A function stored before the rule is refused at invocation.
@@ -1584,12 +1555,7 @@ async fn regression_a_tenants_fetch_allowlist_may_not_name_internal_addresses() 
         ("http://127.0.0.1:10/", false),
     ] {
         let body = json!({"source": "1", "policy": {"fetch": {"allow": [entry]}}});
-        let resp = s
-            .post("/v1/execute", KEY_A)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.send_json("/v1/execute", KEY_A, &body).await;
         if ok {
             assert_eq!(resp.status(), StatusCode::OK, "{entry}");
         } else {
@@ -1625,11 +1591,12 @@ async fn regression_function_names_made_only_of_dots_are_refused() {
     }
     for name in [".a", "a..b", "-"] {
         let resp = s
-            .post("/v1/functions", KEY_A)
-            .json(&json!({"name": name, "source": "1"}))
-            .send()
-            .await
-            .unwrap();
+            .send_json(
+                "/v1/functions",
+                KEY_A,
+                &json!({"name": name, "source": "1"}),
+            )
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED, "{name}");
     }
     s.stop().await;
@@ -1695,11 +1662,12 @@ async fn regression_path_and_method_errors_have_the_json_error_shape() {
 async fn regression_a_run_whose_client_hung_up_is_still_recorded_counted_and_classified() {
     let s = start("workers = 2\nslow_workers = 1").await;
     let resp = s
-        .post("/v1/functions", KEY_A)
-        .json(&json!({"name": "spin", "source": "for (;;) {}", "limits": {"timeout": 300}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            "/v1/functions",
+            KEY_A,
+            &json!({"name": "spin", "source": "for (;;) {}", "limits": {"timeout": 300}}),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     // The client gives up long before the run's timeout.
     let gone = s
