@@ -38,6 +38,23 @@ const SCRIPTS: &[(&str, &str, &str, bool)] = &[
 ];
 
 fn main() {
+    // QuickJS writes bytecode in the byte order of the machine that writes it, and reads it
+    // without checking: bytecode from this build script is only right for a target like the
+    // build host (the equality test only runs natively). Refuse anything else loudly.
+    let target_endian = std::env::var("CARGO_CFG_TARGET_ENDIAN").unwrap_or_default();
+    let host_endian = if cfg!(target_endian = "little") {
+        "little"
+    } else {
+        "big"
+    };
+    let target_width = std::env::var("CARGO_CFG_TARGET_POINTER_WIDTH").unwrap_or_default();
+    let host_width = usize::BITS.to_string();
+    assert!(
+        target_endian == host_endian && target_width == host_width,
+        "palisade-quickjs compiles its scripts to QuickJS bytecode at build time, which needs a \
+         target with the build host's byte order and pointer width ({host_endian}-endian, \
+         {host_width}-bit; the target is {target_endian}-endian, {target_width}-bit)"
+    );
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     // SAFETY: a fresh runtime and context, used only on this thread and freed below.

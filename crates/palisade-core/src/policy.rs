@@ -189,9 +189,11 @@ impl UrlPattern {
     /// Whether `url` falls under this entry: same scheme, host and port, and a path that starts
     /// with the prefix (at a segment boundary when the prefix does not end in `/`).
     ///
-    /// Under an entry that names a path, a path with an encoded `/`, `\` or `.` (`%2F`, `%5C`,
-    /// `%2E`, either case) never matches: `/v1/..%2Fadmin` starts with `/v1/`, but a server that
-    /// decodes before it resolves dot segments serves `/admin`.
+    /// Under an entry that names a path, a path with an encoded `/`, `\`, `.` or `%` (`%2F`,
+    /// `%5C`, `%2E`, `%25`, either case) or a dot segment with parameters (`..;x`) never matches
+    /// (unless it is the entry's own path): `/v1/..%2Fadmin` starts with `/v1/`, but a server
+    /// that decodes before it resolves dot segments serves `/admin`, and one that drops `;x`
+    /// reads `..`.
     pub fn matches(&self, url: &url::Url) -> bool {
         let Some(host) = url.host_str() else {
             return false;
@@ -206,12 +208,22 @@ impl UrlPattern {
         if self.path == "/" {
             return true;
         }
-        let lower = path.to_ascii_lowercase();
-        if ["%2f", "%5c", "%2e"].iter().any(|e| lower.contains(e)) {
-            return false;
-        }
         if path == self.path {
             return true;
+        }
+        let lower = path.to_ascii_lowercase();
+        if ["%2f", "%5c", "%2e", "%25"]
+            .iter()
+            .any(|e| lower.contains(e))
+        {
+            return false;
+        }
+        // `..;x` is `..` to servers that drop path parameters (Tomcat, Spring).
+        if path
+            .split('/')
+            .any(|seg| matches!(seg.split(';').next(), Some(".." | ".")) && seg.contains(';'))
+        {
+            return false;
         }
         match path.strip_prefix(&self.path) {
             Some(rest) => self.path.ends_with('/') || rest.starts_with('/'),

@@ -448,11 +448,13 @@ impl Fetcher {
                 Ok(r) => r?,
             };
             let status = resp.status();
+            // Raw UTF-8 in a Location is read as UTF-8, as browsers and undici read it (to_str
+            // accepts only visible ASCII, and such a redirect was neither followed nor given
+            // its body).
             let location = resp
                 .headers()
                 .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .map(str::to_owned);
+                .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
             let follow = followed_redirect(status) && location.is_some();
             if follow && manual {
                 // WHATWG: an opaque-redirect response: status 0, no headers, no body.

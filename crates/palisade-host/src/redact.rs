@@ -35,15 +35,17 @@ pub const FRAGMENT_LEN: usize = 10;
 /// A guest that means to get a secret out can always transform it first (reverse it, encode it
 /// some other way); redaction stops the accidental leaks, as the README's security model says.
 pub fn redact_outcome(outcome: &mut Outcome, secrets: &[String]) {
-    let forms: Vec<String> = secrets
+    let secrets: Vec<&String> = secrets
         .iter()
         .filter(|s| s.len() >= MIN_REDACTED_LEN)
-        .flat_map(|s| forms(s))
         .collect();
-    if forms.is_empty() {
+    if secrets.is_empty() {
         return;
     }
-    let redactor = Redactor::new(forms);
+    let redactor = Redactor::new(
+        secrets.iter().flat_map(|s| forms(s)).collect(),
+        secrets.iter().flat_map(|s| byte_forms(s)).collect(),
+    );
     outcome.stdout = redactor.stream(&outcome.stdout, outcome.truncated);
     outcome.stderr = redactor.stream(&outcome.stderr, outcome.truncated);
     match &mut outcome.result {
@@ -54,9 +56,9 @@ pub fn redact_outcome(outcome: &mut Outcome, secrets: &[String]) {
 
 /// `secret` as it appears in text Palisade produces: itself; escaped as `JSON.stringify` and the
 /// console formatter escape a string (with each quote character the formatter may pick), and
-/// each of those escaped once more (a JSON text printed inside an object); percent-encoded as a
-/// URL's query or path, `encodeURIComponent` and form encoding give it; and its bytes as the
-/// console formatter prints an `ArrayBuffer` (hex) or a `Uint8Array` (decimal).
+/// each of those escaped once more (a JSON text printed inside an object); and percent-encoded
+/// as a URL's query or path, `encodeURIComponent` and form encoding give it. (Its bytes as a
+/// printed buffer are [`byte_forms`].)
 fn forms(secret: &str) -> Vec<String> {
     let escapes = |s: &str| -> Vec<String> {
         let mut out: Vec<String> = ['\'', '"', '`']
@@ -81,26 +83,20 @@ fn forms(secret: &str) -> Vec<String> {
     }
     out.push(percent_encoded(secret, b"-_.!~*'()"));
     out.push(percent_encoded(secret, b"-_.*").replace("%20", "+"));
-    let bytes = secret.as_bytes();
-    out.push(
-        bytes
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    out.push(
-        bytes
-            .iter()
-            .map(u8::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
     // A URL path drops `.` and `..` segments: a form shorter than the secret is not its form.
     out.retain(|f| f.len() >= secret.len());
     out.sort();
     out.dedup();
     out
+}
+
+/// `secret`'s UTF-8 bytes as the console formatter prints an `ArrayBuffer` (hex) or a
+/// `Uint8Array` (decimal). Only ever matched whole: ten bytes of these are three of the secret.
+fn byte_forms(secret: &str) -> Vec<String> {
+    let bytes = secret.as_bytes();
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let decimal: Vec<String> = bytes.iter().map(u8::to_string).collect();
+    vec![hex.join(" "), decimal.join(", ")]
 }
 
 /// `s` escaped as the console formatter (`console.js`, `quote`) escapes a string it wraps in
@@ -144,11 +140,15 @@ fn percent_encoded(s: &str, keep: &[u8]) -> String {
 
 /// The forms of every secret a run read, ready to find in text.
 struct Redactor {
-    /// Each form, ASCII-lowercased.
-    forms: Vec<Vec<u8>>,
-    /// The same with their line breaks removed, for text whose line breaks were removed.
-    joined: Vec<Vec<u8>>,
+    /// Matched whole and case-sensitively: forms shorter than a fragment (a short secret's
+    /// letters are common) and the byte forms.
+    exact: Vec<Vec<u8>>,
+    /// Forms matched in fragments, ASCII-lowercased.
+    long: Vec<Vec<u8>>,
     grams: Grams,
+    /// The same three without line breaks, for text whose line breaks were removed.
+    joined_exact: Vec<Vec<u8>>,
+    joined_long: Vec<Vec<u8>>,
     joined_grams: Grams,
 }
 
@@ -189,33 +189,42 @@ type BuildMix = std::hash::BuildHasherDefault<Mix>;
 const CANDIDATES_PER_GRAM: usize = 4;
 
 impl Redactor {
-    fn new(forms: Vec<String>) -> Self {
-        let forms: Vec<Vec<u8>> = forms
-            .iter()
-            .map(|f| f.as_bytes().to_ascii_lowercase())
-            .collect();
-        let joined: Vec<Vec<u8>> = forms
-            .iter()
-            .map(|f| f.iter().copied().filter(|&b| b != b'\n').collect())
-            .collect();
-        let grams = grams_of(&forms);
-        let joined_grams = grams_of(&joined);
+    fn new(forms: Vec<String>, byte_forms: Vec<String>) -> Self {
+        let mut exact: Vec<Vec<u8>> = byte_forms.into_iter().map(String::into_bytes).collect();
+        let mut long = Vec::new();
+        for f in forms {
+            if f.len() < FRAGMENT_LEN {
+                exact.push(f.into_bytes());
+            } else {
+                long.push(f.into_bytes().to_ascii_lowercase());
+            }
+        }
+        let unbroken = |v: &[Vec<u8>]| -> Vec<Vec<u8>> {
+            v.iter()
+                .map(|f| f.iter().copied().filter(|&b| b != b'\n').collect())
+                .collect()
+        };
+        let (joined_exact, joined_long) = (unbroken(&exact), unbroken(&long));
         Redactor {
-            forms,
-            joined,
-            grams,
-            joined_grams,
+            grams: grams_of(&long),
+            joined_grams: grams_of(&joined_long),
+            exact,
+            long,
+            joined_exact,
+            joined_long,
         }
     }
 
     /// `s` with every match replaced.
     fn text(&self, s: &str) -> String {
-        replace(s, spans(s.as_bytes(), &self.forms, &self.grams))
+        replace(s, spans(s.as_bytes(), &self.exact, &self.long, &self.grams))
     }
 
     /// A console stream: matches in it, matches across its line breaks, and, if the output cap
-    /// cut it, the start of a secret at its end.
+    /// cut it (only the stream cut last does not end in a line break), the start of a secret at
+    /// its end.
     fn stream(&self, s: &str, cut: bool) -> String {
+        let cut = cut && !s.is_empty() && !s.ends_with('\n');
         if !s.contains('\n') && !cut {
             return self.text(s);
         }
@@ -230,9 +239,14 @@ impl Redactor {
                 origin.push(i);
             }
         }
-        let mut found = spans(&joined, &self.joined, &self.joined_grams);
+        let mut found = spans(
+            &joined,
+            &self.joined_exact,
+            &self.joined_long,
+            &self.joined_grams,
+        );
         if cut {
-            found.extend(cut_end(&joined, &self.joined));
+            found.extend(cut_end(&joined, &self.joined_long));
         }
         let spans = found
             .into_iter()
@@ -243,10 +257,17 @@ impl Redactor {
     }
 }
 
+/// The fragment index of `forms` (lowercased). Windows that touch a PEM armor line
+/// (`-----BEGIN PRIVATE KEY-----`) are left out: that text is public, and printed anywhere it
+/// would otherwise be redacted as a piece of the key.
 fn grams_of(forms: &[Vec<u8>]) -> Grams {
     let mut map = Grams::default();
     for (f, form) in forms.iter().enumerate() {
+        let armor = armor(form);
         for (at, w) in form.windows(FRAGMENT_LEN).enumerate() {
+            if armor[at..at + FRAGMENT_LEN].iter().any(|&a| a) {
+                continue;
+            }
             let list = map.entry(key(w)).or_default();
             if list.len() < CANDIDATES_PER_GRAM {
                 list.push((f, at));
@@ -256,22 +277,42 @@ fn grams_of(forms: &[Vec<u8>]) -> Grams {
     map
 }
 
-/// Byte spans of `text` that are a whole form, or [`FRAGMENT_LEN`] or more bytes of one, ASCII
-/// case ignored.
-fn spans(text: &[u8], forms: &[Vec<u8>], grams: &Grams) -> Vec<(usize, usize)> {
-    let lower = text.to_ascii_lowercase();
+/// Which bytes of a lowercased form lie in a PEM armor line: `-----begin` or `-----end` up to
+/// the next `-----` inclusive.
+fn armor(form: &[u8]) -> Vec<bool> {
+    let mut out = vec![false; form.len()];
+    let mut i = 0;
+    while let Some(at) = find(&form[i..], b"-----").map(|p| p + i) {
+        let rest = &form[at + 5..];
+        // Any separator after the word: a space, `%20`, `+` in the URL forms.
+        i = if rest.starts_with(b"begin") || rest.starts_with(b"end") {
+            let close = find(&rest[3..], b"-----").map_or(form.len(), |p| at + 5 + 3 + p + 5);
+            let close = close.min(form.len());
+            out[at..close].iter_mut().for_each(|a| *a = true);
+            close
+        } else {
+            at + 5
+        };
+        if i >= form.len() {
+            break;
+        }
+    }
+    out
+}
+
+/// Byte spans of `text` that are a whole `exact` form (case kept), or [`FRAGMENT_LEN`] or more
+/// bytes of a `long` one, ASCII case ignored.
+fn spans(text: &[u8], exact: &[Vec<u8>], long: &[Vec<u8>], grams: &Grams) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
-    // Whole forms shorter than a fragment (longer ones are found as fragments below).
-    for form in forms
-        .iter()
-        .filter(|f| !f.is_empty() && f.len() < FRAGMENT_LEN)
-    {
+    for form in exact.iter().filter(|f| !f.is_empty()) {
         let mut from = 0;
-        while let Some(pos) = find(&lower[from..], form) {
+        while let Some(pos) = find(&text[from..], form) {
             out.push((from + pos, from + pos + form.len()));
             from += pos + form.len();
         }
     }
+    let forms = long;
+    let lower = text.to_ascii_lowercase();
     let mut i = 0;
     while i + FRAGMENT_LEN <= lower.len() {
         let Some(candidates) = grams.get(&key(&lower[i..i + FRAGMENT_LEN])) else {
@@ -304,12 +345,19 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The span of `text`'s end that is the start of a form (the longest such start), if any.
+/// The span of `text`'s end that is the start of a form, at least [`MIN_REDACTED_LEN`] bytes of
+/// it (the longest such start), if any. Shorter starts are left: one or two characters a secret
+/// happens to begin with are mostly not the secret.
 fn cut_end(text: &[u8], forms: &[Vec<u8>]) -> Option<(usize, usize)> {
-    let lower = text.to_ascii_lowercase();
+    let longest = forms.iter().map(Vec::len).max().unwrap_or(0);
+    let lower = text[text.len().saturating_sub(longest)..].to_ascii_lowercase();
     forms
         .iter()
-        .filter_map(|form| (1..form.len()).rev().find(|&k| lower.ends_with(&form[..k])))
+        .filter_map(|form| {
+            (MIN_REDACTED_LEN..form.len())
+                .rev()
+                .find(|&k| lower.ends_with(&form[..k]))
+        })
         .max()
         .map(|k| (text.len() - k, text.len()))
 }
@@ -357,7 +405,19 @@ fn redact_json(value: &mut serde_json::Value, r: &Redactor) {
             let entries = std::mem::take(map);
             for (k, mut v) in entries {
                 redact_json(&mut v, r);
-                map.insert(r.text(&k), v);
+                // Two keys redacted alike keep both entries: `[REDACTED]`, `[REDACTED]#2`, ...
+                let key = r.text(&k);
+                let key = (1..)
+                    .map(|n| {
+                        if n == 1 {
+                            key.clone()
+                        } else {
+                            format!("{key}#{n}")
+                        }
+                    })
+                    .find(|k| !map.contains_key(k))
+                    .unwrap_or(key);
+                map.insert(key, v);
             }
         }
         _ => {}
@@ -453,7 +513,7 @@ mod tests {
     #[test]
     fn fragments_of_a_secret_are_redacted_wherever_they_appear() {
         let secret = "MMMMMMMMMMMMMMMMMMMMabcdefghijklmnopqrstuvwxyzabcdefghijkl".to_owned();
-        let r = Redactor::new(forms(&secret));
+        let r = Redactor::new(forms(&secret), byte_forms(&secret));
         // QuickJS keeps 63 bytes of a property name in a TypeError.
         assert_eq!(
             r.text(&format!(
@@ -464,13 +524,13 @@ mod tests {
         );
         // The formatter's cut of a long string; the first line of a multi-line secret.
         let pem = "-----BEGIN KEY-----\nMIIsecretline0123\n-----END KEY-----";
-        let r = Redactor::new(forms(pem));
+        let r = Redactor::new(forms(pem), byte_forms(pem));
         assert_eq!(
             r.text("[ [Error: MIIsecretline0123] ]"),
             "[ [Error: [REDACTED]] ]"
         );
         // A URL parser lowercased the host; the secret's bytes in a printed buffer.
-        let r = Redactor::new(forms("sk-LIVE-abc123XYZ"));
+        let r = Redactor::new(forms("sk-LIVE-abc123XYZ"), byte_forms("sk-LIVE-abc123XYZ"));
         assert_eq!(
             r.text("http://sk-live-abc123xyz.example/"),
             "http://[REDACTED].example/"
@@ -480,13 +540,56 @@ mod tests {
             "<[REDACTED]>"
         );
         // JSON printed inside an object: escaped twice.
-        let r = Redactor::new(forms("a\"b\\c-secret"));
+        let r = Redactor::new(forms("a\"b\\c-secret"), byte_forms("a\"b\\c-secret"));
         assert_eq!(
             r.text(r#"{ body: '{"k":"a\\"b\\\\c-secret"}' }"#),
             r#"{ body: '{"k":"[REDACTED]"}' }"#
         );
         // Text that shares less than a fragment with the secret is left alone.
         assert_eq!(r.text("c-secre and a\"b"), "c-secre and a\"b");
+    }
+
+    /// Found by a review (2026-12-01): output with no secret in it was redacted.
+    #[test]
+    fn output_without_the_secret_is_left_alone() {
+        let r = Redactor::new(forms("hunter22"), byte_forms("hunter22"));
+        // A cut stream ending in a character or two a secret begins with, or its hex and
+        // decimal bytes' first digits; a piece of a printed buffer (three bytes of the secret).
+        let mut o = outcome("total: 1\nmore", serde_json::json!(1));
+        o.truncated = true;
+        redact_outcome(&mut o, &["hunter22".to_owned()]);
+        assert_eq!(o.stdout, "total: 1\nmore");
+        let mut o = outcome("path h", serde_json::json!(1));
+        o.truncated = true;
+        redact_outcome(&mut o, &["hunter22".to_owned()]);
+        assert_eq!(o.stdout, "path h");
+        assert_eq!(
+            r.text("[ 110, 116, 101, 114, 32, 50 ]"),
+            "[ 110, 116, 101, 114, 32, 50 ]"
+        );
+        assert_eq!(
+            r.text("[ 104, 117, 110, 116, 101, 114, 50, 50 ]"),
+            "[ [REDACTED] ]"
+        );
+        // A short secret is matched as written.
+        let r = Redactor::new(forms("abcd"), byte_forms("abcd"));
+        assert_eq!(r.text("ABCDEFG Abcdef abcd"), "ABCDEFG Abcdef [REDACTED]");
+        // A PEM key's armor lines are public.
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+        let r = Redactor::new(forms(pem), byte_forms(pem));
+        assert_eq!(
+            r.text("-----BEGIN CERTIFICATE----- no PRIVATE KEY here"),
+            "-----BEGIN CERTIFICATE----- no PRIVATE KEY here"
+        );
+        assert_eq!(r.text("key MIIEvQIBADANBgkq"), "key [REDACTED]");
+        // Keys redacted alike keep both entries.
+        let long = "hunter22-correct-horse";
+        let mut v = serde_json::json!({"HUNTER22-CORRECT-HORSE": 1, long: 2, "other": 3});
+        redact_json(&mut v, &Redactor::new(forms(long), byte_forms(long)));
+        assert_eq!(
+            v,
+            serde_json::json!({"[REDACTED]": 1, "[REDACTED]#2": 2, "other": 3})
+        );
     }
 
     #[test]
@@ -498,7 +601,7 @@ mod tests {
     }
 
     fn stream(s: &str, secret: &str) -> String {
-        Redactor::new(forms(secret)).stream(s, false)
+        Redactor::new(forms(secret), byte_forms(secret)).stream(s, false)
     }
 
     #[test]
@@ -517,7 +620,10 @@ mod tests {
             "internal error: x [REDACTED]"
         );
         let mut v = serde_json::json!({"k": ["a hunter22 b"], "hunter22": 1});
-        redact_json(&mut v, &Redactor::new(forms("hunter22")));
+        redact_json(
+            &mut v,
+            &Redactor::new(forms("hunter22"), byte_forms("hunter22")),
+        );
         assert_eq!(
             v,
             serde_json::json!({"k": ["a [REDACTED] b"], "[REDACTED]": 1})

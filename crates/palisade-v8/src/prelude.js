@@ -75,15 +75,18 @@
 
   // The first `n` elements of a typed array as a string of those code units, a flat string per
   // 8,192 units: one `+=` per unit made a rope of n one-unit strings (about 32 bytes each), so a
-  // 5 MB fetch body needed some 160 MB and hit the memory limit. A plain array of exactly the
-  // units goes to fromCharCode, so no prototype a guest changed is read.
+  // 5 MB fetch body needed some 160 MB and hit the memory limit.
+  // `chunk` has all 8,192 elements as its own properties from before guest code ran: writing
+  // one, and fromCharCode reading them and its length, never reaches a prototype (a fresh array
+  // `a[i] = x` would run a setter the guest put on Array.prototype, inside the mailbox).
+  const chunk = JSONparse("[" + apply(String.prototype.repeat, "0,", [8191]) + "0]");
   function units(view, n) {
     let s = "";
     for (let at = 0; at < n; at += 8192) {
       const m = n - at < 8192 ? n - at : 8192;
-      const a = [];
-      for (let i = 0; i < m; i++) a[i] = view[at + i];
-      s += apply(fromCharCode, undefined, a);
+      for (let i = 0; i < m; i++) chunk[i] = view[at + i];
+      const all = apply(fromCharCode, undefined, chunk);
+      s += m === 8192 ? all : sslice(all, 0, m);
     }
     return s;
   }

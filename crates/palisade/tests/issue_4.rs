@@ -145,6 +145,8 @@ fn serve(stream: TcpStream, port: u16, log: &Mutex<Vec<String>>) -> std::io::Res
                 "",
                 &vec![b'a'; query.parse().unwrap_or(0)],
             )?,
+            // A Location in raw UTF-8, not percent-encoded.
+            "/utf8-redirect" => respond(&mut out, "302 Found", "location: /caf\u{e9}\r\n", b"")?,
             // `/status?300`: that status, with a Location back to /hello.
             "/status" => respond(
                 &mut out,
@@ -243,14 +245,17 @@ fn issue_4_regression_redirects_keep_credentials_and_statuses_as_whatwg_says() {
                 const same = await (await fetch({same:?}, {{ headers }})).json();
                 const manual = await fetch({same:?}, {{ redirect: 'manual' }});
                 const multiple = await fetch({multiple:?});
+                const utf8 = await fetch({utf8:?});
                 return [cross.headers, same.headers,
                         [manual.type, manual.status, manual.ok, manual.headers.get('location'),
                          await manual.text()],
-                        [multiple.status, multiple.redirected, await multiple.text()]];
+                        [multiple.status, multiple.redirected, await multiple.text()],
+                        [utf8.redirected, utf8.url.endsWith('/caf%C3%A9')]];
             }})()"#,
             cross = server.url(&format!("/redirect?to={other}/echo")),
             same = server.url("/redirect?to=/echo"),
             multiple = server.url("/status?300"),
+            utf8 = server.url("/utf8-redirect"),
         );
         let v = value(kind, &run(sandbox, &src, policy.clone()))?;
         check(
@@ -262,7 +267,8 @@ fn issue_4_regression_redirects_keep_credentials_and_statuses_as_whatwg_says() {
                     ["x-keep", "k"]
                 ],
                 ["opaqueredirect", 0, false, null, ""],
-                [300, false, "not followed"]
+                [300, false, "not followed"],
+                [true, true]
             ]),
             || format!("{kind}: {v}"),
         )
