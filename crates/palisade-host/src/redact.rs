@@ -230,15 +230,19 @@ impl Redactor {
         }
         // The search runs on the text without its line breaks (against the forms without
         // theirs), which finds every match the text itself has and those across lines too.
-        // Byte offsets in `s` of each byte kept in `joined`.
-        let mut joined = Vec::with_capacity(s.len());
-        let mut origin = Vec::with_capacity(s.len());
-        for (i, &b) in s.as_bytes().iter().enumerate() {
-            if b != b'\n' {
-                joined.push(b);
-                origin.push(i);
-            }
-        }
+        let joined: Vec<u8> = s.bytes().filter(|&b| b != b'\n').collect();
+        // Where each line break was, as the position in `joined` of the byte after it
+        // (non-decreasing): a byte at `j` in `joined` is at `j + (breaks at or before j)` in `s`.
+        // (A table of every byte's offset cost 8 bytes per output byte: 60 MiB of output took
+        // 684 MB instead of 193, measured in a review on 2026-12-01.)
+        let breaks: Vec<usize> = s
+            .bytes()
+            .enumerate()
+            .filter(|&(_, b)| b == b'\n')
+            .enumerate()
+            .map(|(n, (at, _))| at - n)
+            .collect();
+        let origin = |j: usize| j + breaks.partition_point(|&b| b <= j);
         let mut found = spans(
             &joined,
             &self.joined_exact,
@@ -251,7 +255,7 @@ impl Redactor {
         let spans = found
             .into_iter()
             .filter(|&(a, b)| a < b)
-            .map(|(a, b)| (origin[a], origin[b - 1] + 1))
+            .map(|(a, b)| (origin(a), origin(b - 1) + 1))
             .collect();
         replace(s, spans)
     }
