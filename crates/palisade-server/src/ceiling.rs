@@ -31,6 +31,8 @@ const CONTRACT_MAX_STACK: u64 = 64 << 20;
 pub const DEFAULT_MAX_RESULT: u64 = 256 << 20;
 /// See [`DEFAULT_MAX_RESULT`].
 pub const DEFAULT_MAX_OUTPUT: u64 = 256 << 20;
+/// The default `max_fetch_bytes`: 256 MiB of response bodies per run.
+pub const DEFAULT_MAX_FETCH_BYTES: u64 = 256 << 20;
 
 /// The largest limits a request or a deployed function may ask for (`[max_limits]`).
 ///
@@ -102,6 +104,22 @@ pub enum CeilingError {
         entry: String,
         /// What it names: the address range, or a `localhost` name.
         what: String,
+    },
+    /// `fetch.max_requests` × `fetch.max_response_bytes` above `max_fetch_bytes`.
+    #[error(
+        "policy.fetch.max_requests ({requests}) × policy.fetch.max_response_bytes ({bytes}) \
+         lets one run hold {total} of response bodies, above this server's max_fetch_bytes \
+         ({ceiling})"
+    )]
+    FetchBytes {
+        /// `max_requests`.
+        requests: u32,
+        /// `max_response_bytes`, spelled out.
+        bytes: String,
+        /// Their product, spelled out.
+        total: String,
+        /// The ceiling, spelled out.
+        ceiling: String,
     },
     /// A `fetch.allow` entry outside every `fetch_allow_ceiling` entry.
     #[error(
@@ -182,8 +200,9 @@ impl MaxLimits {
     }
 }
 
-/// Which `fetch.allow` entries a request or a function may name.
-#[derive(Debug, Clone, Default)]
+/// Which `fetch.allow` entries a request or a function may name, and how much its fetch may
+/// hold. The default: no internal addresses, no ceiling list, [`DEFAULT_MAX_FETCH_BYTES`].
+#[derive(Debug, Clone)]
 pub struct FetchRules {
     /// Whether entries may name internal addresses and `localhost` names
     /// (`allow_internal_fetch`).
@@ -194,6 +213,8 @@ pub struct FetchRules {
     /// same, or narrower) reaches nothing the operator has not allowed every tenant, and
     /// passes as it is.
     pub operator: Vec<UrlPattern>,
+    /// The most response-body bytes a run may hold (`max_fetch_bytes`).
+    pub max_bytes: u64,
 }
 
 /// What a `localhost` name is: `localhost` itself or a name under it (RFC 6761 has both
@@ -235,11 +256,38 @@ fn within(ceiling: &UrlPattern, entry: &UrlPattern) -> bool {
         && under(&ceiling.path, &entry.path)
 }
 
+impl Default for FetchRules {
+    fn default() -> Self {
+        FetchRules {
+            allow_internal: false,
+            ceiling: None,
+            operator: Vec::new(),
+            max_bytes: DEFAULT_MAX_FETCH_BYTES,
+        }
+    }
+}
+
 impl FetchRules {
+    /// Checks that `policy`'s fetch caps hold at most `max_bytes` of bodies in one run.
+    pub fn check_bytes(&self, policy: &Policy) -> Result<(), CeilingError> {
+        let f = &policy.fetch;
+        let total = u64::from(f.max_requests).saturating_mul(f.max_response_bytes);
+        if total > self.max_bytes {
+            return Err(CeilingError::FetchBytes {
+                requests: f.max_requests,
+                bytes: bytes(f.max_response_bytes),
+                total: bytes(total),
+                ceiling: bytes(self.max_bytes),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks every `fetch.allow` entry of `policy` (a request's or a function's, after the
     /// server's defaults were applied) that does not lie inside an entry of the server's own
     /// `[policy]`.
     pub fn check(&self, policy: &Policy) -> Result<(), CeilingError> {
+        self.check_bytes(policy)?;
         for entry in &policy.fetch.allow {
             if self.operator.iter().any(|o| within(o, entry)) {
                 continue;
@@ -371,5 +419,19 @@ mod tests {
         assert!(segment
             .check(&policy(&["https://api.example.com/v1x"]))
             .is_err());
+    }
+
+    #[test]
+    fn fetch_bodies_a_run_may_hold_are_capped() {
+        let rules = FetchRules::default();
+        rules.check(&Policy::default()).unwrap();
+        let mut p = Policy::default();
+        p.fetch.max_requests = 1000;
+        p.fetch.max_response_bytes = 1 << 30;
+        let e = rules.check(&p).unwrap_err().to_string();
+        assert!(e.contains("max_fetch_bytes"), "{e}");
+        p.fetch.max_requests = u32::MAX;
+        p.fetch.max_response_bytes = u64::MAX;
+        assert!(rules.check(&p).is_err(), "the product saturates");
     }
 }

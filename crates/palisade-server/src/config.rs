@@ -106,6 +106,12 @@ pub struct Config {
     /// one of these: the same scheme, host and port, and a path under its path. Unset (the
     /// default): any entry `allow_internal_fetch` permits; empty: none.
     pub fetch_allow_ceiling: Option<Vec<UrlPattern>>,
+    /// The most response-body bytes one run's `fetch` may hold: `policy.fetch.max_requests` ×
+    /// `max_response_bytes` of a request or a function (the server's own `[policy]` included)
+    /// may not exceed it. Unread bodies are held by the worker outside the guest's memory
+    /// limit, so without it one tenant's policy could ask a worker for gigabytes. Default
+    /// 256 MiB (the library's default policy asks 16 × 5 MiB).
+    pub max_fetch_bytes: u64,
     /// The encrypted secret store (see `palisade secrets`), keyed by `PALISADE_MASTER_KEY`.
     pub secrets: Option<PathBuf>,
     /// API keys. With none, authentication is off and every request acts for tenant `default`.
@@ -134,6 +140,7 @@ impl Default for Config {
             policy: Policy::default(),
             allow_internal_fetch: false,
             fetch_allow_ceiling: None,
+            max_fetch_bytes: crate::ceiling::DEFAULT_MAX_FETCH_BYTES,
             secrets: None,
             keys: Vec::new(),
         }
@@ -164,6 +171,7 @@ impl Config {
             allow_internal: self.allow_internal_fetch,
             ceiling: self.fetch_allow_ceiling.clone(),
             operator: self.policy.fetch.allow.clone(),
+            max_bytes: self.max_fetch_bytes,
         }
     }
 
@@ -212,6 +220,11 @@ impl Config {
             return Err(ConfigFileError::Parse(format!(
                 "the default [limits] (the library's defaults where not set) must be within \
                  [max_limits]: {e}"
+            )));
+        }
+        if let Err(e) = self.fetch_rules().check_bytes(&self.policy) {
+            return Err(ConfigFileError::Parse(format!(
+                "the default [policy] must be within max_fetch_bytes: {e}"
             )));
         }
         if !self.allow_internal_fetch {

@@ -1480,6 +1480,18 @@ async fn regression_a_tenants_fetch_allowlist_may_not_name_internal_addresses() 
             && message.contains("allow_internal_fetch"),
         "{message}"
     );
+    // Nor may it have a worker hold gigabytes of unread response bodies.
+    let greedy = json!({
+        "source": "1",
+        "policy": {"fetch": {"allow": ["https://api.example.com/"], "max_requests": 1000,
+                   "max_response_bytes": 1073741824u64}},
+    });
+    let (status, err) = error_of(s.send_json("/v1/execute", KEY_A, &greedy).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("max_fetch_bytes"),
+        "{err}"
+    );
     for (entry, named) in [
         ("http://169.254.169.254/latest/", "cloud metadata"),
         ("http://[::1]:8080/", "loopback"),
