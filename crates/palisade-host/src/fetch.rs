@@ -419,10 +419,17 @@ impl Fetcher {
             let outcome = handle.block_on(async {
                 tokio::time::timeout(budget, async {
                     let mut resp = rb.send().await.map_err(|e| failed(describe(&url, &e)))?;
-                    let is_redirect = followed_redirect(resp.status())
-                        && resp.headers().contains_key(reqwest::header::LOCATION);
+                    // Where a redirect leads, if this is one fetch follows. Raw UTF-8 in a
+                    // Location is read as UTF-8, as browsers and undici read it (`to_str`
+                    // accepts only visible ASCII). A redirect's body is never read: followed,
+                    // the next hop answers; under `manual`, the guest gets an opaque response.
+                    let location = resp
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .filter(|_| followed_redirect(resp.status()))
+                        .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
                     let mut data = Vec::new();
-                    if !is_redirect || manual {
+                    if location.is_none() {
                         while let Some(chunk) =
                             resp.chunk().await.map_err(|e| failed(describe(&url, &e)))?
                         {
@@ -434,11 +441,11 @@ impl Fetcher {
                             data.extend_from_slice(&chunk);
                         }
                     }
-                    Ok::<_, HostError>((resp, data))
+                    Ok::<_, HostError>((resp, location, data))
                 })
                 .await
             });
-            let (resp, data) = match outcome {
+            let (resp, location, data) = match outcome {
                 Err(_) => {
                     return Err(failed(format!(
                         "{url}: timed out after {} ms",
@@ -448,15 +455,7 @@ impl Fetcher {
                 Ok(r) => r?,
             };
             let status = resp.status();
-            // Raw UTF-8 in a Location is read as UTF-8, as browsers and undici read it (to_str
-            // accepts only visible ASCII, and such a redirect was neither followed nor given
-            // its body).
-            let location = resp
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
-            let follow = followed_redirect(status) && location.is_some();
-            if follow && manual {
+            if location.is_some() && manual {
                 // WHATWG: an opaque-redirect response: status 0, no headers, no body.
                 let meta = ResponseMeta {
                     status: 0,
@@ -472,7 +471,7 @@ impl Fetcher {
                     .map(HostValue::Str)
                     .map_err(failed);
             }
-            if let (true, Some(location)) = (follow, location) {
+            if let Some(location) = location {
                 if req.redirect == "error" {
                     return Err(failed(format!(
                         "{url} redirected to {location} and the redirect mode is \"error\""
