@@ -205,10 +205,7 @@ impl UrlPattern {
             return false;
         }
         let path = url.path();
-        if self.path == "/" {
-            return true;
-        }
-        if path == self.path {
+        if self.path == "/" || path == self.path {
             return true;
         }
         let lower = path.to_ascii_lowercase();
@@ -225,10 +222,18 @@ impl UrlPattern {
         {
             return false;
         }
-        match path.strip_prefix(&self.path) {
-            Some(rest) => self.path.ends_with('/') || rest.starts_with('/'),
-            None => false,
-        }
+        self.covers_path(path)
+    }
+
+    /// Whether `path` is this entry's path or lies under it, at a segment boundary when the
+    /// entry's path does not end in `/` (`/v1` covers `/v1/x`, not `/v1x`), as written: what
+    /// [`UrlPattern::matches`] also requires of its encodings is not checked here.
+    pub fn covers_path(&self, path: &str) -> bool {
+        self.path == "/"
+            || path == self.path
+            || path
+                .strip_prefix(&self.path)
+                .is_some_and(|rest| self.path.ends_with('/') || rest.starts_with('/'))
     }
 }
 

@@ -238,22 +238,15 @@ pub fn internal_host(host: &str) -> Option<String> {
 }
 
 /// Whether `entry` lies inside `ceiling`: the same scheme, host and port (both are normalized
-/// when parsed), and a path under the ceiling's path as [`UrlPattern::matches`] reads a prefix
-/// (at a segment boundary when it does not end in `/`). Every URL the entry lets through then
+/// when parsed), and a path under the ceiling's path ([`UrlPattern::covers_path`], as
+/// `UrlPattern::matches` reads a prefix). Every URL the entry lets through then
 /// has a path the ceiling lets through too: dot segments, encoded or not, were resolved when
 /// the entry was parsed.
 fn within(ceiling: &UrlPattern, entry: &UrlPattern) -> bool {
-    let under = |prefix: &str, path: &str| {
-        prefix == "/"
-            || path == prefix
-            || path
-                .strip_prefix(prefix)
-                .is_some_and(|rest| prefix.ends_with('/') || rest.starts_with('/'))
-    };
     ceiling.scheme == entry.scheme
         && ceiling.host == entry.host
         && ceiling.port == entry.port
-        && under(&ceiling.path, &entry.path)
+        && ceiling.covers_path(&entry.path)
 }
 
 impl Default for FetchRules {
