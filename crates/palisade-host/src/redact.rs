@@ -24,13 +24,14 @@ pub const FRAGMENT_LEN: usize = 10;
 /// the guest asking ([`forms`]): escaped inside a quoted string once or twice (console output of
 /// an object, `JSON.stringify`, both), percent-encoded in a URL (fetch's errors and
 /// `Response.url`), and its UTF-8 bytes as the console formatter prints a buffer. Any run of
-/// [`FRAGMENT_LEN`] or more bytes of one of those forms is replaced too, and overlapping or
-/// touching matches become one `[REDACTED]`.
+/// [`FRAGMENT_LEN`] or more bytes of one of those forms is replaced too (except the byte forms,
+/// secrets shorter than a fragment, and PEM armor lines), and overlapping or touching matches
+/// become one `[REDACTED]`.
 ///
 /// In stdout and stderr a match may also span the line breaks between console calls (the secret
 /// printed in pieces, one `console.log` each): the whole span becomes `[REDACTED]`. When the
-/// output cap cut the output, a stream that ends with the start of a secret, however short, has
-/// that end replaced too.
+/// output cap cut the output, the stream it cut, if it ends with at least [`MIN_REDACTED_LEN`]
+/// bytes of the start of a secret, has that end replaced too.
 ///
 /// A guest that means to get a secret out can always transform it first (reverse it, encode it
 /// some other way); redaction stops the accidental leaks, as the README's security model says.
@@ -315,7 +316,6 @@ fn spans(text: &[u8], exact: &[Vec<u8>], long: &[Vec<u8>], grams: &Grams) -> Vec
             from += pos + form.len();
         }
     }
-    let forms = long;
     let lower = text.to_ascii_lowercase();
     let mut i = 0;
     while i + FRAGMENT_LEN <= lower.len() {
@@ -325,7 +325,7 @@ fn spans(text: &[u8], exact: &[Vec<u8>], long: &[Vec<u8>], grams: &Grams) -> Vec
         };
         let (mut start, mut end) = (i, i + FRAGMENT_LEN);
         for &(f, at) in candidates {
-            let form = &forms[f];
+            let form = &long[f];
             let left = (1..=at.min(i))
                 .take_while(|&k| lower[i - k] == form[at - k])
                 .count();

@@ -665,9 +665,13 @@ async fn metrics_text(s: &Server) -> String {
 }
 
 fn metric(text: &str, series: &str) -> u64 {
+    metric_if_any(text, series).unwrap_or_else(|| panic!("no {series} in {text}"))
+}
+
+/// A series' value, if the text has it (a counter appears once it was first counted).
+fn metric_if_any(text: &str, series: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in {text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1689,14 +1693,11 @@ async fn regression_a_run_whose_client_hung_up_is_still_recorded_counted_and_cla
         .await;
     assert!(gone.is_err(), "the client hung up");
     let counted = |text: &str| {
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix("palisade_executions_total{engine=\"quickjs\",kind=\"timeout\"}")?
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(0)
+        metric_if_any(
+            text,
+            "palisade_executions_total{engine=\"quickjs\",kind=\"timeout\"}",
+        )
+        .unwrap_or(0)
     };
     let started = Instant::now();
     while counted(&metrics_text(&s).await) == 0 {
