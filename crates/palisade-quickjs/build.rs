@@ -15,11 +15,16 @@ use rquickjs_sys as qjs;
 
 /// (output name, source path relative to this crate, QuickJS file name, backtrace barrier).
 const SCRIPTS: &[(&str, &str, &str, bool)] = &[
-    ("host", "../palisade-core/js/host.js", "eval_script", false),
+    (
+        "host",
+        "../palisade-core/js/host.js",
+        "palisade:host",
+        false,
+    ),
     (
         "host_fetch",
         "../palisade-core/js/host_fetch.js",
-        "eval_script",
+        "palisade:fetch",
         false,
     ),
     (
@@ -31,10 +36,10 @@ const SCRIPTS: &[(&str, &str, &str, bool)] = &[
     (
         "deterministic",
         "../palisade-core/js/deterministic.js",
-        "eval_script",
+        "palisade:deterministic",
         false,
     ),
-    ("protos", "js/protos.js", "eval_script", false),
+    ("protos", "js/protos.js", "palisade:protos", false),
 ];
 
 fn main() {

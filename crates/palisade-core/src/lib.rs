@@ -61,9 +61,10 @@ pub const HOST_JS: &str = include_str!("../js/host.js");
 pub const HOST_FETCH_JS: &str = include_str!("../js/host_fetch.js");
 
 /// [`HOST_JS`] and [`HOST_FETCH_JS`] as one expression whose value is a two-argument factory
-/// `(primordials, hostcall)`, with the fetch part bound in: for engines that evaluate the prelude
-/// once and keep the result (the wasm engine's snapshot, the v8 engine's prepared contexts),
-/// where reading the fetch part lazily would save nothing.
+/// `(primordials, hostcall)`, with the fetch part bound in: for the v8 engine, which evaluates
+/// its whole prelude once per prepared context, where reading the fetch part lazily would save
+/// nothing. (The QuickJS engines compile the two as scripts of their own, [`HOST_JS_FILE`] and
+/// [`HOST_FETCH_JS_FILE`], so frames inside them read the same on both.)
 pub fn host_prelude_bound() -> String {
     let strip = |js: &'static str| js.trim_end().trim_end_matches(';');
     format!(
@@ -72,6 +73,56 @@ pub fn host_prelude_bound() -> String {
         strip(HOST_JS),
         strip(HOST_FETCH_JS)
     )
+}
+
+/// The file name every engine gives [`HOST_JS`], so a frame inside it reads the same on every
+/// QuickJS build (`palisade:host:62:27`).
+pub const HOST_JS_FILE: &str = "palisade:host";
+/// The file name every engine gives [`HOST_FETCH_JS`] (compiled as a script of its own, so its
+/// frames' lines are the file's own).
+pub const HOST_FETCH_JS_FILE: &str = "palisade:fetch";
+/// The file name every engine gives [`DETERMINISTIC_JS`].
+pub const DETERMINISTIC_JS_FILE: &str = "palisade:deterministic";
+/// The file name every engine gives [`CONSOLE_JS`].
+pub const CONSOLE_JS_FILE: &str = "palisade:console";
+
+/// Whether one line of a stack is a frame in one of Palisade's own scripts: its location (the
+/// last parenthesised part, or what follows `at ` when there is none) is a `palisade:` file.
+/// A guest's function name cannot make a frame of its own file look like one: only the
+/// location counts.
+///
+/// ```
+/// use palisade_core::is_host_frame;
+/// assert!(is_host_frame("    at domError (palisade:host:62:27)"));
+/// assert!(is_host_frame("    at palisade:prelude:12:3"));
+/// assert!(!is_host_frame("    at f (palisade:x (main.js:1:5)"));
+/// assert!(!is_host_frame("    at f (main.js:1:5)"));
+/// ```
+pub fn is_host_frame(line: &str) -> bool {
+    let Some(frame) = line.trim().strip_prefix("at ") else {
+        return false;
+    };
+    let location = match frame.strip_suffix(')').and_then(|f| f.rsplit_once(" (")) {
+        Some((_, loc)) => loc,
+        None => frame,
+    };
+    location.starts_with("palisade:")
+}
+
+/// An uncaught error's stack as the outcome reports it on every engine: without the frames of
+/// Palisade's own scripts (the host prelude, the console formatter, the V8 engine's run
+/// wrapper), which are the host's internals and differ from engine to engine. What the guest
+/// itself reads from `error.stack` is left as the engine made it.
+///
+/// ```
+/// let stack = "    at domError (palisade:host:62:27)\n    at <eval> (main.js:1:7)\n";
+/// assert_eq!(palisade_core::without_host_frames(stack), "    at <eval> (main.js:1:7)\n");
+/// ```
+pub fn without_host_frames(stack: &str) -> String {
+    stack
+        .split_inclusive('\n')
+        .filter(|l| !is_host_frame(l))
+        .collect()
 }
 
 /// The message engines use for a stack overflow (`RangeError`), the same as V8's.

@@ -754,7 +754,7 @@ fn guest_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, file: &str) -> GuestError 
             return GuestError {
                 name,
                 message: message.unwrap_or_default(),
-                stack,
+                stack: stack.as_deref().map(palisade_core::without_host_frames),
                 line: pos.map(|p| p.0),
                 column: pos.map(|p| p.1),
             };

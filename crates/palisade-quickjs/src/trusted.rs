@@ -38,11 +38,11 @@ macro_rules! trusted {
 
 trusted!(
     /// The host prelude: a factory that builds the host APIs ([`palisade_core::HOST_JS`]).
-    HOST, "host", palisade_core::HOST_JS, "eval_script", false
+    HOST, "host", palisade_core::HOST_JS, "palisade:host", false
 );
 trusted!(
     /// `fetch`, `Headers` and `Response`, read when a run first reads one of them.
-    HOST_FETCH, "host_fetch", palisade_core::HOST_FETCH_JS, "eval_script", false
+    HOST_FETCH, "host_fetch", palisade_core::HOST_FETCH_JS, "palisade:fetch", false
 );
 trusted!(
     /// The console formatter's factory; a backtrace barrier, so guest stacks never show it.
@@ -50,11 +50,11 @@ trusted!(
 );
 trusted!(
     /// Deterministic mode's clock behind `Date`.
-    DETERMINISTIC, "deterministic", palisade_core::DETERMINISTIC_JS, "eval_script", false
+    DETERMINISTIC, "deterministic", palisade_core::DETERMINISTIC_JS, "palisade:deterministic", false
 );
 trusted!(
     /// The prototypes of async, generator and async generator functions, which have no global.
-    PROTOS, "protos", include_str!("../js/protos.js"), "eval_script", false
+    PROTOS, "protos", include_str!("../js/protos.js"), "palisade:protos", false
 );
 
 #[cfg(test)]
@@ -80,6 +80,17 @@ mod tests {
                 );
             }
         });
+    }
+
+    /// The shared scripts carry the file names every engine gives them, so a frame inside one
+    /// reads the same on the wasm engine (and the outcome drops it, as a `palisade:` file).
+    #[test]
+    fn shared_scripts_have_the_file_names_every_engine_uses() {
+        assert_eq!(HOST.filename, palisade_core::HOST_JS_FILE);
+        assert_eq!(HOST_FETCH.filename, palisade_core::HOST_FETCH_JS_FILE);
+        assert_eq!(DETERMINISTIC.filename, palisade_core::DETERMINISTIC_JS_FILE);
+        assert_eq!(CONSOLE.filename, palisade_core::CONSOLE_JS_FILE);
+        assert!(PROTOS.filename.starts_with("palisade:"));
     }
 
     /// Every script also runs from its bytecode in a real engine run (the prelude, the console,

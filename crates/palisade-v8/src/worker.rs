@@ -853,7 +853,7 @@ struct Described {
 fn clean_stack(stack: &str, prog: &Program) -> String {
     let mut out: Vec<String> = Vec::new();
     for line in stack.lines() {
-        if line.contains("palisade:prelude") || line.trim() == "at eval (<anonymous>)" {
+        if palisade_core::is_host_frame(line) || line.trim() == "at eval (<anonymous>)" {
             continue;
         }
         let mut l = Some(line.to_owned());

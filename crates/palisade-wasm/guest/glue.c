@@ -134,6 +134,7 @@ enum {
     FIELD_HOST_JS = 12,
     FIELD_PREPARE_JS = 13,
     FIELD_DETERMINISTIC_JS = 14,
+    FIELD_HOST_FETCH_JS = 15,
 };
 
 enum {
@@ -871,16 +872,20 @@ EXPORT(wizer-initialize) void pal_init(void)
     if (JS_IsException(formatter))
         init_fail("console formatter");
 
-    JSValue args[5];
+    /* The shared scripts under the file names the native engine gives them
+     * (palisade_core::HOST_JS_FILE, ...), each a script of its own: frames inside them then read
+     * the same on both engines. */
+    JSValue args[6];
     args[0] = js_dup(prim);
     args[1] = new_func(ctx, make_thrower, "thrower", 0, JS_UNDEFINED, JS_UNDEFINED);
-    args[2] = eval_field(FIELD_DETERMINISTIC_JS, "eval_script", 0);
-    args[3] = eval_field(FIELD_HOST_JS, "eval_script", 0);
-    args[4] = new_func_len(ctx, hostcall, "hostcall", 2, 0, JS_UNDEFINED, JS_UNDEFINED);
+    args[2] = eval_field(FIELD_DETERMINISTIC_JS, "palisade:deterministic", 0);
+    args[3] = eval_field(FIELD_HOST_JS, "palisade:host", 0);
+    args[4] = eval_field(FIELD_HOST_FETCH_JS, "palisade:fetch", 0);
+    args[5] = new_func_len(ctx, hostcall, "hostcall", 2, 0, JS_UNDEFINED, JS_UNDEFINED);
     JSValue prepare = eval_field(FIELD_PREPARE_JS, "palisade:prepare", JS_EVAL_FLAG_STRICT);
-    apply_fn = JS_Call(ctx, prepare, JS_UNDEFINED, 5, vc(args));
+    apply_fn = JS_Call(ctx, prepare, JS_UNDEFINED, 6, vc(args));
     JS_FreeValue(ctx, prepare);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         JS_FreeValue(ctx, args[i]);
     if (JS_IsException(apply_fn))
         init_fail("policy preparation");

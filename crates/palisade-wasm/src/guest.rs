@@ -94,7 +94,8 @@ pub(crate) fn compiled(fuel: bool, options: &WasmOptions) -> Result<Arc<Compiled
 pub(crate) struct InitTexts {
     pub(crate) capture: String,
     pub(crate) console: &'static str,
-    pub(crate) host: String,
+    pub(crate) host: &'static str,
+    pub(crate) host_fetch: &'static str,
     pub(crate) prepare: String,
     pub(crate) deterministic: &'static str,
 }
@@ -104,7 +105,8 @@ impl InitTexts {
         InitTexts {
             capture: palisade_core::primordials::capture_js(),
             console: palisade_core::CONSOLE_JS,
-            host: palisade_core::host_prelude_bound(),
+            host: palisade_core::HOST_JS,
+            host_fetch: palisade_core::HOST_FETCH_JS,
             prepare: prepare_js(),
             deterministic: palisade_core::DETERMINISTIC_JS,
         }
@@ -114,6 +116,7 @@ impl InitTexts {
         self.capture.hash(h);
         self.console.hash(h);
         self.host.hash(h);
+        self.host_fetch.hash(h);
         self.prepare.hash(h);
         self.deterministic.hash(h);
     }

@@ -36,6 +36,7 @@ const FIELD_CONSOLE_JS: i32 = 11;
 const FIELD_HOST_JS: i32 = 12;
 const FIELD_PREPARE_JS: i32 = 13;
 const FIELD_DETERMINISTIC_JS: i32 = 14;
+const FIELD_HOST_FETCH_JS: i32 = 15;
 
 const REPORT_JSON: i32 = 0;
 const REPORT_NAME: i32 = 1;
@@ -224,6 +225,7 @@ impl HostState {
             FIELD_HOST_JS => init?.host.as_bytes(),
             FIELD_PREPARE_JS => init?.prepare.as_bytes(),
             FIELD_DETERMINISTIC_JS => init?.deterministic.as_bytes(),
+            FIELD_HOST_FETCH_JS => init?.host_fetch.as_bytes(),
             _ => return None,
         })
     }
@@ -983,7 +985,10 @@ impl Classify<'_> {
         let guest = GuestError {
             name: report.name,
             message: report.message.unwrap_or_default(),
-            stack: report.stack,
+            stack: report
+                .stack
+                .as_deref()
+                .map(palisade_core::without_host_frames),
             line: pos.map(|p| p.0),
             column: pos.map(|p| p.1),
         };

@@ -398,3 +398,41 @@ fn issue_3_runs_see_their_own_policys_globals_whatever_ran_before() {
         }
     }
 }
+
+/// An error thrown inside Palisade's own scripts (the host prelude, its fetch part, the
+/// deterministic clock) has frames there, which the guest can print: they must read the same as
+/// on the native engine. Before, the wasm guest evaluated the prelude with its fetch part bound in
+/// one script and called the files `eval_script`, so every such frame was a line off (and fetch
+/// frames hundreds of lines off). The outcome of an uncaught one drops those frames.
+#[test]
+fn issue_3_frames_in_palisade_scripts_read_the_same_as_on_the_native_engine() {
+    let src = r#"
+        const show = (e) => console.log(e.name, e.stack);
+        try { crypto.getRandomValues(5) } catch (e) { show(e) }
+        try { new Headers([["a"]]) } catch (e) { show(e) }
+        try { new Response(1, { status: 7 }) } catch (e) { show(e) }
+        crypto.subtle.digest("nope", new Uint8Array(1)).catch(show);
+        fetch("https://api.example.com/", { method: "A B" }).catch(show);
+        try { Date.prototype.getTime.call(1) } catch (e) { show(e) }
+        new Headers([["a"]]);
+    "#;
+    let mut policy = Policy {
+        deterministic: Some(Deterministic::default()),
+        ..Policy::default()
+    };
+    policy.fetch.allow = vec!["https://api.example.com/".parse().expect("pattern")];
+    let req = Request::script(src).with_policy(policy);
+    let got = engine().execute(&req, no_host());
+    let want = QuickJs::new().execute(&req, no_host());
+    for file in ["palisade:host:", "palisade:fetch:"] {
+        assert!(want.stdout.contains(file), "{}", want.stdout);
+    }
+    assert_eq!(got.stdout, want.stdout);
+    assert_eq!(got.result, want.result);
+    let stack = match &got.result {
+        Err(palisade_core::ExecError::Exception(g)) => g.stack.clone().unwrap_or_default(),
+        other => panic!("expected an exception, got {other:?}"),
+    };
+    assert!(!stack.contains("palisade:"), "{stack}");
+    assert!(stack.contains("at <eval> (script.js:9:"), "{stack}");
+}

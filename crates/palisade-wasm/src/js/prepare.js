@@ -3,13 +3,14 @@
 // native engine does (palisade-quickjs/src/policy.rs), keeping the originals hidden. Returns the
 // per-run `apply(changes, allowEval, allowShared, random, now)`.
 //
-// Called as prepare(M)(P, thrower, det, hostFactory, hostcall): M holds the policy messages,
-// P the primordials, thrower(name, kind, message) makes a function that throws the policy error,
-// det is DETERMINISTIC_JS's installer, hostFactory the host prelude's two-argument factory
-// (palisade_core::host_prelude_bound), hostcall the host door.
+// Called as prepare(M)(P, thrower, det, hostFactory, fetchPart, hostcall): M holds the policy
+// messages, P the primordials, thrower(name, kind, message) makes a function that throws the
+// policy error, det is DETERMINISTIC_JS's installer, hostFactory the host prelude's factory
+// (palisade_core::HOST_JS) and fetchPart its fetch part (HOST_FETCH_JS), both evaluated, and
+// hostcall the host door.
 (function (M) {
   "use strict";
-  return function prepare(P, thrower, det, hostFactory, hostcall) {
+  return function prepare(P, thrower, det, hostFactory, fetchPart, hostcall) {
     const g = globalThis;
     const defineProperty = Object.defineProperty;
     const getPrototypeOf = Object.getPrototypeOf;
@@ -22,7 +23,7 @@
     delete g[Symbol.toStringTag];
 
     // The host prelude: each of its globals the factory defines becomes a global.
-    const host = hostFactory(P, hostcall);
+    const host = hostFactory(P, hostcall, function () { return fetchPart; });
     for (let i = 0; i < M.hostGlobals.length; i++) {
       const v = host[M.hostGlobals[i]];
       if (v !== undefined) {
