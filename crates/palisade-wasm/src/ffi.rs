@@ -5,18 +5,28 @@ use std::path::Path;
 
 use wasmtime::{Engine, Module};
 
-/// Loads a module that [`wasmtime::Module::serialize`] wrote to `path`.
+/// Loads a module Wasmtime serialized into our on-disk cache, mapping the file (Wasmtime keeps the
+/// mapping, and uses it as the memory image's copy-on-write source).
 ///
-/// The file is one of ours: it lives in Palisade's cache directory, is written atomically
-/// (temp file + rename), is named by a hash of the guest, the init texts and the engine's
-/// compatibility hash, and its contents were checked against the checksum stored beside them
-/// before this is called (`checked` is the verified bytes).
-pub(crate) fn deserialize(engine: &Engine, checked: &[u8], path: &Path) -> Result<Module, String> {
-    // SAFETY: `Module::deserialize` trusts its input to be a module Wasmtime itself serialized.
-    // `checked` is exactly the bytes this engine's `Module::serialize` produced and we wrote to
-    // our cache (the caller verified a checksum over them), and Wasmtime still rejects bytes
-    // from an incompatible engine configuration or version by their header.
-    unsafe { Module::deserialize(engine, checked) }.map_err(|e| format!("{}: {e}", path.display()))
+/// The file is one of ours: it lives in Palisade's cache directory, is named by a hash of the
+/// guest, the init texts and the engine's compatibility hash, and its contents were checked
+/// against the checksum stored after them, through this same open file, before this is called.
+/// Cache files are never changed in place: each is written whole to a temporary file and renamed
+/// over the old name (`guest::store_cached`), and a bad one is unlinked, so the inode mapped
+/// here keeps its contents for as long as the module lives.
+pub(crate) fn deserialize_file(
+    engine: &Engine,
+    checked: std::fs::File,
+    path: &Path,
+) -> Result<Module, String> {
+    // SAFETY: `Module::deserialize_open_file` trusts the file to be a module Wasmtime itself
+    // serialized, left unchanged while the module lives. The file holds exactly the bytes this
+    // engine's `Module::serialize` produced, followed by our 16-byte checksum trailer, which the
+    // caller verified over this open file; Wasmtime still rejects bytes from an incompatible
+    // engine configuration or version by their header. Our files are only ever replaced by
+    // rename or unlinked, never written in place (see above).
+    unsafe { Module::deserialize_open_file(engine, checked) }
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Whether [`discard`] helps here: only where Wasmtime resets a pool slot by its written pages

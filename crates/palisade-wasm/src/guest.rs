@@ -328,32 +328,61 @@ fn cache_dir(options: &WasmOptions) -> Option<PathBuf> {
 }
 
 fn checksum(bytes: &[u8]) -> [u8; 16] {
-    // CRC-32 (hardware-accelerated: two SipHash passes over the 3.5 MB file were a tenth of a
-    // warm first run) with the length: the file is ours, so this guards against truncation and
-    // corruption, not against a writer who could put any file there.
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(bytes);
+    checksum_of(crc, bytes.len() as u64)
+}
+
+/// The 16-byte trailer of a cache file: CRC-32 (hardware-accelerated: two SipHash passes over
+/// the 3.5 MB file were a tenth of a warm first run) with the length. The file is ours, so this
+/// guards against truncation and corruption, not against a writer who could put any file there.
+fn checksum_of(crc: crc32fast::Hasher, len: u64) -> [u8; 16] {
     let mut out = [0u8; 16];
-    out[..4].copy_from_slice(&crc32fast::hash(bytes).to_le_bytes());
-    out[4..12].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+    out[..4].copy_from_slice(&crc.finalize().to_le_bytes());
+    out[4..12].copy_from_slice(&len.to_le_bytes());
     out[12..].copy_from_slice(b"pal1");
     out
 }
 
 /// A cached module, if the file exists, is intact and loads; a bad file is removed.
+///
+/// The file is checked through a small buffer and then mapped by Wasmtime
+/// (`ffi::deserialize_file`), not read into memory and copied: reading the 3.5 MB into a fresh
+/// buffer and copying it into Wasmtime's own mapping (and its memory image into a memfd) were
+/// about half of a one-shot `palisade run --engine wasm` (perf, 2026-12-01).
 fn load_cached(engine: &Engine, path: &Path) -> Option<Module> {
-    let bytes = std::fs::read(path).ok()?;
-    let body_len = bytes.len().checked_sub(16)?;
-    let (body, sum) = bytes.split_at(body_len);
-    if checksum(body) != sum {
+    let mut file = std::fs::File::open(path).ok()?;
+    let module = match intact(&mut file) {
+        true => crate::ffi::deserialize_file(engine, file, path).ok(),
+        false => None,
+    };
+    if module.is_none() {
         let _ = std::fs::remove_file(path);
-        return None;
     }
-    match crate::ffi::deserialize(engine, body, path) {
-        Ok(m) => Some(m),
-        Err(_) => {
-            let _ = std::fs::remove_file(path);
-            None
+    module
+}
+
+/// Whether an open cache file ends with the checksum of everything before it.
+fn intact(file: &mut std::fs::File) -> bool {
+    use std::io::Read;
+    let Some(body_len) = file.metadata().ok().and_then(|m| m.len().checked_sub(16)) else {
+        return false;
+    };
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut left = body_len;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        match file.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                crc.update(&buf[..n]);
+                left -= n as u64;
+            }
         }
     }
+    let mut sum = [0u8; 16];
+    file.read_exact(&mut sum).is_ok() && checksum_of(crc, body_len) == sum
 }
 
 fn store_cached(module: &Module, path: &Path) -> Result<(), WasmError> {
@@ -439,5 +468,34 @@ mod tests {
     #[test]
     fn checksum_detects_changes() {
         assert_ne!(checksum(b"abc"), checksum(b"abd"));
+    }
+
+    /// A cache file is mapped only once the checksum over the open file matches; a changed or
+    /// cut file is refused and removed, so the next run compiles afresh.
+    #[test]
+    fn a_cache_file_loads_only_while_intact() {
+        let engine = Engine::new(&engine_config(false).unwrap()).unwrap();
+        let module = Module::new(&engine, b"\0asm\x01\0\0\0").unwrap();
+        let dir = std::env::temp_dir().join(format!("palisade-cache-test-{}", std::process::id()));
+        let path = dir.join("m.cwasm");
+        store_cached(&module, &path).unwrap();
+        assert!(
+            load_cached(&engine, &path).is_some(),
+            "an intact file loads"
+        );
+        let good = std::fs::read(&path).unwrap();
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 1;
+        let cut = &good[..good.len() - 1];
+        for bad in [&flipped[..], cut, &good[..10]] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(
+                load_cached(&engine, &path).is_none(),
+                "{} bytes loaded",
+                bad.len()
+            );
+            assert!(!path.exists(), "a bad file is removed");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
