@@ -231,6 +231,12 @@ fn json(s: &str) -> Result<serde_json::Value, String> {
 }
 
 fn main() -> ExitCode {
+    // Guest code runs in UTC on every engine: the wasm guest's libc knows no other zone, and
+    // the native engine's QuickJS asks the C library for the local zone, which would otherwise
+    // tell the guest the host's zone (and give a different `Date` than the wasm engine). Set
+    // before any thread exists; v8 workers and service workers inherit it (and are spawned
+    // with it anyway).
+    std::env::set_var("TZ", "UTC");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

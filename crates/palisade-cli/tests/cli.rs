@@ -382,3 +382,29 @@ fn issue_2_regression_input_nested_as_deep_as_the_contract_allows() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("deeper than the 1000 allowed"), "{err}");
 }
+
+/// Guest code runs in UTC on every engine, whatever the host's zone: the native engine's
+/// QuickJS asked the C library, which read the host's `TZ`, so a guest there saw the host's zone
+/// and a different `Date` than on the wasm engine (UTC always). Issue 3: the same outcome on
+/// quickjs and wasm.
+#[test]
+fn issue_3_guest_dates_are_utc_whatever_the_hosts_zone() {
+    let src = "[new Date(2020, 6, 1, 12).getTime(), new Date(0).getTimezoneOffset(), \
+               new Date(2020, 6, 1, 12).getHours()]";
+    for engine in ["quickjs", "wasm", "v8"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_palisade"))
+            .args(["run", "--engine", engine, "--json", "-e", src])
+            .env("TZ", "America/New_York")
+            .output()
+            .expect("palisade starts");
+        let v = json(&out);
+        if engine == "v8" && v["error"]["kind"] == "engine_unavailable" {
+            continue;
+        }
+        assert_eq!(
+            v["value"],
+            serde_json::json!([1_593_604_800_000_i64, 0, 12]),
+            "{engine}: {v}"
+        );
+    }
+}

@@ -261,6 +261,8 @@ impl Worker {
             .ok_or_else(|| std::io::Error::other("empty worker command"))?;
         let mut child = Command::new(program)
             .args(args)
+            // Guest code runs in UTC (see palisade-cli's main): never the host's zone.
+            .env("TZ", "UTC")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

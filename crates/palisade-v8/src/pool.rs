@@ -74,6 +74,8 @@ impl Worker {
             flags.push_str(&format!("--stack-size={}", (bytes / 1024).max(64)));
         }
         let mut child = Command::new(&exe)
+            // Guest code runs in UTC on every engine, never in the host's zone (V8 reads `TZ`).
+            .env("TZ", "UTC")
             .env(worker::ENV_FLAG, "1")
             .env(worker::ENV_LIB, &located.lib)
             .env(worker::ENV_ICU, &located.icu)
