@@ -436,3 +436,29 @@ fn issue_3_frames_in_palisade_scripts_read_the_same_as_on_the_native_engine() {
     assert!(!stack.contains("palisade:"), "{stack}");
     assert!(stack.contains("at <eval> (script.js:9:"), "{stack}");
 }
+
+/// The global object's own keys come in the same order as on the native engine, under the
+/// default policy and under policies that add or remove host globals, whatever ran before in
+/// the same engine. Before, the wasm snapshot defined the host globals before the
+/// `WebAssembly` stub (`...,console,crypto,WebAssembly,input` against the native
+/// `...,console,WebAssembly,crypto,input`), and a global a run restored came after `input`.
+#[test]
+fn issue_3_the_global_objects_keys_come_in_the_native_engines_order() {
+    const KEYS: &str = "Reflect.ownKeys(globalThis).map(String).join()";
+    let mut perf = Policy::default();
+    perf.globals.insert(palisade_core::HostGlobal::Performance);
+    let mut bare = Policy::default();
+    bare.globals.clear();
+    let mut all = Policy::permissive();
+    all.fetch.allow = vec!["https://api.example.com/".parse().expect("pattern")];
+    all.secrets.insert("TOKEN".into());
+    let wasm = engine();
+    let native = QuickJs::new();
+    for policy in [Policy::default(), perf, bare, all, Policy::default()] {
+        let req = Request::script(KEYS).with_policy(policy);
+        let got = wasm.execute(&req, no_host());
+        let want = native.execute(&req, no_host());
+        assert!(want.result.is_ok(), "{}", want.to_json());
+        assert_eq!(got.result, want.result);
+    }
+}

@@ -22,14 +22,6 @@
     // neither does ECMAScript's.
     delete g[Symbol.toStringTag];
 
-    // The host prelude: each of its globals the factory defines becomes a global.
-    const host = hostFactory(P, hostcall, function () { return fetchPart; });
-    for (let i = 0; i < M.hostGlobals.length; i++) {
-      const v = host[M.hostGlobals[i]];
-      if (v !== undefined) {
-        defineProperty(g, M.hostGlobals[i], { value: v, writable: true, configurable: true, enumerable: false });
-      }
-    }
     const originals = {};
     const protos = [getPrototypeOf(async function () {}), getPrototypeOf(function* () {}),
       getPrototypeOf(async function* () {})];
@@ -77,6 +69,17 @@
     if (Object.getOwnPropertyDescriptor(g, "console") !== undefined) {
       defineProperty(g, "console", { enumerable: false });
     }
+
+    // The host prelude: each of its globals the factory defines becomes a global. After the
+    // stubs above, as the native engine installs them (policy::prepare, then install_host), so
+    // the global object's own keys come in the same order on both engines.
+    const host = hostFactory(P, hostcall, function () { return fetchPart; });
+    for (let i = 0; i < M.hostGlobals.length; i++) {
+      const v = host[M.hostGlobals[i]];
+      if (v !== undefined) {
+        defineProperty(g, M.hostGlobals[i], { value: v, writable: true, configurable: true, enumerable: false });
+      }
+    }
     P.originals = originals;
 
     // Every global's value stays referenced from here, so a run's deletions (apply's `changes`)
@@ -111,13 +114,26 @@
 
     // `changes`: the globals to delete, and as "+name" those to restore, beyond the default.
     return function apply(changes, allowEval, allowShared, random, now) {
+      let restored = false;
       for (let i = 0; i < changes.length; i++) {
         const name = changes[i];
         if (name.charCodeAt(0) === 43 /* + */) {
           const d = removedByDefault[name.slice(1)];
-          if (d !== undefined) defineProperty(g, name.slice(1), d);
+          if (d !== undefined) {
+            defineProperty(g, name.slice(1), d);
+            restored = true;
+          }
         } else {
           delete g[name];
+        }
+      }
+      // The native engine defines `input` after a run's host globals: keep it last here too, so
+      // the global object's keys come in the same order.
+      if (restored) {
+        const d = Object.getOwnPropertyDescriptor(g, "input");
+        if (d !== undefined) {
+          delete g.input;
+          defineProperty(g, "input", d);
         }
       }
       if (random !== undefined) {
