@@ -330,6 +330,8 @@ impl Fresh {
         ctx.with(|ctx| {
             let p = run::capture_primordials(&ctx)?;
             let _ = ctx.store_userdata(p.clone());
+            let _ = ctx.store_userdata(ffi::ModuleTable(modules.clone()));
+            ffi::set_module_normalizer(&ctx);
             run::install_console(&ctx, &output)?;
             // The policy first: it deletes QuickJS's own extras (its `performance` among them),
             // which the host prelude may then define in Palisade's shape.

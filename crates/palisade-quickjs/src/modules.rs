@@ -78,6 +78,20 @@ impl Resolver for Modules {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
+        self.resolve_name(ctx, base, name)
+    }
+}
+
+impl Modules {
+    /// The normalized name `name` imported from `base` resolves to, or the policy error (thrown).
+    /// QuickJS reaches this through `ffi::normalize_module_name`, which reads both names as
+    /// text the way every engine does.
+    pub(crate) fn resolve_name(
+        &self,
+        ctx: &Ctx<'_>,
+        base: &str,
+        name: &str,
+    ) -> rquickjs::Result<String> {
         crate::run::shielded(ctx, || {
             Self::check_stack(ctx)?;
             let found = {

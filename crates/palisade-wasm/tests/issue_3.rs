@@ -462,3 +462,32 @@ fn issue_3_the_global_objects_keys_come_in_the_native_engines_order() {
         assert_eq!(got.result, want.result);
     }
 }
+
+/// A module specifier with a lone surrogate reads as one U+FFFD on both QuickJS engines, as
+/// every string crossing to the host does: a supplied module of that name loads, and any other
+/// is the policy's denial. Before, rquickjs's strict conversion failed on the native engine
+/// first (`exception`, "Conversion from string failed"), where wasm resolved the name.
+#[test]
+fn issue_3_module_specifiers_with_lone_surrogates_resolve_alike() {
+    let cases = [
+        Request::module("import k from './\\ud800.js'; export default k;")
+            .with_module("./\u{FFFD}.js", "export default 42;"),
+        Request::module("import k from './\\udc00'; export default k;"),
+        Request::module(
+            "const out = []; for (const s of ['./\\ud800.js', './\\ud800x']) { try { \
+             out.push((await import(s)).default) } catch (e) { out.push(e.message) } } \
+             export default out;",
+        )
+        .with_module("./\u{FFFD}.js", "export default 7;"),
+    ];
+    let wasm = engine();
+    let native = QuickJs::new();
+    for (i, req) in cases.iter().enumerate() {
+        let got = wasm.execute(req, no_host());
+        let want = native.execute(req, no_host());
+        assert_eq!(got.result, want.result, "case {i}: {}", want.to_json());
+        assert!(!want.to_json().contains("Conversion"), "{}", want.to_json());
+    }
+    let first = native.execute(&cases[0], no_host());
+    assert_eq!(first.result, Ok(serde_json::json!(42)), "{}", first.to_json());
+}

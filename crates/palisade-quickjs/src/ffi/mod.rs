@@ -549,6 +549,73 @@ pub(crate) fn to_text(ctx: &Ctx<'_>, v: &Value<'_>) -> Option<String> {
     Some(text)
 }
 
+/// The run's module table, kept in the context's Rust-side data when the runtime is built, for
+/// [`normalize_module_name`] (which QuickJS calls with no way to reach it otherwise).
+pub(crate) struct ModuleTable(pub(crate) crate::modules::Modules);
+
+// SAFETY: `ModuleTable` holds no JS value and no lifetime: it is the same type for every `'js`.
+unsafe impl<'js> rquickjs::JsLifetime<'js> for ModuleTable {
+    type Changed<'to> = ModuleTable;
+}
+
+/// Makes [`normalize_module_name`] QuickJS's module-name normalizer on `ctx`'s runtime, in place
+/// of rquickjs's, which converts the names strictly and fails on a lone surrogate ("Conversion
+/// from string failed") before the resolver runs, where the wasm engine reads one U+FFFD. The
+/// loader stays rquickjs's: the names it gets are ours, always UTF-8. Call after
+/// `Runtime::set_loader` and after storing the [`ModuleTable`].
+pub(crate) fn set_module_normalizer(ctx: &Ctx<'_>) {
+    // SAFETY: the runtime is live while `ctx` is borrowed; the normalizer is a plain function
+    // that needs no opaque state beyond what it reads from the context it is called with.
+    unsafe {
+        let rt = qjs::JS_GetRuntime(ctx.as_raw().as_ptr());
+        qjs::JS_SetModuleNormalizeFunc2(rt, Some(normalize_module_name));
+    }
+}
+
+/// QuickJS's module-name normalizer: both names as text (each lone surrogate one U+FFFD, as on
+/// every engine), resolved by the run's [`ModuleTable`]. Returns a `js_malloc`ed name, or null
+/// with an exception pending.
+unsafe extern "C" fn normalize_module_name(
+    ctx: *mut qjs::JSContext,
+    base: *const std::ffi::c_char,
+    name: *const std::ffi::c_char,
+    _attributes: qjs::JSValue,
+    _opaque: *mut std::ffi::c_void,
+) -> *mut std::ffi::c_char {
+    let Some(raw) = std::ptr::NonNull::new(ctx) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: QuickJS calls this on the thread that holds the runtime, with a live context;
+    // `from_raw` takes its own reference, released when `ctx` drops.
+    let ctx = unsafe { Ctx::from_raw(raw) };
+    // SAFETY: QuickJS passes NUL-terminated strings it owns for the length of the call.
+    let (base, name) = unsafe {
+        (
+            std::ffi::CStr::from_ptr(base).to_bytes(),
+            std::ffi::CStr::from_ptr(name).to_bytes(),
+        )
+    };
+    let base = palisade_core::text::from_quickjs_utf8(base);
+    let name = palisade_core::text::from_quickjs_utf8(name);
+    let table = ctx.userdata::<ModuleTable>().map(|t| t.0.clone());
+    let resolved = match table {
+        Some(modules) => modules.resolve_name(&ctx, &base, &name),
+        None => Err(rquickjs::Exception::throw_internal(
+            &ctx,
+            "no module table on this runtime",
+        )),
+    };
+    match resolved {
+        // SAFETY: the context is live; QuickJS takes ownership of the copy it gets back.
+        Ok(s) => unsafe { qjs::js_strndup(ctx.as_raw().as_ptr(), s.as_ptr().cast(), s.len() as _) },
+        Err(rquickjs::Error::Exception) => std::ptr::null_mut(),
+        Err(e) => {
+            let _ = rquickjs::Exception::throw_internal(&ctx, &e.to_string());
+            std::ptr::null_mut()
+        }
+    }
+}
+
 /// A copy of an `ArrayBuffer`'s bytes (`None` if it is detached).
 pub(crate) fn array_buffer_copy(buffer: &rquickjs::ArrayBuffer<'_>) -> Option<Vec<u8>> {
     // SAFETY: `as_bytes` is unsafe because the slice would dangle if guest code detached or
