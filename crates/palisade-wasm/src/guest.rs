@@ -406,7 +406,50 @@ fn store_cached(module: &Module, path: &Path) -> Result<(), WasmError> {
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         err(e.to_string())
-    })
+    })?;
+    prune(dir, path, KEEP_CACHED);
+    Ok(())
+}
+
+/// Compiled snapshots a cache directory keeps: every guest, init text or Wasmtime change makes
+/// a new 3.5 MB file under a new name, and without pruning each upgrade left its files behind
+/// for good. Six is three versions' plain and fuel-counting compilations, so processes of a few
+/// versions sharing a directory do not evict each other's.
+const KEEP_CACHED: usize = 6;
+
+/// Removes all but the `keep` most recently written compiled snapshots in `dir` (never `current`),
+/// and temporary files a writer left there over an hour ago. Best effort: a file another process
+/// has mapped stays valid once unlinked, and one it needs again is compiled again.
+fn prune(dir: &Path, current: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let mut cached = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
+        let path = entry.path();
+        if name.starts_with(".palisade-wasm-") && name.ends_with(".tmp") {
+            let old = now
+                .duration_since(modified)
+                .is_ok_and(|age| age > Duration::from_secs(3600));
+            if old {
+                let _ = std::fs::remove_file(&path);
+            }
+        } else if name.starts_with("palisade-wasm-") && name.ends_with(".cwasm") && path != current
+        {
+            cached.push((modified, path));
+        }
+    }
+    // Newest first; `current` is one of the kept.
+    cached.sort_by_key(|c| std::cmp::Reverse(c.0));
+    for (_, path) in cached.into_iter().skip(keep.saturating_sub(1)) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// How often the deadline is checked while guest code runs.
@@ -468,6 +511,48 @@ mod tests {
     #[test]
     fn checksum_detects_changes() {
         assert_ne!(checksum(b"abc"), checksum(b"abd"));
+    }
+
+    /// A directory keeps the newest compiled snapshots (the one just written among them), drops
+    /// older ones and stale temporary files, and leaves everything else alone.
+    #[test]
+    fn pruning_keeps_the_newest_snapshots_and_nothing_else_goes() {
+        let dir = std::env::temp_dir().join(format!("palisade-prune-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = std::time::SystemTime::now() - Duration::from_secs(10 * 3600);
+        let touch = |name: &str, hours: u64| {
+            let path = dir.join(name);
+            let f = std::fs::File::create(&path).unwrap();
+            f.set_modified(base + Duration::from_secs(hours * 3600))
+                .unwrap();
+            path
+        };
+        let names: Vec<String> = (0..8).map(|i| format!("palisade-wasm-{i}.cwasm")).collect();
+        for (i, name) in names.iter().enumerate() {
+            touch(name, i as u64);
+        }
+        // The file just written is kept even if its clock reads older than the others.
+        let current = touch("palisade-wasm-current.cwasm", 0);
+        touch(".palisade-wasm-x.cwasm.1.tmp", 0);
+        touch(".palisade-wasm-y.cwasm.2.tmp", 10);
+        touch("unrelated.txt", 0);
+        prune(&dir, &current, 3);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".palisade-wasm-y.cwasm.2.tmp",
+                "palisade-wasm-6.cwasm",
+                "palisade-wasm-7.cwasm",
+                "palisade-wasm-current.cwasm",
+                "unrelated.txt"
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A cache file is mapped only once the checksum over the open file matches; a changed or

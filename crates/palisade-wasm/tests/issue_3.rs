@@ -489,5 +489,10 @@ fn issue_3_module_specifiers_with_lone_surrogates_resolve_alike() {
         assert!(!want.to_json().contains("Conversion"), "{}", want.to_json());
     }
     let first = native.execute(&cases[0], no_host());
-    assert_eq!(first.result, Ok(serde_json::json!(42)), "{}", first.to_json());
+    assert_eq!(
+        first.result,
+        Ok(serde_json::json!(42)),
+        "{}",
+        first.to_json()
+    );
 }
