@@ -5,6 +5,54 @@ use std::path::Path;
 
 use wasmtime::{Engine, Module};
 
+/// Loads a module that [`wasmtime::Module::serialize`] wrote to `path`, from its bytes (copied
+/// into Wasmtime's own memory): for a cache on a filesystem where mapping it is not safe
+/// ([`on_local_filesystem`]).
+///
+/// The file is one of ours: it lives in Palisade's cache directory, is written atomically
+/// (temp file + rename), is named by a hash of the guest, the init texts and the engine's
+/// compatibility hash, and its contents were checked against the checksum stored after them
+/// before this is called (`checked` is the verified bytes).
+pub(crate) fn deserialize(engine: &Engine, checked: &[u8], path: &Path) -> Result<Module, String> {
+    // SAFETY: `Module::deserialize` trusts its input to be a module Wasmtime itself serialized.
+    // `checked` is exactly the bytes this engine's `Module::serialize` produced and we wrote to
+    // our cache (the caller verified a checksum over them), and Wasmtime still rejects bytes
+    // from an incompatible engine configuration or version by their header.
+    unsafe { Module::deserialize(engine, checked) }.map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Whether `file` is on a local filesystem, where a mapping of it keeps the contents of the
+/// inode it mapped for as long as it lives (our cache files are only ever replaced by rename or
+/// unlinked). Not so on network or user-space filesystems (NFS, SMB, FUSE, ...): another host can
+/// replace or remove the file, and pages not yet read then fault (`SIGBUS`). Anything not on
+/// this list, or a failed `fstatfs`, counts as not local.
+pub(crate) fn on_local_filesystem(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    const LOCAL: [u32; 9] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0x8584_58F6, // ramfs
+        0x794C_7630, // overlayfs
+        0x2FC1_2FC2, // zfs
+        0xF2F5_2010, // f2fs
+        0xCA45_1A4E, // bcachefs
+    ];
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `fstatfs` fills the struct it is given, for a descriptor we own and keep open.
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return false;
+    }
+    // SAFETY: `fstatfs` returned 0, so it initialised the struct (zeroed before in any case).
+    let kind = unsafe { st.assume_init() }.f_type;
+    // Magic numbers are 32-bit; `f_type`'s integer type varies by platform.
+    #[allow(clippy::unnecessary_cast)]
+    let kind = kind as u32;
+    LOCAL.contains(&kind)
+}
+
 /// Loads a module Wasmtime serialized into our on-disk cache, mapping the file (Wasmtime keeps the
 /// mapping, and uses it as the memory image's copy-on-write source).
 ///
@@ -12,8 +60,11 @@ use wasmtime::{Engine, Module};
 /// guest, the init texts and the engine's compatibility hash, and its contents were checked
 /// against the checksum stored after them, through this same open file, before this is called.
 /// Cache files are never changed in place: each is written whole to a temporary file and renamed
-/// over the old name (`guest::store_cached`), and a bad one is unlinked, so the inode mapped
-/// here keeps its contents for as long as the module lives.
+/// over the old name (`guest::store_cached`), and a bad or old one is unlinked; and the caller
+/// maps only files on a local filesystem ([`on_local_filesystem`]), where the inode mapped here
+/// then keeps its contents for as long as the module lives. (Someone else writing into
+/// Palisade's private cache in place is outside this: as with its binary, they could do
+/// anything.)
 pub(crate) fn deserialize_file(
     engine: &Engine,
     checked: std::fs::File,

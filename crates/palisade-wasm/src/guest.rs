@@ -346,20 +346,44 @@ fn checksum_of(crc: crc32fast::Hasher, len: u64) -> [u8; 16] {
 
 /// A cached module, if the file exists, is intact and loads; a bad file is removed.
 ///
-/// The file is checked through a small buffer and then mapped by Wasmtime
-/// (`ffi::deserialize_file`), not read into memory and copied: reading the 3.5 MB into a fresh
-/// buffer and copying it into Wasmtime's own mapping (and its memory image into a memfd) were
-/// about half of a one-shot `palisade run --engine wasm` (perf, 2026-12-01).
+/// On a local filesystem the file is checked through a small buffer and then mapped by
+/// Wasmtime (`ffi::deserialize_file`), not read into memory and copied: reading the 3.5 MB into
+/// a fresh buffer and copying it into Wasmtime's own mapping (and its memory image into a memfd)
+/// were about half of a one-shot `palisade run --engine wasm` (perf, 2026-12-01). Elsewhere
+/// (NFS, SMB, FUSE, ...: another host can replace or remove the file under a mapping, and the
+/// pages not yet read then fault) it is read and copied as before (`ffi::deserialize`).
 fn load_cached(engine: &Engine, path: &Path) -> Option<Module> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let module = match intact(&mut file) {
-        true => crate::ffi::deserialize_file(engine, file, path).ok(),
-        false => None,
+    let file = std::fs::File::open(path).ok()?;
+    let module = if crate::ffi::on_local_filesystem(&file) {
+        load_mapped(engine, file, path)
+    } else {
+        load_copied(engine, file, path)
     };
     if module.is_none() {
         let _ = std::fs::remove_file(path);
     }
     module
+}
+
+/// The module in an open cache file, mapped, if the file is intact.
+fn load_mapped(engine: &Engine, mut file: std::fs::File, path: &Path) -> Option<Module> {
+    if !intact(&mut file) {
+        return None;
+    }
+    crate::ffi::deserialize_file(engine, file, path).ok()
+}
+
+/// The module in an open cache file, read into memory and copied, if the file is intact.
+fn load_copied(engine: &Engine, mut file: std::fs::File, path: &Path) -> Option<Module> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let body_len = bytes.len().checked_sub(16)?;
+    let (body, sum) = bytes.split_at(body_len);
+    if checksum(body) != sum {
+        return None;
+    }
+    crate::ffi::deserialize(engine, body, path).ok()
 }
 
 /// Whether an open cache file ends with the checksum of everything before it.
@@ -397,12 +421,25 @@ fn store_cached(module: &Module, path: &Path) -> Result<(), WasmError> {
         .parent()
         .ok_or_else(|| err("no parent directory".into()))?;
     std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    // A name no other writer has (processes in containers sharing the directory can have the
+    // same pid), created new: no two writers ever write one inode, which someone may map once it
+    // is renamed into place.
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{:016x}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("cache"),
-        std::process::id()
+        std::process::id(),
+        palisade_core::rng::unpredictable_u64()
     ));
-    std::fs::write(&tmp, &bytes).map_err(|e| err(e.to_string()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| err(e.to_string()))?;
+    if let Err(e) = std::io::Write::write_all(&mut file, &bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e.to_string()));
+    }
+    drop(file);
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         err(e.to_string())
@@ -568,12 +605,18 @@ mod tests {
             load_cached(&engine, &path).is_some(),
             "an intact file loads"
         );
+        // Both ways of loading, whichever filesystem this is.
+        let open = || std::fs::File::open(&path).unwrap();
+        assert!(load_mapped(&engine, open(), &path).is_some());
+        assert!(load_copied(&engine, open(), &path).is_some());
         let good = std::fs::read(&path).unwrap();
         let mut flipped = good.clone();
         flipped[good.len() / 2] ^= 1;
         let cut = &good[..good.len() - 1];
         for bad in [&flipped[..], cut, &good[..10]] {
             std::fs::write(&path, bad).unwrap();
+            assert!(load_mapped(&engine, open(), &path).is_none());
+            assert!(load_copied(&engine, open(), &path).is_none());
             assert!(
                 load_cached(&engine, &path).is_none(),
                 "{} bytes loaded",
