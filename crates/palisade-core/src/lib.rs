@@ -86,16 +86,32 @@ pub const DETERMINISTIC_JS_FILE: &str = "palisade:deterministic";
 /// The file name every engine gives [`CONSOLE_JS`].
 pub const CONSOLE_JS_FILE: &str = "palisade:console";
 
-/// Whether one line of a stack is a frame in one of Palisade's own scripts: its location (the
-/// last parenthesised part, or what follows `at ` when there is none) is a `palisade:` file.
-/// A guest's function name cannot make a frame of its own file look like one: only the
-/// location counts.
+/// The file names of Palisade's own scripts on every engine: the host prelude, its fetch part,
+/// the deterministic clock, the console formatter, the native engine's prototypes snippet, and
+/// the wasm guest's primordials capture and policy preparation; V8's whole prelude is
+/// `palisade:prelude`.
+pub const HOST_FILES: &[&str] = &[
+    HOST_JS_FILE,
+    HOST_FETCH_JS_FILE,
+    DETERMINISTIC_JS_FILE,
+    CONSOLE_JS_FILE,
+    "palisade:protos",
+    "palisade:primordials",
+    "palisade:prepare",
+    "palisade:prelude",
+];
+
+/// Whether one line of a stack is a frame in one of Palisade's own scripts ([`HOST_FILES`]):
+/// its location (the last parenthesised part, or what follows `at ` when there is none) is one
+/// of those files, with or without a position. (A guest can print any text as a stack, a
+/// function name included, so this tidies stacks; it guards nothing.)
 ///
 /// ```
 /// use palisade_core::is_host_frame;
 /// assert!(is_host_frame("    at domError (palisade:host:62:27)"));
 /// assert!(is_host_frame("    at palisade:prelude:12:3"));
 /// assert!(!is_host_frame("    at f (palisade:x (main.js:1:5)"));
+/// assert!(!is_host_frame("    at f (palisade:hostile.js:1:5)"));
 /// assert!(!is_host_frame("    at f (main.js:1:5)"));
 /// ```
 pub fn is_host_frame(line: &str) -> bool {
@@ -106,7 +122,11 @@ pub fn is_host_frame(line: &str) -> bool {
         Some((_, loc)) => loc,
         None => frame,
     };
-    location.starts_with("palisade:")
+    HOST_FILES.iter().any(|file| {
+        location
+            .strip_prefix(file)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+    })
 }
 
 /// An uncaught error's stack as the outcome reports it on every engine: without the frames of
@@ -174,16 +194,33 @@ pub fn result_too_deep() -> ExecError {
 }
 
 /// Parses `file:line:col` (the last such triple) out of one stack frame line, e.g.
-/// `    at f (script.js:3:5)` gives `(3, 5)`.
+/// `    at f (script.js:3:5)` gives `(3, 5)`. The file name counts only as a frame's location:
+/// right after `(` or `at `, so a file named `host` is not found in `(palisade:host:62:27)`.
 ///
 /// ```
 /// assert_eq!(palisade_core::frame_position("    at f (script.js:3:5)", "script.js"), Some((3, 5)));
 /// assert_eq!(palisade_core::frame_position("    at script.js:10:1", "script.js"), Some((10, 1)));
 /// assert_eq!(palisade_core::frame_position("    at native", "script.js"), None);
+/// assert_eq!(palisade_core::frame_position("    at f (palisade:host:62:27)", "host"), None);
+/// assert_eq!(palisade_core::frame_position("    at f (my-host:1:2)", "host"), None);
 /// ```
 pub fn frame_position(frame: &str, file: &str) -> Option<(u32, u32)> {
-    let start = frame.find(file)? + file.len();
-    let rest = frame[start..].strip_prefix(':')?;
+    if file.is_empty() {
+        return None;
+    }
+    frame
+        .match_indices(file)
+        .filter(|(i, _)| {
+            let before = &frame[..*i];
+            before.ends_with('(') || before.ends_with("at ")
+        })
+        .filter_map(|(i, _)| position_after(&frame[i + file.len()..]))
+        .last()
+}
+
+/// `:line:col` at the start of `rest`, as numbers.
+fn position_after(rest: &str) -> Option<(u32, u32)> {
+    let rest = rest.strip_prefix(':')?;
     let mut parts = rest.splitn(2, ':');
     let line = parts.next()?.parse().ok()?;
     let col_str = parts.next()?;

@@ -749,12 +749,13 @@ fn guest_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, file: &str) -> GuestError 
         let name = get(obj, "name");
         let message = get(obj, "message");
         if is_error || (name.is_some() && message.is_some()) {
-            let stack = get(obj, "stack");
+            // Positions from the stack the outcome shows, as on every engine.
+            let stack = get(obj, "stack").map(|s| palisade_core::without_host_frames(&s));
             let pos = stack.as_deref().and_then(|s| stack_position(s, file));
             return GuestError {
                 name,
                 message: message.unwrap_or_default(),
-                stack: stack.as_deref().map(palisade_core::without_host_frames),
+                stack,
                 line: pos.map(|p| p.0),
                 column: pos.map(|p| p.1),
             };

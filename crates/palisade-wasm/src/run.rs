@@ -978,17 +978,16 @@ impl Classify<'_> {
     /// The guest's reported error, classified as the native engine classifies it.
     fn failure(&self, report: Report) -> ExecError {
         let file = self.req.file_name();
-        let pos = report
+        // Positions from the stack the outcome shows, as on every engine.
+        let stack = report
             .stack
             .as_deref()
-            .and_then(|s| stack_position(s, file));
+            .map(palisade_core::without_host_frames);
+        let pos = stack.as_deref().and_then(|s| stack_position(s, file));
         let guest = GuestError {
             name: report.name,
             message: report.message.unwrap_or_default(),
-            stack: report
-                .stack
-                .as_deref()
-                .map(palisade_core::without_host_frames),
+            stack,
             line: pos.map(|p| p.0),
             column: pos.map(|p| p.1),
         };
