@@ -409,3 +409,41 @@ fn issue_3_guest_dates_are_utc_whatever_the_hosts_zone() {
         );
     }
 }
+
+/// A guest that catches its policy denials and asks again, with a new 30 MB name each time,
+/// made the host keep every denial message (to tell `policy_denied` from the guest's own
+/// errors): 1.3 GB after forty imports, outside the guest's 256 MiB limit. The host keeps at
+/// most 1 MiB of them per run now (`palisade_core::policy::Denials`). Under a 700 MB data limit
+/// the process aborted before; it now finishes. (The native engine: the wasm pool reserves
+/// address space a data limit refuses.)
+#[test]
+fn issue_4_caught_policy_denials_keep_the_hosts_memory_bounded() {
+    let dir = std::env::temp_dir().join(format!("palisade-denials-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("deny.mjs");
+    std::fs::write(
+        &file,
+        "const s = './' + 'a'.repeat(30e6); let n = 0;\n\
+         for (let i = 0; i < 40; i++) { try { await import(s + i) } catch (e) { n++ } }\n\
+         export default n;\n",
+    )
+    .expect("write the script");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -d 700000; exec '{}' run --json --engine quickjs --memory 256MiB \
+             --timeout 30s '{}'",
+            env!("CARGO_BIN_EXE_palisade"),
+            file.display()
+        ))
+        .output()
+        .expect("sh starts");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["value"], 40);
+}

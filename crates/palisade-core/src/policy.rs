@@ -409,6 +409,60 @@ pub fn denied_message(what: &str, how_to_allow: &str) -> String {
     format!("{DENIED_PREFIX}{what} ({how_to_allow})")
 }
 
+/// The policy denials the host threw to the guest in one run, so that an uncaught error
+/// carrying one is reported as `policy_denied` (and a guest's own error with the same text is
+/// not). Bounded: a guest that catches its denials and asks again, with new names each time
+/// (an import of a 30 MB specifier, forty times, caught), grew the host's memory by gigabytes,
+/// outside any limit the guest has. Repeats are kept once, and past [`Denials::MAX_BYTES`] of
+/// messages no more are kept: an uncaught denial among those is then an `exception`, the
+/// guest's own doing.
+///
+/// ```
+/// use palisade_core::policy::Denials;
+/// let mut d = Denials::default();
+/// d.record("Palisade policy denies eval");
+/// d.record("Palisade policy denies eval");
+/// assert!(d.contains("Palisade policy denies eval"));
+/// assert_eq!(d.bytes(), 27);
+/// d.record(&"x".repeat(Denials::MAX_BYTES));
+/// assert_eq!(d.bytes(), 27);
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Denials {
+    seen: std::collections::HashSet<String>,
+    bytes: usize,
+}
+
+impl Denials {
+    /// The most message bytes one run keeps.
+    pub const MAX_BYTES: usize = 1 << 20;
+
+    /// Keeps `message`, unless it is kept already or would pass [`Denials::MAX_BYTES`].
+    pub fn record(&mut self, message: &str) {
+        if self.seen.contains(message) || self.bytes + message.len() > Self::MAX_BYTES {
+            return;
+        }
+        self.bytes += message.len();
+        self.seen.insert(message.to_owned());
+    }
+
+    /// Whether `message` was kept in this run.
+    pub fn contains(&self, message: &str) -> bool {
+        self.seen.contains(message)
+    }
+
+    /// The message bytes kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Forgets every message (a new run).
+    pub fn clear(&mut self) {
+        self.seen.clear();
+        self.bytes = 0;
+    }
+}
+
 impl Policy {
     /// A policy that allows everything an engine can offer: every host global, the dangerous
     /// built-ins, and every supplied module. For trusted code and conformance suites.

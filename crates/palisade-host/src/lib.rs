@@ -89,7 +89,7 @@ struct State {
     clock: PerformanceClock,
     fetcher: fetch::Fetcher,
     revealed: Vec<String>,
-    denials: Vec<String>,
+    denials: palisade_core::policy::Denials,
 }
 
 /// The clock behind `performance.now()`: milliseconds since the session opened, at 0.1 ms
@@ -151,7 +151,7 @@ impl Session {
                     services.roots.clone(),
                 ),
                 revealed: Vec::new(),
-                denials: Vec::new(),
+                denials: palisade_core::policy::Denials::default(),
             }),
         }
     }
@@ -303,13 +303,13 @@ impl HostCalls for Session {
         let result = self.dispatch(op, arg, bytes);
         if let Err(e) = &result {
             if e.message.starts_with(palisade_core::policy::DENIED_PREFIX) {
-                self.state().denials.push(e.message.clone());
+                self.state().denials.record(&e.message);
             }
         }
         result
     }
 
     fn denied(&self, message: &str) -> bool {
-        self.state().denials.iter().any(|d| d == message)
+        self.state().denials.contains(message)
     }
 }

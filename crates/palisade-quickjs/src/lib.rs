@@ -276,7 +276,7 @@ pub(crate) struct Fresh {
     output: Arc<Mutex<Output>>,
     modules: modules::Modules,
     /// Policy denials thrown to the guest during the current run.
-    denials: Arc<Mutex<Vec<String>>>,
+    denials: Arc<Mutex<palisade_core::policy::Denials>>,
     /// The current run's host, behind the guest's `hostcall` primitive.
     host: HostSlot,
     /// Behind `Math.random`: reseeded for every run (from the policy's seed in deterministic
@@ -317,7 +317,7 @@ impl Fresh {
         let ctx = Context::custom::<Intrinsics>(&rt)
             .map_err(|e| ExecError::internal(format!("cannot create a QuickJS context: {e}")))?;
         let output = Arc::new(Mutex::new(Output::default()));
-        let denials = Arc::new(Mutex::new(Vec::new()));
+        let denials = Arc::new(Mutex::new(palisade_core::policy::Denials::default()));
         let host: HostSlot = Arc::new(Mutex::new(None));
         let rng = Arc::new(Mutex::new(DeterministicRng::new(
             palisade_core::rng::unpredictable_u64(),

@@ -19,7 +19,7 @@ const MODULE_STACK_RESERVE: usize = 128 << 10;
 #[derive(Debug, Clone)]
 pub(crate) struct Modules {
     table: Arc<Mutex<Table>>,
-    denials: Arc<Mutex<Vec<String>>>,
+    denials: Arc<Mutex<palisade_core::policy::Denials>>,
 }
 
 #[derive(Debug, Default)]
@@ -30,7 +30,7 @@ struct Table {
 }
 
 impl Modules {
-    pub(crate) fn new(denials: Arc<Mutex<Vec<String>>>) -> Self {
+    pub(crate) fn new(denials: Arc<Mutex<palisade_core::policy::Denials>>) -> Self {
         Modules {
             table: Arc::default(),
             denials,
@@ -65,7 +65,7 @@ impl Modules {
     /// Records and throws the policy error for an import that is not allowed.
     fn deny(&self, ctx: &Ctx<'_>, name: &str, base: &str) -> rquickjs::Error {
         let message = not_found_message(name, base);
-        crate::lock(&self.denials).push(message.clone());
+        crate::lock(&self.denials).record(&message);
         Exception::throw_type(ctx, &message)
     }
 }

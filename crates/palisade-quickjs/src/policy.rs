@@ -27,12 +27,12 @@ fn thrower<'js>(
     name: &str,
     kind: &'static str,
     message: String,
-    denials: &Arc<Mutex<Vec<String>>>,
+    denials: &Arc<Mutex<palisade_core::policy::Denials>>,
 ) -> rquickjs::Result<Function<'js>> {
     let denials = denials.clone();
     let f = Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<()> {
         crate::run::shielded(&ctx, || {
-            lock(&denials).push(message.clone());
+            lock(&denials).record(&message);
             let ctor: rquickjs::Constructor<'js> = crate::run::primordials(&ctx)?.get(kind)?;
             // Not `ctor.construct`: a guest calls this at any depth (ffi::construct).
             let message = rquickjs::String::from_str(ctx.clone(), &message)?.into_value();
@@ -51,7 +51,7 @@ fn thrower<'js>(
 pub(crate) fn prepare<'js>(
     ctx: &Ctx<'js>,
     primordials: &Object<'js>,
-    denials: &Arc<Mutex<Vec<String>>>,
+    denials: &Arc<Mutex<palisade_core::policy::Denials>>,
 ) -> rquickjs::Result<()> {
     let g = ctx.globals();
     for extra in QUICKJS_EXTRAS {

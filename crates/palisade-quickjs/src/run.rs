@@ -26,7 +26,7 @@ struct RunState<'a> {
     request: &'a Request,
     guard: &'a Guard,
     meter: &'a Meter,
-    denials: &'a Mutex<Vec<String>>,
+    denials: &'a Mutex<palisade_core::policy::Denials>,
     host: &'a dyn HostCalls,
     start: Instant,
     code: &'a CodeCache,
@@ -705,7 +705,7 @@ fn failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
     }
     let stack = st.request.limits.stack.unwrap_or(crate::DEFAULT_STACK);
     palisade_core::classify_uncaught(guest, stack, |m| {
-        lock(st.denials).iter().any(|d| d == m) || st.host.denied(m)
+        lock(st.denials).contains(m) || st.host.denied(m)
     })
 }
 

@@ -190,7 +190,7 @@ impl Io {
 #[derive(Default)]
 struct Shared {
     output: Output,
-    denials: Vec<String>,
+    denials: palisade_core::policy::Denials,
     rng: Option<DeterministicRng>,
     clock: Option<DeterministicClock>,
     pending: Vec<u16>,
@@ -284,7 +284,7 @@ fn message(st: &mut Shared, io: &Io, tag: i32, msg: &[u16]) -> Option<Vec<u16>> 
             None
         }
         3 => {
-            st.denials.push(String::from_utf16_lossy(msg));
+            st.denials.record(&String::from_utf16_lossy(msg));
             None
         }
         4 => {

@@ -92,7 +92,7 @@ pub(crate) struct HostState {
     output: Output,
     output_cap: u64,
     line: Vec<u8>,
-    denials: Vec<String>,
+    denials: palisade_core::policy::Denials,
     host: Option<Arc<dyn HostCalls>>,
     rng: Option<DeterministicRng>,
     clock: Option<DeterministicClock>,
@@ -130,7 +130,7 @@ impl HostState {
             output: Output::new(1 << 20),
             output_cap: 1 << 20,
             line: Vec::new(),
-            denials: Vec::new(),
+            denials: palisade_core::policy::Denials::default(),
             host: None,
             rng: None,
             clock: None,
@@ -194,7 +194,7 @@ impl HostState {
             output: Output::new(req.limits.output),
             output_cap: req.limits.output,
             line: Vec::new(),
-            denials: Vec::new(),
+            denials: palisade_core::policy::Denials::default(),
             host: Some(host),
             rng: det.map(|d| DeterministicRng::new(d.seed)),
             clock: det.map(DeterministicClock::new),
@@ -399,7 +399,7 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "deny",
         |mut c: Ctx<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
             let (mem, st) = memory(&mut c)?;
-            st.denials.push(text(mem, ptr, len)?);
+            st.denials.record(&text(mem, ptr, len)?);
             Ok(())
         },
     )?;
@@ -420,7 +420,7 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 }
                 None => {
                     let message = not_found_message(&name, &base);
-                    st.denials.push(message.clone());
+                    st.denials.record(&message);
                     let n = len_i32(message.len())?;
                     st.pending = message.into_bytes();
                     Ok(-(n + 1))
@@ -442,7 +442,7 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 }
                 None => {
                     let message = not_found_message(&name, &st.file);
-                    st.denials.push(message.clone());
+                    st.denials.record(&message);
                     let n = len_i32(message.len())?;
                     st.pending = message.into_bytes();
                     Ok(-(n + 1))
@@ -842,7 +842,7 @@ pub(crate) fn run(
 struct Classify<'a> {
     req: &'a Request,
     host: &'a dyn HostCalls,
-    denials: &'a [String],
+    denials: &'a palisade_core::policy::Denials,
     start: Instant,
     memory_hit: bool,
     observed: u64,
@@ -993,7 +993,7 @@ impl Classify<'_> {
         };
         let stack = self.req.limits.stack.unwrap_or(crate::DEFAULT_STACK);
         palisade_core::classify_uncaught(guest, stack, |m| {
-            self.denials.iter().any(|d| d == m) || self.host.denied(m)
+            self.denials.contains(m) || self.host.denied(m)
         })
     }
 }
