@@ -3,7 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use palisade_core::policy::{
@@ -47,7 +47,7 @@ pub(crate) const NATIVE_MARGIN: usize = 512 << 10;
 pub(crate) const MAX_WASM_STACK: usize = crate::DEFAULT_STACK as usize * NATIVE_PER_SHADOW;
 
 /// Instances (and memories, tables, fiber stacks) the pool holds: the most executions that can
-/// run at once in one process.
+/// run at once in one process. A caller beyond them waits for a slot ([`Slots`]).
 pub(crate) const POOL_SIZE: u32 = 256;
 
 /// Linear memory kept resident in a pool slot between instances (reset from the image instead
@@ -68,6 +68,53 @@ pub(crate) struct Compiled {
     pub(crate) meter: u32,
     /// Guest heap bytes in use in the snapshot, before any run.
     pub(crate) heap_base: u64,
+    /// The pool's free slots: every execution holds one while its store lives.
+    pub(crate) slots: Slots,
+}
+
+/// The pool slots not in use. Wasmtime's pool has a fixed number of instances and refuses one
+/// more at once with an error; a caller instead waits here for a slot to come free (each run
+/// holding one ends by its own deadline), so more callers than slots all get their runs.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    free: Mutex<u32>,
+    freed: Condvar,
+}
+
+/// One slot, taken from [`Slots`]; handed back when dropped (after the run's store).
+#[derive(Debug)]
+pub(crate) struct Permit<'a>(&'a Slots);
+
+impl Slots {
+    pub(crate) fn new(n: u32) -> Slots {
+        Slots {
+            free: Mutex::new(n),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Takes a slot, waiting for one if all are in use.
+    pub(crate) fn take(&self) -> Permit<'_> {
+        // The count is updated in single statements: a panic elsewhere cannot leave it torn.
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self
+                .freed
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(PoisonError::into_inner);
+        *free += 1;
+        drop(free);
+        self.0.freed.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Compiled {
@@ -153,8 +200,12 @@ fn pool_slots(var: Option<&str>) -> Result<u32, WasmError> {
     }
 }
 
-fn engine_config(fuel: bool) -> Result<Config, WasmError> {
-    let slots = pool_slots(std::env::var("PALISADE_WASM_POOL_SLOTS").ok().as_deref())?;
+/// The pool's slot count, from the environment (see [`pool_slots`]).
+fn slot_count() -> Result<u32, WasmError> {
+    pool_slots(std::env::var("PALISADE_WASM_POOL_SLOTS").ok().as_deref())
+}
+
+fn engine_config(fuel: bool, slots: u32) -> Result<Config, WasmError> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_core_instances(slots)
         .total_memories(slots)
@@ -185,7 +236,8 @@ fn engine_config(fuel: bool) -> Result<Config, WasmError> {
 }
 
 fn build(fuel: bool, options: &WasmOptions) -> Result<Compiled, WasmError> {
-    let cfg = engine_config(fuel)?;
+    let slots = slot_count()?;
+    let cfg = engine_config(fuel, slots)?;
     let engine = Engine::new(&cfg).map_err(|e| WasmError::Config(e.to_string()))?;
     let texts = InitTexts::new();
     let key = cache_key(&engine, &texts);
@@ -224,6 +276,7 @@ fn build(fuel: bool, options: &WasmOptions) -> Result<Compiled, WasmError> {
         base_memory,
         meter,
         heap_base,
+        slots: Slots::new(slots),
     })
 }
 
@@ -539,8 +592,8 @@ mod tests {
     #[test]
     fn cache_key_depends_on_fuel() {
         let texts = InitTexts::new();
-        let a = Engine::new(&engine_config(false).unwrap()).unwrap();
-        let b = Engine::new(&engine_config(true).unwrap()).unwrap();
+        let a = Engine::new(&engine_config(false, POOL_SIZE).unwrap()).unwrap();
+        let b = Engine::new(&engine_config(true, POOL_SIZE).unwrap()).unwrap();
         assert_ne!(cache_key(&a, &texts), cache_key(&b, &texts));
         assert_eq!(cache_key(&a, &texts), cache_key(&a, &texts));
     }
@@ -596,7 +649,7 @@ mod tests {
     /// cut file is refused and removed, so the next run compiles afresh.
     #[test]
     fn a_cache_file_loads_only_while_intact() {
-        let engine = Engine::new(&engine_config(false).unwrap()).unwrap();
+        let engine = Engine::new(&engine_config(false, POOL_SIZE).unwrap()).unwrap();
         let module = Module::new(&engine, b"\0asm\x01\0\0\0").unwrap();
         let dir = std::env::temp_dir().join(format!("palisade-cache-test-{}", std::process::id()));
         let path = dir.join("m.cwasm");

@@ -180,10 +180,13 @@ impl Engine for Wasm {
             ),
             Ok(()) => match self.compiled(request.limits.fuel.is_some()) {
                 Ok(compiled) => {
-                    // The run's clock starts once its compilation is at hand: the first fuel run
-                    // of a process makes the fuel-counting one (a cache load, or a compile of a
-                    // second or more), which is the host's one-off cost, not the run's. Until
-                    // 2026-12-01 it counted against the run's timeout.
+                    // The run's clock starts once its compilation and a pool slot are at hand:
+                    // the first fuel run of a process makes the fuel-counting one (a cache
+                    // load, or a compile of a second or more), which is the host's one-off
+                    // cost, not the run's (until 2026-12-01 it counted against the run's
+                    // timeout); and a caller beyond the pool's size waits for a slot, as for a
+                    // thread in a pool. The permit outlives `run::run`'s store.
+                    let _slot = compiled.slots.take();
                     start = Instant::now();
                     run::run(&compiled, &self.code, request, host, start)
                 }
