@@ -439,27 +439,41 @@ fn load_copied(engine: &Engine, mut file: std::fs::File, path: &Path) -> Option<
     crate::ffi::deserialize(engine, body, path).ok()
 }
 
-/// Whether an open cache file ends with the checksum of everything before it.
+/// Whether an open cache file on a local filesystem ends with the checksum of everything before
+/// it. The body is checked through a mapping (`ffi::crc_mapped`), or read if it cannot be mapped.
 fn intact(file: &mut std::fs::File) -> bool {
-    use std::io::Read;
+    use std::os::unix::fs::FileExt;
     let Some(body_len) = file.metadata().ok().and_then(|m| m.len().checked_sub(16)) else {
         return false;
     };
+    let crc = match crate::ffi::crc_mapped(file, body_len) {
+        Some(crc) => crc,
+        None => match crc_read(file, body_len) {
+            Some(crc) => crc,
+            None => return false,
+        },
+    };
+    let mut sum = [0u8; 16];
+    file.read_exact_at(&mut sum, body_len).is_ok() && checksum_of(crc, body_len) == sum
+}
+
+/// The CRC-32 of the first `body_len` bytes of `file`, read through a small buffer.
+fn crc_read(file: &mut std::fs::File, body_len: u64) -> Option<crc32fast::Hasher> {
+    use std::io::Read;
     let mut crc = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 256 << 10];
     let mut left = body_len;
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         match file.read(&mut buf[..want]) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(n) => {
                 crc.update(&buf[..n]);
                 left -= n as u64;
             }
         }
     }
-    let mut sum = [0u8; 16];
-    file.read_exact(&mut sum).is_ok() && checksum_of(crc, body_len) == sum
+    Some(crc)
 }
 
 fn store_cached(module: &Module, path: &Path) -> Result<(), WasmError> {
@@ -663,6 +677,15 @@ mod tests {
         assert!(load_mapped(&engine, open(), &path).is_some());
         assert!(load_copied(&engine, open(), &path).is_some());
         let good = std::fs::read(&path).unwrap();
+        // The mapped and the buffered checks see the same bytes, at every length.
+        let lens = [0, 1, 4095, 4096, 4097, good.len() as u64];
+        for len in lens.into_iter().filter(|&n| n <= good.len() as u64) {
+            let mapped = crate::ffi::crc_mapped(&open(), len)
+                .expect("maps")
+                .finalize();
+            let read = crc_read(&mut open(), len).expect("reads").finalize();
+            assert_eq!(mapped, read, "{len} bytes");
+        }
         let mut flipped = good.clone();
         flipped[good.len() / 2] ^= 1;
         let cut = &good[..good.len() - 1];
