@@ -184,17 +184,20 @@ fn prepare_js() -> String {
     format!("{}({messages})", PREPARE_JS.trim_end())
 }
 
-/// The pool's slot count: [`POOL_SIZE`], unless `PALISADE_WASM_POOL_SLOTS` (profiling only)
-/// asks for fewer. Each slot reserves 4 GiB of address space, more in all than valgrind can map,
-/// so instruction counts of the guest under callgrind or cachegrind need a small pool (see
-/// benches/README.md). A value that is not a number from 1 to [`POOL_SIZE`] is an error.
+/// The pool's slot count: [`POOL_SIZE`], unless [`crate::POOL_SLOTS_VAR`] asks for fewer. A
+/// process that runs one execution at a time needs one (`palisade run` sets it): making each
+/// slot's fiber stack costs a system call. Each slot also reserves 4 GiB of address space, more
+/// in all than valgrind can map, so instruction counts of the guest under callgrind or
+/// cachegrind need a small pool (see benches/README.md). A value that is not a number from 1 to
+/// [`POOL_SIZE`] is an error.
 fn pool_slots(var: Option<&str>) -> Result<u32, WasmError> {
     match var {
         None => Ok(POOL_SIZE),
         Some(v) => match v.parse::<u32>() {
             Ok(n) if (1..=POOL_SIZE).contains(&n) => Ok(n),
             _ => Err(WasmError::Config(format!(
-                "PALISADE_WASM_POOL_SLOTS={v}: expected a number from 1 to {POOL_SIZE}"
+                "{}={v}: expected a number from 1 to {POOL_SIZE}",
+                crate::POOL_SLOTS_VAR
             ))),
         },
     }
@@ -202,7 +205,7 @@ fn pool_slots(var: Option<&str>) -> Result<u32, WasmError> {
 
 /// The pool's slot count, from the environment (see [`pool_slots`]).
 fn slot_count() -> Result<u32, WasmError> {
-    pool_slots(std::env::var("PALISADE_WASM_POOL_SLOTS").ok().as_deref())
+    pool_slots(std::env::var(crate::POOL_SLOTS_VAR).ok().as_deref())
 }
 
 fn engine_config(fuel: bool, slots: u32) -> Result<Config, WasmError> {

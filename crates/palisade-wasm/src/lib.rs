@@ -58,6 +58,11 @@ pub const QUICKJS_VERSION: &str = "QuickJS-NG 0.16.2";
 /// guest's shadow stack (about 9,000 plain JS frames).
 pub const DEFAULT_STACK: u64 = 1 << 20;
 
+/// The environment variable that sizes the process's instance pool: the most wasm executions
+/// at once (1 to 256, default 256). Callers beyond it wait for a slot. Read once, when the
+/// process's first `Wasm` engine starts; `palisade run`, which executes one request, sets 1.
+pub const POOL_SLOTS_VAR: &str = "PALISADE_WASM_POOL_SLOTS";
+
 /// The largest memory limit a 32-bit guest can honour.
 pub const MAX_MEMORY: u64 = 3 << 30;
 
