@@ -256,11 +256,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // `run` executes one request: a one-slot wasm instance pool (`palisade_wasm::POOL_SLOTS_VAR`,
-    // unless the caller set it). Making the full pool's 256 fiber stacks, a guard page each, was
-    // a sixth of a one-shot `--engine wasm` run (perf). Still before any thread exists.
+    // `run` and a service worker execute one request at a time: a one-slot wasm instance pool
+    // (`palisade_wasm::POOL_SLOTS_VAR`, unless the caller set it). Making the full pool's 256
+    // fiber stacks, a guard page each, was a sixth of a one-shot `--engine wasm` run (perf).
+    // Still before any thread exists.
     const WASM_POOL_SLOTS: &str = "PALISADE_WASM_POOL_SLOTS";
-    if matches!(cli.command, Command::Run(_)) && std::env::var_os(WASM_POOL_SLOTS).is_none() {
+    if matches!(cli.command, Command::Run(_) | Command::Worker { .. })
+        && std::env::var_os(WASM_POOL_SLOTS).is_none()
+    {
         std::env::set_var(WASM_POOL_SLOTS, "1");
     }
     let code = match cli.command {

@@ -83,25 +83,30 @@ pub(crate) fn deserialize_file(
 /// The CRC-32 of the first `len` bytes of a cache file, read through a read-only mapping rather
 /// than copied into a buffer (copying the 3.5 MB file was a sixth of a one-shot
 /// `palisade run --engine wasm`; its pages are in the page cache, where Wasmtime's own mapping
-/// of the same file then finds them). `None` if it cannot be mapped (the caller then reads it).
+/// of the same file then finds them). `None` if the file is not on a local filesystem, is
+/// shorter than `len`, cannot be mapped, or cannot be read in whole (a disk error): the caller
+/// then reads it, which reports such an error instead of faulting.
 ///
-/// Only for files [`deserialize_file`] may map: ours, on a local filesystem, never changed in
-/// place, with `len` no more than the file's size.
+/// Only for our cache files, which are never written or truncated in place (see
+/// [`deserialize_file`]).
 pub(crate) fn crc_mapped(file: &std::fs::File, len: u64) -> Option<crc32fast::Hasher> {
     use std::os::fd::AsRawFd;
     let mut crc = crc32fast::Hasher::new();
+    if !on_local_filesystem(file) || file.metadata().ok()?.len() < len {
+        return None;
+    }
     let len = usize::try_from(len).ok()?;
     if len == 0 {
         return Some(crc);
     }
     // SAFETY: a new private read-only mapping of `len` bytes of an open file; the kernel picks
-    // the address, so no existing mapping is touched. MAP_POPULATE reads it in at once.
+    // the address, so no existing mapping is touched.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
             libc::PROT_READ,
-            libc::MAP_PRIVATE | libc::MAP_POPULATE,
+            libc::MAP_PRIVATE,
             file.as_raw_fd(),
             0,
         )
@@ -109,19 +114,23 @@ pub(crate) fn crc_mapped(file: &std::fs::File, len: u64) -> Option<crc32fast::Ha
     if ptr == libc::MAP_FAILED {
         return None;
     }
-    {
-        // SAFETY: `ptr..ptr + len` was mapped readable just above and stays mapped until the
+    // Read every page in now, and learn of a read error here rather than by SIGBUS below
+    // (MADV_POPULATE_READ, Linux 5.14+; older kernels refuse it, and the caller reads instead).
+    // SAFETY: `ptr..ptr + len` is the mapping made above.
+    let populated = unsafe { libc::madvise(ptr, len, libc::MADV_POPULATE_READ) } == 0;
+    if populated {
+        // SAFETY: `ptr..ptr + len` was mapped readable above and stays mapped until the
         // `munmap` below, after the last use of `bytes`; nothing writes through it (PROT_READ).
-        // Its contents cannot change meanwhile, nor its pages go away: the file is within
-        // `len` bytes long and is only ever replaced by rename or unlinked, never written or
-        // truncated in place, on a local filesystem (the same conditions as
-        // `deserialize_file`'s mapping; see there).
+        // Its pages are all present (populated just above, without error) and stay so: the file
+        // is at least `len` bytes long (checked above) and is only ever replaced by rename or
+        // unlinked, never written or truncated in place, on a local filesystem (checked above),
+        // where the mapped inode keeps its contents (see `deserialize_file`).
         let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
         crc.update(bytes);
     }
     // SAFETY: unmaps exactly the mapping made above, no longer borrowed.
     unsafe { libc::munmap(ptr, len) };
-    Some(crc)
+    populated.then_some(crc)
 }
 
 /// Whether [`discard`] helps here: only where Wasmtime resets a pool slot by its written pages

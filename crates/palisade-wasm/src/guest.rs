@@ -4,7 +4,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use palisade_core::policy::{
     code_generation_denied, shared_memory_denied, wasm_denied, Policy, ATOMICS_METHODS,
@@ -73,8 +73,12 @@ pub(crate) struct Compiled {
 }
 
 /// The pool slots not in use. Wasmtime's pool has a fixed number of instances and refuses one
-/// more at once with an error; a caller instead waits here for a slot to come free (each run
-/// holding one ends by its own deadline), so more callers than slots all get their runs.
+/// more at once with an error; a caller instead waits here for a slot to come free, until its
+/// own deadline: the wait is part of its run's wall-clock time, as it is of the caller's (the
+/// host's `fetch` deadline and `performance.now` count from the call too). A caller whose
+/// deadline passes first gets `timeout` without running. So no caller waits past its timeout,
+/// whatever holds the slots (a run blocked in a host call, or a host call that runs another
+/// execution on the same engine). Waiters are not served in order of arrival.
 #[derive(Debug)]
 pub(crate) struct Slots {
     free: Mutex<u32>,
@@ -93,18 +97,21 @@ impl Slots {
         }
     }
 
-    /// Takes a slot, waiting for one if all are in use.
-    pub(crate) fn take(&self) -> Permit<'_> {
+    /// Takes a slot, waiting until `deadline` for one if all are in use; `None` if none came
+    /// free by then.
+    pub(crate) fn take(&self, deadline: Instant) -> Option<Permit<'_>> {
         // The count is updated in single statements: a panic elsewhere cannot leave it torn.
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         while *free == 0 {
+            let left = deadline.checked_duration_since(Instant::now())?;
             free = self
                 .freed
-                .wait(free)
-                .unwrap_or_else(PoisonError::into_inner);
+                .wait_timeout(free, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         *free -= 1;
-        Permit(self)
+        Some(Permit(self))
     }
 }
 
@@ -192,7 +199,8 @@ fn prepare_js() -> String {
 /// [`POOL_SIZE`] is an error.
 fn pool_slots(var: Option<&str>) -> Result<u32, WasmError> {
     match var {
-        None => Ok(POOL_SIZE),
+        // Empty is unset, as for the cache directory's variables.
+        None | Some("") => Ok(POOL_SIZE),
         Some(v) => match v.parse::<u32>() {
             Ok(n) if (1..=POOL_SIZE).contains(&n) => Ok(n),
             _ => Err(WasmError::Config(format!(
@@ -203,9 +211,13 @@ fn pool_slots(var: Option<&str>) -> Result<u32, WasmError> {
     }
 }
 
-/// The pool's slot count, from the environment (see [`pool_slots`]).
+/// The pool's slot count, from the environment (see [`pool_slots`]): read once per process, so
+/// the plain and the fuel-counting pools have the same size however late the second starts.
 fn slot_count() -> Result<u32, WasmError> {
-    pool_slots(std::env::var(crate::POOL_SLOTS_VAR).ok().as_deref())
+    static COUNT: OnceLock<Result<u32, WasmError>> = OnceLock::new();
+    COUNT
+        .get_or_init(|| pool_slots(std::env::var(crate::POOL_SLOTS_VAR).ok().as_deref()))
+        .clone()
 }
 
 fn engine_config(fuel: bool, slots: u32) -> Result<Config, WasmError> {
@@ -402,7 +414,8 @@ fn checksum_of(crc: crc32fast::Hasher, len: u64) -> [u8; 16] {
 
 /// A cached module, if the file exists, is intact and loads; a bad file is removed.
 ///
-/// On a local filesystem the file is checked through a small buffer and then mapped by
+/// On a local filesystem the file is checked through a read-only mapping of its own
+/// (`ffi::crc_mapped`; through a small buffer where that fails) and then mapped by
 /// Wasmtime (`ffi::deserialize_file`), not read into memory and copied: reading the 3.5 MB into
 /// a fresh buffer and copying it into Wasmtime's own mapping (and its memory image into a memfd)
 /// were about half of a one-shot `palisade run --engine wasm` (perf, 2026-12-01). Elsewhere
@@ -596,9 +609,10 @@ mod tests {
     #[test]
     fn pool_slots_default_to_the_full_pool_and_reject_what_it_cannot_hold() {
         assert_eq!(pool_slots(None).unwrap(), POOL_SIZE);
+        assert_eq!(pool_slots(Some("")).unwrap(), POOL_SIZE, "empty is unset");
         assert_eq!(pool_slots(Some("4")).unwrap(), 4);
         assert_eq!(pool_slots(Some("256")).unwrap(), POOL_SIZE);
-        for bad in ["0", "257", "-1", "four", ""] {
+        for bad in ["0", "257", "-1", "four", " "] {
             assert!(
                 matches!(pool_slots(Some(bad)), Err(WasmError::Config(_))),
                 "{bad:?} was accepted"
@@ -681,14 +695,16 @@ mod tests {
         assert!(load_copied(&engine, open(), &path).is_some());
         let good = std::fs::read(&path).unwrap();
         // The mapped and the buffered checks see the same bytes, at every length.
-        let lens = [0, 1, 4095, 4096, 4097, good.len() as u64];
-        for len in lens.into_iter().filter(|&n| n <= good.len() as u64) {
-            let mapped = crate::ffi::crc_mapped(&open(), len)
-                .expect("maps")
-                .finalize();
+        assert!(good.len() > 4097, "a file of {} bytes", good.len());
+        for len in [0, 1, 4095, 4096, 4097, good.len() as u64] {
             let read = crc_read(&mut open(), len).expect("reads").finalize();
-            assert_eq!(mapped, read, "{len} bytes");
+            // Not mapped off a local filesystem (a temporary directory may be on any).
+            if let Some(mapped) = crate::ffi::crc_mapped(&open(), len) {
+                assert_eq!(mapped.finalize(), read, "{len} bytes");
+            }
         }
+        // Never past the end of the file, where a mapping would fault.
+        assert!(crate::ffi::crc_mapped(&open(), good.len() as u64 + 1).is_none());
         let mut flipped = good.clone();
         flipped[good.len() / 2] ^= 1;
         let cut = &good[..good.len() - 1];

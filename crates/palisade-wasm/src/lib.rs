@@ -58,9 +58,12 @@ pub const QUICKJS_VERSION: &str = "QuickJS-NG 0.16.2";
 /// guest's shadow stack (about 9,000 plain JS frames).
 pub const DEFAULT_STACK: u64 = 1 << 20;
 
-/// The environment variable that sizes the process's instance pool: the most wasm executions
-/// at once (1 to 256, default 256). Callers beyond it wait for a slot. Read once, when the
-/// process's first `Wasm` engine starts; `palisade run`, which executes one request, sets 1.
+/// The environment variable that sizes the process's instance pools: the most wasm executions
+/// at once without a fuel budget, and as many with one (1 to 256 each, default 256; empty is
+/// unset). A caller beyond them waits for a slot, within its timeout (the wait is part of its
+/// run's time; a timeout that passes first is `timeout`). Read once, when the process's first
+/// `Wasm` engine starts. `palisade run` and the service's workers, which execute one request at
+/// a time, set 1.
 pub const POOL_SLOTS_VAR: &str = "PALISADE_WASM_POOL_SLOTS";
 
 /// The largest memory limit a 32-bit guest can honour.
@@ -185,15 +188,17 @@ impl Engine for Wasm {
             ),
             Ok(()) => match self.compiled(request.limits.fuel.is_some()) {
                 Ok(compiled) => {
-                    // The run's clock starts once its compilation and a pool slot are at hand:
-                    // the first fuel run of a process makes the fuel-counting one (a cache
-                    // load, or a compile of a second or more), which is the host's one-off
-                    // cost, not the run's (until 2026-12-01 it counted against the run's
-                    // timeout); and a caller beyond the pool's size waits for a slot, as for a
-                    // thread in a pool. The permit outlives `run::run`'s store.
-                    let _slot = compiled.slots.take();
+                    // The run's clock starts once its compilation is at hand: the first fuel
+                    // run of a process makes the fuel-counting one (a cache load, or a compile
+                    // of a second or more), which is the host's one-off cost, not the run's.
+                    // Until 2026-12-01 it counted against the run's timeout.
                     start = Instant::now();
-                    run::run(&compiled, &self.code, request, host, start)
+                    // A caller beyond the pool's size waits for a slot, within its timeout
+                    // (`guest::Slots`). The permit outlives `run::run`'s store.
+                    match compiled.slots.take(start + request.limits.timeout) {
+                        Some(_slot) => run::run(&compiled, &self.code, request, host, start),
+                        None => Outcome::failed(NAME, no_slot(request, start)),
+                    }
                 }
                 Err(e) => Outcome::failed(NAME, ExecError::internal(e.to_string())),
             },
@@ -202,6 +207,19 @@ impl Engine for Wasm {
         outcome.metrics.wall_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         outcome
     }
+}
+
+/// The `timeout` of a caller that found every pool slot in use until its deadline.
+fn no_slot(request: &Request, start: Instant) -> ExecError {
+    let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    ExecError::limit(
+        Limit::Timeout,
+        millis(request.limits.timeout),
+        Some(millis(start.elapsed())),
+        "the timeout passed while every wasm instance of this process was in use \
+         (more executions at once than PALISADE_WASM_POOL_SLOTS; the run did not start)"
+            .into(),
+    )
 }
 
 #[cfg(test)]
