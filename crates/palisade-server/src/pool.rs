@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use palisade::{ExecError, Outcome};
+use palisade::{ExecError, Limit, Outcome};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -101,6 +101,32 @@ impl Task {
     /// receipt's time (the lanes use it).
     fn fail(self, message: impl Into<String>, held: Duration) {
         let mut outcome = Outcome::failed(self.job.engine(), ExecError::internal(message));
+        outcome.metrics.wall_us = u64::try_from(held.as_micros()).unwrap_or(u64::MAX);
+        let _ = self.reply.send(Ok(outcome));
+    }
+}
+
+impl Task {
+    /// Answers a task whose worker did not reply by the job's deadline (its timeout plus the
+    /// API's grace) and was stopped: the run outlived its wall-clock limit, which only a native
+    /// builtin that polls no deadline can do (a long `join` on quickjs, say). That is the
+    /// guest's `timeout`, as `palisade run`'s watchdog reports it, not a host failure.
+    fn overran(self, held: Duration) {
+        let timeout = match &self.job {
+            Job::Run { request, .. } | Job::Check { request, .. } => request.limits.timeout,
+        };
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let error = ExecError::limit(
+            Limit::Timeout,
+            ms(timeout),
+            Some(ms(held)),
+            format!(
+                "the timeout of {} ms was exceeded (a native builtin ran past it; the worker \
+                 was stopped)",
+                ms(timeout)
+            ),
+        );
+        let mut outcome = Outcome::failed(self.job.engine(), error);
         outcome.metrics.wall_us = u64::try_from(held.as_micros()).unwrap_or(u64::MAX);
         let _ = self.reply.send(Ok(outcome));
     }
@@ -539,7 +565,11 @@ async fn run_slot(
                 give_back(&mut sent, &mut ready);
                 if let Some(lost) = lost {
                     // How long the worker had the job.
-                    lost.fail(message, called.elapsed());
+                    if message == MISSED_DEADLINE {
+                        lost.overran(called.elapsed());
+                    } else {
+                        lost.fail(message, called.elapsed());
+                    }
                 }
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
                 // Without a successor, the loop's next turn starts a replacement at once: for a

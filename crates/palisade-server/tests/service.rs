@@ -906,10 +906,27 @@ async fn regression_a_worker_killed_past_its_deadline_is_replaced_without_waitin
             .unwrap(),
     )
     .await;
+    // The guest outran its wall-clock limit: `timeout`, as `palisade run` reports it, not a
+    // host failure (until 2026-12-01 this was 500 `internal`, "the worker missed its
+    // deadline and was stopped", and counted as one in the metrics).
     assert_eq!(
         (status, out["error"]["kind"].clone()),
-        (StatusCode::INTERNAL_SERVER_ERROR, json!("internal")),
+        (StatusCode::OK, json!("timeout")),
         "{out}"
+    );
+    assert_eq!(out["error"]["configured"], json!(100), "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the worker was stopped")),
+        "{out}"
+    );
+    assert_eq!(
+        metric(
+            &metrics_text(&s).await,
+            "palisade_executions_total{engine=\"quickjs\",kind=\"timeout\"}"
+        ),
+        1
     );
     // No other job is sent: the lane gets its worker back by itself.
     let started = Instant::now();
