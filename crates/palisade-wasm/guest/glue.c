@@ -70,25 +70,7 @@ static bool pal_refuse(size_t size);
 #include <malloc.h>
 #include <stdint.h>
 
-/* wasi-libc's memcpy/memmove/memset are plain loops; with bulk memory these compile to single
- * `memory.copy`/`memory.fill` instructions (QuickJS and dlmalloc move a lot of bytes). */
-void *memcpy(void *restrict dst, const void *restrict src, size_t n)
-{
-    __builtin_memmove(dst, src, n);
-    return dst;
-}
-
-void *memmove(void *dst, const void *src, size_t n)
-{
-    __builtin_memmove(dst, src, n);
-    return dst;
-}
-
-void *memset(void *dst, int c, size_t n)
-{
-    __builtin_memset(dst, c, n);
-    return dst;
-}
+/* memcpy, memmove and memset are in mem.c: in chunks, so that a deadline stops a large one. */
 
 #define IMPORT(name) __attribute__((import_module("palisade"), import_name(#name)))
 #define EXPORT(name) __attribute__((export_name(#name)))

@@ -496,3 +496,27 @@ fn issue_3_module_specifiers_with_lone_surrogates_resolve_alike() {
         first.to_json()
     );
 }
+
+#[test]
+fn issue_3_a_huge_zero_fill_or_copy_stops_at_the_deadline() {
+    // Wasmtime runs a `memory.fill`/`memory.copy` as one host call no deadline interrupts, and
+    // QuickJS zero-filled a new 1 GiB `ArrayBuffer` (1 GiB of fresh pages to fault in) in one:
+    // until 2026-12-01 this ran 0.8 s past a 100 ms timeout, and the service's worker was
+    // killed for it (`internal`). The guest now copies and fills in 1 MiB chunks.
+    let wasm = engine();
+    let limits = Limits {
+        memory: 3 << 30,
+        timeout: Duration::from_millis(100),
+        ..Limits::default()
+    };
+    for src in [
+        "new ArrayBuffer(2 ** 30); 1",
+        "new ArrayBuffer(8, { maxByteLength: 2 ** 30 }).resize(2 ** 30); 1",
+    ] {
+        let o = run(&wasm, src, limits.clone());
+        assert_eq!(o.error_kind(), Some(ErrorKind::Timeout), "{}", o.to_json());
+        // Stopped within a chunk of the deadline, with room for a loaded machine.
+        assert!(o.metrics.wall_us < 400_000, "{src}: {}", o.to_json());
+    }
+    assert_healthy(&wasm);
+}
