@@ -15,12 +15,18 @@
 /* Keeps the compiler from merging the chunks back into one copy (loop idiom recognition). */
 #define PAL_BARRIER() __asm__ volatile("" ::: "memory")
 
-void *memmove(void *dst, const void *src, size_t n)
+/* One chunk per loop iteration: unrolled, the epoch would be checked only every few chunks. */
+#define PAL_ONE_CHUNK_PER_ITERATION _Pragma("clang loop unroll(disable)")
+
+/* memmove and memcpy both. Not memcpy calling memmove: clang reads that call as the builtin, and
+ * with memcpy's restrict pointers made it one `memory.copy` of the whole size. */
+static inline __attribute__((always_inline)) void *pal_move(void *dst, const void *src, size_t n)
 {
     unsigned char *d = dst;
     const unsigned char *s = src;
     if ((uintptr_t)d <= (uintptr_t)s) {
         /* Forwards: a chunk's writes reach no source byte a later chunk reads. */
+        PAL_ONE_CHUNK_PER_ITERATION
         while (n > PAL_CHUNK) {
             __builtin_memmove(d, s, PAL_CHUNK);
             PAL_BARRIER();
@@ -31,6 +37,7 @@ void *memmove(void *dst, const void *src, size_t n)
         __builtin_memmove(d, s, n);
     } else {
         /* Backwards, for the same reason. */
+        PAL_ONE_CHUNK_PER_ITERATION
         while (n > PAL_CHUNK) {
             n -= PAL_CHUNK;
             __builtin_memmove(d + n, s + n, PAL_CHUNK);
@@ -41,14 +48,20 @@ void *memmove(void *dst, const void *src, size_t n)
     return dst;
 }
 
+void *memmove(void *dst, const void *src, size_t n)
+{
+    return pal_move(dst, src, n);
+}
+
 void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 {
-    return memmove(dst, src, n);
+    return pal_move(dst, src, n);
 }
 
 void *memset(void *dst, int c, size_t n)
 {
     unsigned char *d = dst;
+    PAL_ONE_CHUNK_PER_ITERATION
     while (n > PAL_CHUNK) {
         __builtin_memset(d, c, PAL_CHUNK);
         PAL_BARRIER();
