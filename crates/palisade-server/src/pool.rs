@@ -107,10 +107,11 @@ impl Task {
 }
 
 impl Task {
-    /// Answers a task whose worker did not reply by the job's deadline (its timeout plus the
-    /// API's grace) and was stopped: the run outlived its wall-clock limit, which only a native
-    /// builtin that polls no deadline can do (a long `join` on quickjs, say). That is the
-    /// guest's `timeout`, as `palisade run`'s watchdog reports it, not a host failure.
+    /// Answers a run whose worker did not reply by the job's deadline (its timeout plus the
+    /// API's grace) and was stopped, on an engine the worker had already served: the run
+    /// outlived its wall-clock limit, which only a native builtin that polls no deadline can do
+    /// (a long `join` on quickjs, say). That is the guest's `timeout`, as `palisade run`'s
+    /// watchdog reports it, not a host failure.
     fn overran(self, held: Duration) {
         let timeout = match &self.job {
             Job::Run { request, .. } | Job::Check { request, .. } => request.limits.timeout,
@@ -275,6 +276,8 @@ struct Worker {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     runs: u64,
+    /// Engines this worker has answered a job on: built, so a job on one starts at once.
+    engines_ready: std::collections::HashSet<String>,
     /// A job sent ahead could not be written whole in time: the worker's input is garbage
     /// from there on, so it is replaced once the running job's reply is read.
     poisoned: bool,
@@ -307,6 +310,7 @@ impl Worker {
             stdin,
             stdout: BufReader::new(stdout),
             runs: 0,
+            engines_ready: Default::default(),
             poisoned: false,
         })
     }
@@ -385,6 +389,7 @@ async fn start_worker(slot: usize, options: &PoolOptions, stats: &PoolStats) -> 
     match w.call(&ping, Duration::from_secs(30)).await {
         Ok(o) if o.is_ok() => {
             stats.live.fetch_add(1, Ordering::Relaxed);
+            w.engines_ready.insert(ping.engine().to_owned());
             Some(w)
         }
         Ok(o) => {
@@ -477,6 +482,10 @@ async fn run_slot(
             }
             sent.push_back(task);
         }
+        // The front job runs from about now (it was just sent, or sent ahead and the reply
+        // before it was just read): its deadline counts from here, whatever sending the next
+        // job ahead below waits.
+        let called = std::time::Instant::now();
         // Send the next job ahead while this one runs: only with room, with no successor
         // waiting to take over (it switches in when nothing is in flight), only behind jobs of
         // functions proven quick (behind a new function's first runs, which may be hostile, a
@@ -517,16 +526,16 @@ async fn run_slot(
             give_back(&mut sent, &mut ready);
             continue;
         };
-        let called = std::time::Instant::now();
         let Some(deadline) = sent.front().map(|t| t.deadline) else {
             continue;
         };
-        match w.recv(deadline).await {
+        match w.recv(deadline.saturating_sub(called.elapsed())).await {
             Ok(outcome) => {
                 let Some(done) = sent.pop_front() else {
                     continue;
                 };
                 let outcome_memory = outcome.metrics.memory_bytes;
+                w.engines_ready.insert(done.job.engine().to_owned());
                 let _ = done.reply.send(Ok(outcome));
                 w.runs += 1;
                 if w.poisoned {
@@ -559,16 +568,24 @@ async fn run_slot(
             }
             Err(message) => {
                 tracing::warn!(slot, lane, %message, "worker failed; restarting it");
+                let held = called.elapsed();
                 let lost = sent.pop_front();
+                // The guest's own overrun only if the job was running guest code: a run (not a
+                // syntax check) on an engine this worker has already served, so the deadline
+                // did not pass while the worker built that engine (an empty compile cache).
+                let overran = message == MISSED_DEADLINE
+                    && lost.as_ref().is_some_and(|t| {
+                        matches!(t.job, Job::Run { .. }) && w.engines_ready.contains(t.job.engine())
+                    });
                 retire(&mut worker, &stats).await;
                 // Only the first job can have started: the others go to the next worker.
                 give_back(&mut sent, &mut ready);
                 if let Some(lost) = lost {
-                    // How long the worker had the job.
-                    if message == MISSED_DEADLINE {
-                        lost.overran(called.elapsed());
+                    // `held`: how long the worker had the job, before stopping it.
+                    if overran {
+                        lost.overran(held);
                     } else {
-                        lost.fail(message, called.elapsed());
+                        lost.fail(message, held);
                     }
                 }
                 stats.restarts.fetch_add(1, Ordering::Relaxed);
