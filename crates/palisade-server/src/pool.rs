@@ -100,13 +100,9 @@ impl Task {
     /// Answers the task with a host failure (`internal`) after `held` of a worker's time, the
     /// receipt's time (the lanes use it).
     fn fail(self, message: impl Into<String>, held: Duration) {
-        let mut outcome = Outcome::failed(self.job.engine(), ExecError::internal(message));
-        outcome.metrics.wall_us = u64::try_from(held.as_micros()).unwrap_or(u64::MAX);
-        let _ = self.reply.send(Ok(outcome));
+        self.answer(ExecError::internal(message), held);
     }
-}
 
-impl Task {
     /// Answers a run whose worker did not reply by the job's deadline (its timeout plus the
     /// API's grace) and was stopped, on an engine the worker had already served: the run
     /// outlived its wall-clock limit, which only a native builtin that polls no deadline can do
@@ -127,6 +123,11 @@ impl Task {
                 ms(timeout)
             ),
         );
+        self.answer(error, held);
+    }
+
+    /// Answers the task with `error` after `held` of a worker's time, the receipt's time.
+    fn answer(self, error: ExecError, held: Duration) {
         let mut outcome = Outcome::failed(self.job.engine(), error);
         outcome.metrics.wall_us = u64::try_from(held.as_micros()).unwrap_or(u64::MAX);
         let _ = self.reply.send(Ok(outcome));

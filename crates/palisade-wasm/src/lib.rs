@@ -211,7 +211,7 @@ impl Engine for Wasm {
 
 /// The `timeout` of a caller that found every pool slot in use until its deadline.
 fn no_slot(request: &Request, start: Instant) -> ExecError {
-    let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    use run::millis;
     ExecError::limit(
         Limit::Timeout,
         millis(request.limits.timeout),
