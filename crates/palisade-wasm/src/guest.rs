@@ -462,12 +462,9 @@ fn intact(file: &mut std::fs::File) -> bool {
     let Some(body_len) = file.metadata().ok().and_then(|m| m.len().checked_sub(16)) else {
         return false;
     };
-    let crc = match crate::ffi::crc_mapped(file, body_len) {
-        Some(crc) => crc,
-        None => match crc_read(file, body_len) {
-            Some(crc) => crc,
-            None => return false,
-        },
+    let Some(crc) = crate::ffi::crc_mapped(file, body_len).or_else(|| crc_read(file, body_len))
+    else {
+        return false;
     };
     let mut sum = [0u8; 16];
     file.read_exact_at(&mut sum, body_len).is_ok() && checksum_of(crc, body_len) == sum
