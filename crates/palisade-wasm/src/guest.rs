@@ -78,11 +78,34 @@ pub(crate) struct Compiled {
 /// host's `fetch` deadline and `performance.now` count from the call too). A caller whose
 /// deadline passes first gets `timeout` without running. So no caller waits past its timeout,
 /// whatever holds the slots (a run blocked in a host call, or a host call that runs another
-/// execution on the same engine). Waiters are not served in order of arrival.
+/// execution on the same engine). Waiters are served in order of arrival: a freed slot goes to
+/// the one that has waited longest, so under sustained overload a caller is not passed over
+/// (until 2026-12-01 one condition variable woke whichever waiter the OS chose, and one could
+/// time out while later ones ran). Each waiter sleeps on its own condition variable and is woken
+/// only when it is first in line and a slot is free: no herd of wake-ups per freed slot.
 #[derive(Debug)]
 pub(crate) struct Slots {
-    free: Mutex<u32>,
-    freed: Condvar,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    free: u32,
+    /// Waiting callers, oldest first, each with the condition variable it sleeps on.
+    queue: std::collections::VecDeque<(u64, Arc<Condvar>)>,
+    /// The next waiter's number.
+    next: u64,
+}
+
+impl SlotState {
+    /// Wakes the oldest waiter if a slot is free for it.
+    fn wake_first(&self) {
+        if self.free > 0 {
+            if let Some((_, first)) = self.queue.front() {
+                first.notify_one();
+            }
+        }
+    }
 }
 
 /// One slot, taken from [`Slots`]; handed back when dropped (after the run's store).
@@ -92,35 +115,76 @@ pub(crate) struct Permit<'a>(&'a Slots);
 impl Slots {
     pub(crate) fn new(n: u32) -> Slots {
         Slots {
-            free: Mutex::new(n),
-            freed: Condvar::new(),
+            state: Mutex::new(SlotState {
+                free: n,
+                queue: Default::default(),
+                next: 0,
+            }),
         }
     }
 
-    /// Takes a slot, waiting until `deadline` for one if all are in use; `None` if none came
-    /// free by then.
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        // Every update is made in single statements: a panic elsewhere cannot leave it torn.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a slot, waiting until `deadline` for one if all are in use or others wait before
+    /// this caller; `None` if none came free for it by then.
     pub(crate) fn take(&self, deadline: Instant) -> Option<Permit<'_>> {
-        // The count is updated in single statements: a panic elsewhere cannot leave it torn.
-        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        while *free == 0 {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            free = self
-                .freed
-                .wait_timeout(free, left)
+        let mut state = self.lock();
+        if state.free > 0 && state.queue.is_empty() {
+            state.free -= 1;
+            return Some(Permit(self));
+        }
+        let me = state.next;
+        state.next += 1;
+        let woken = Arc::new(Condvar::new());
+        state.queue.push_back((me, woken.clone()));
+        loop {
+            if state.free > 0 && state.queue.front().is_some_and(|(id, _)| *id == me) {
+                state.queue.pop_front();
+                state.free -= 1;
+                // Two slots may have come free at once: the next in line may take the other.
+                state.wake_first();
+                return Some(Permit(self));
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                state.queue.retain(|(id, _)| *id != me);
+                // Had this caller been first with a slot free, the next one is now.
+                state.wake_first();
+                return None;
+            };
+            state = woken
+                .wait_timeout(state, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        *free -= 1;
-        Some(Permit(self))
+    }
+
+    /// Hands back `permits` as if each were dropped, all before any waiter can wake (what two
+    /// runs ending at once can do).
+    #[cfg(test)]
+    fn free_together(&self, permits: Vec<Permit<'_>>) {
+        let mut state = self.lock();
+        for permit in permits {
+            std::mem::forget(permit);
+            state.free += 1;
+            state.wake_first();
+        }
+    }
+
+    /// Callers waiting for a slot now.
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.lock().queue.len()
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let mut free = self.0.free.lock().unwrap_or_else(PoisonError::into_inner);
-        *free += 1;
-        drop(free);
-        self.0.freed.notify_one();
+        let mut state = self.0.lock();
+        state.free += 1;
+        state.wake_first();
     }
 }
 
@@ -602,6 +666,81 @@ fn ticker(engine: &Engine) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A freed pool slot goes to the caller that has waited longest (before 2026-12-01, to
+    /// whichever waiter the OS woke).
+    #[test]
+    fn issue_3_pool_slots_go_to_waiters_in_order_of_arrival() {
+        let slots = Slots::new(1);
+        let far = Instant::now() + Duration::from_secs(60);
+        let held = slots.take(far).expect("a free slot");
+        let order = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for i in 0..4 {
+                let (slots, order) = (&slots, &order);
+                s.spawn(move || {
+                    let permit = slots.take(far).expect("a slot in time");
+                    order.lock().unwrap().push(i);
+                    std::thread::sleep(Duration::from_millis(5));
+                    drop(permit);
+                });
+                // The next caller comes only once this one waits.
+                while slots.waiting() < i + 1 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            drop(held);
+        });
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+        assert_eq!(slots.waiting(), 0);
+    }
+
+    /// A waiter whose deadline passes leaves the line without holding up those behind it, and
+    /// slots freed together reach every waiter, not only the first.
+    #[test]
+    fn issue_3_a_pool_waiter_that_gives_up_or_two_freed_slots_leave_no_one_stranded() {
+        let slots = Slots::new(2);
+        let far = Instant::now() + Duration::from_secs(60);
+        let (a, b) = (slots.take(far).unwrap(), slots.take(far).unwrap());
+        let barrier = std::sync::Barrier::new(3);
+        std::thread::scope(|s| {
+            let early = s.spawn(|| {
+                slots
+                    .take(Instant::now() + Duration::from_millis(50))
+                    .is_none()
+            });
+            while slots.waiting() < 1 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let (slots, barrier) = (&slots, &barrier);
+            let late: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(move || {
+                        let permit = slots.take(Instant::now() + Duration::from_secs(10));
+                        // Both hold their slot at once: each got one of the two freed.
+                        barrier.wait();
+                        permit.is_some()
+                    })
+                })
+                .collect();
+            assert!(
+                early.join().unwrap(),
+                "the first waiter gave up at its deadline"
+            );
+            while slots.waiting() < 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let freed = Instant::now();
+            slots.free_together(vec![a, b]);
+            barrier.wait();
+            // Not by waking at its own deadline: the second of the two is woken in turn.
+            assert!(freed.elapsed() < Duration::from_secs(5));
+            for t in late {
+                assert!(t.join().unwrap());
+            }
+        });
+        assert_eq!(slots.waiting(), 0);
+    }
 
     /// Wasmtime runs a `memory.copy` or `memory.fill` as one host call that no deadline
     /// interrupts, so the guest holds them only in mem.c's chunked memcpy, memmove and memset
