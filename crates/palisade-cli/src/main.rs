@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use palisade::units::{parse_duration, parse_size};
-use palisade::{
-    EngineKind, ErrorKind, ExecError, Limit, Limits, Mode, Outcome, Policy, Request, Sandbox,
-};
+use palisade::{EngineKind, ErrorKind, ExecError, Limits, Mode, Outcome, Policy, Request, Sandbox};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -427,18 +425,12 @@ fn watchdog(engine: EngineKind, timeout: Duration, json: bool) {
             if REPORTED.swap(true, Ordering::SeqCst) {
                 return;
             }
-            let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
             let outcome = Outcome::failed(
                 engine.as_str(),
-                ExecError::limit(
-                    Limit::Timeout,
-                    ms(timeout),
-                    Some(ms(budget)),
-                    format!(
-                        "the timeout of {} ms was exceeded (a native builtin ran past it; the \
-                         process was ended)",
-                        ms(timeout)
-                    ),
+                ExecError::timeout_because(
+                    timeout,
+                    budget,
+                    "a native builtin ran past it; the process was ended",
                 ),
             );
             let code = report(&outcome, json);

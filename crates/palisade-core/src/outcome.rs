@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
 use crate::limits::Limit;
+use crate::units::millis;
 
 /// The stable error kinds of the contract. Their snake_case names are used by the library, the
 /// CLI and HTTP alike.
@@ -241,6 +244,46 @@ impl ExecError {
             observed,
             message,
         })
+    }
+
+    /// The run passed its wall-clock limit `timeout` after `elapsed`: a `timeout` limit error
+    /// whose message is "the timeout of N ms was exceeded". Every engine, the CLI and the
+    /// service build their `timeout` here, so the figures are whole milliseconds alike.
+    pub fn timeout(timeout: Duration, elapsed: Duration) -> Self {
+        Self::timeout_with(
+            timeout,
+            elapsed,
+            format!("the timeout of {} ms was exceeded", millis(timeout)),
+        )
+    }
+
+    /// [`ExecError::timeout`], with why it was exceeded added in parentheses.
+    pub fn timeout_because(timeout: Duration, elapsed: Duration, why: &str) -> Self {
+        Self::timeout_with(
+            timeout,
+            elapsed,
+            format!("the timeout of {} ms was exceeded ({why})", millis(timeout)),
+        )
+    }
+
+    /// A result promise that can never settle (nothing is left to run that could settle it):
+    /// reported as `timeout` at once, rather than after waiting out the limit.
+    pub fn never_settles(timeout: Duration, elapsed: Duration) -> Self {
+        Self::timeout_with(
+            timeout,
+            elapsed,
+            "the result promise can never settle: no pending jobs remain",
+        )
+    }
+
+    /// A `timeout` limit error with its own `message`.
+    pub fn timeout_with(timeout: Duration, elapsed: Duration, message: impl Into<String>) -> Self {
+        Self::limit(
+            Limit::Timeout,
+            millis(timeout),
+            Some(millis(elapsed)),
+            message.into(),
+        )
     }
 
     /// Shorthand for an internal error.
@@ -516,6 +559,36 @@ impl From<OutcomeRecord> for Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_report_whole_milliseconds_and_say_why() {
+        let ms = Duration::from_millis;
+        let ExecError::Limit(l) = ExecError::timeout(Duration::from_micros(100_900), ms(140))
+        else {
+            panic!("a limit error");
+        };
+        assert_eq!(
+            (l.limit, l.configured, l.observed),
+            (Limit::Timeout, 100, Some(140))
+        );
+        assert_eq!(l.message, "the timeout of 100 ms was exceeded");
+        let e = ExecError::timeout_because(ms(5), ms(2005), "the worker was stopped");
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert_eq!(
+            e.to_string(),
+            ExecError::timeout_with(
+                ms(5),
+                ms(2005),
+                "the timeout of 5 ms was exceeded (the worker was stopped)"
+            )
+            .to_string()
+        );
+        let ExecError::Limit(l) = ExecError::never_settles(Duration::MAX, ms(3)) else {
+            panic!("a limit error");
+        };
+        assert_eq!((l.configured, l.observed), (u64::MAX, Some(3)));
+        assert!(l.message.contains("can never settle"));
+    }
 
     #[test]
     fn kinds_serialize_as_contract_names() {

@@ -30,7 +30,7 @@ mod trusted;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use palisade_core::output::Output;
 use palisade_core::{Capabilities, Engine, EngineInfo, ExecError, HostCalls, Outcome, Request};
@@ -362,10 +362,6 @@ impl Fresh {
 /// A mutex that shrugs off poisoning: the data it guards (captured output) stays usable.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

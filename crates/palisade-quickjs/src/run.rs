@@ -18,7 +18,7 @@ use rquickjs::promise::PromiseState;
 use rquickjs::{Ctx, Function, Object, Promise, Value};
 
 use crate::ffi::{self, Meter};
-use crate::{lock, millis, Fresh, Guard, HostSlot};
+use crate::{lock, Fresh, Guard, HostSlot};
 use palisade_core::code_cache::{CodeCache, Lookup};
 
 /// Per-run host state the guest's functions reach.
@@ -553,15 +553,10 @@ fn settle<'js>(
             let _ = promise.result::<Value<'js>>();
             Err(failure(ctx, st))
         }
-        PromiseState::Pending => {
-            let limits = &st.request.limits;
-            Err(ExecError::limit(
-                Limit::Timeout,
-                millis(limits.timeout),
-                Some(millis(st.start.elapsed())),
-                "the result promise can never settle: no pending jobs remain".into(),
-            ))
-        }
+        PromiseState::Pending => Err(ExecError::never_settles(
+            st.request.limits.timeout,
+            st.start.elapsed(),
+        )),
     }
 }
 
@@ -731,12 +726,7 @@ fn limit_hit(st: &RunState<'_>) -> Option<ExecError> {
         ));
     }
     if timed_out {
-        return Some(ExecError::limit(
-            Limit::Timeout,
-            millis(limits.timeout),
-            Some(millis(st.start.elapsed())),
-            format!("the timeout of {} ms was exceeded", millis(limits.timeout)),
-        ));
+        return Some(ExecError::timeout(limits.timeout, st.start.elapsed()));
     }
     None
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use palisade::{ExecError, Limit, Outcome};
+use palisade::{ExecError, Outcome};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -112,16 +112,10 @@ impl Task {
         let timeout = match &self.job {
             Job::Run { request, .. } | Job::Check { request, .. } => request.limits.timeout,
         };
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        let error = ExecError::limit(
-            Limit::Timeout,
-            ms(timeout),
-            Some(ms(held)),
-            format!(
-                "the timeout of {} ms was exceeded (a native builtin ran past it; the worker \
-                 was stopped)",
-                ms(timeout)
-            ),
+        let error = ExecError::timeout_because(
+            timeout,
+            held,
+            "a native builtin ran past it; the worker was stopped",
         );
         self.answer(error, held);
     }

@@ -28,7 +28,7 @@ pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use palisade_core::{
     Capabilities, ConfigError, Engine, EngineInfo, HostCalls, Limit, Limits, Outcome, Request,
@@ -205,10 +205,6 @@ impl Engine for V8 {
         outcome.metrics.wall_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         outcome
     }
-}
-
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

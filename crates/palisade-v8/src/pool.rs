@@ -285,16 +285,7 @@ impl Pool {
                 Err(RecvTimeoutError::Timeout) => {
                     drop(w);
                     self.replenish();
-                    let limits = &request.limits;
-                    return Err(ExecError::limit(
-                        Limit::Timeout,
-                        crate::millis(limits.timeout),
-                        Some(crate::millis(start.elapsed())),
-                        format!(
-                            "the timeout of {} ms was exceeded",
-                            crate::millis(limits.timeout)
-                        ),
-                    ));
+                    return Err(ExecError::timeout(request.limits.timeout, start.elapsed()));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let why = w.death();

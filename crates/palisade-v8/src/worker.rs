@@ -558,15 +558,7 @@ impl Runner<'_> {
                     format_size(limits.memory)
                 ),
             )),
-            Some(Stop::Timeout) => Some(ExecError::limit(
-                Limit::Timeout,
-                crate::millis(limits.timeout),
-                Some(crate::millis(self.start.elapsed())),
-                format!(
-                    "the timeout of {} ms was exceeded",
-                    crate::millis(limits.timeout)
-                ),
-            )),
+            Some(Stop::Timeout) => Some(ExecError::timeout(limits.timeout, self.start.elapsed())),
             None => None,
         }
     }
@@ -805,12 +797,9 @@ fn execute(
                     }
                     continue;
                 }
-                let limits = &r.request.limits;
-                return Err(ExecError::limit(
-                    Limit::Timeout,
-                    crate::millis(limits.timeout),
-                    Some(crate::millis(r.start.elapsed())),
-                    "the result promise can never settle: no pending jobs remain".into(),
+                return Err(ExecError::never_settles(
+                    r.request.limits.timeout,
+                    r.start.elapsed(),
                 ));
             }
             // A module graph has evaluated and its default export was called: poll again.

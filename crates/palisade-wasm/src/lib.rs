@@ -211,14 +211,11 @@ impl Engine for Wasm {
 
 /// The `timeout` of a caller that found every pool slot in use until its deadline.
 fn no_slot(request: &Request, start: Instant) -> ExecError {
-    use run::millis;
-    ExecError::limit(
-        Limit::Timeout,
-        millis(request.limits.timeout),
-        Some(millis(start.elapsed())),
+    ExecError::timeout_with(
+        request.limits.timeout,
+        start.elapsed(),
         "the timeout passed while every wasm instance of this process was in use \
-         (more executions at once than PALISADE_WASM_POOL_SLOTS; the run did not start)"
-            .into(),
+         (more executions at once than PALISADE_WASM_POOL_SLOTS; the run did not start)",
     )
 }
 

@@ -851,10 +851,6 @@ struct Classify<'a> {
     stringifying: bool,
 }
 
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 impl Classify<'_> {
     fn classify(&self, ending: Ending, report: Report) -> Result<serde_json::Value, ExecError> {
         let status = match ending {
@@ -884,15 +880,10 @@ impl Classify<'_> {
                 ExecError::Limit(l) if l.limit == Limit::Stack => palisade_core::result_too_deep(),
                 other => other,
             }),
-            STATUS_NEVER_SETTLES => {
-                let limits = &self.req.limits;
-                Err(ExecError::limit(
-                    Limit::Timeout,
-                    millis(limits.timeout),
-                    Some(millis(self.start.elapsed())),
-                    "the result promise can never settle: no pending jobs remain".into(),
-                ))
-            }
+            STATUS_NEVER_SETTLES => Err(ExecError::never_settles(
+                self.req.limits.timeout,
+                self.start.elapsed(),
+            )),
             other => Err(ExecError::internal(format!(
                 "the wasm guest ended with status {other}"
             ))),
@@ -900,13 +891,7 @@ impl Classify<'_> {
     }
 
     fn timeout(&self) -> ExecError {
-        let limits = &self.req.limits;
-        ExecError::limit(
-            Limit::Timeout,
-            millis(limits.timeout),
-            Some(millis(self.start.elapsed())),
-            format!("the timeout of {} ms was exceeded", millis(limits.timeout)),
-        )
+        ExecError::timeout(self.req.limits.timeout, self.start.elapsed())
     }
 
     fn limit_hit(&self) -> Option<ExecError> {
