@@ -270,7 +270,33 @@ fn is_dynamic_import(src: &str, toks: &[Tok], k: usize) -> bool {
     }
     let next_paren = toks.get(k + 1).is_some_and(|n| &src[n.start..n.end] == "(");
     let after_dot = k > 0 && matches!(&src[toks[k - 1].start..toks[k - 1].end], "." | "?.");
-    next_paren && !after_dot
+    next_paren && !after_dot && !is_method_definition(src, toks, k + 1)
+}
+
+/// Whether the parenthesised list opening at `toks[open]` is followed by `{`: then the name before
+/// it is a method being defined (`import(x) { ... }` in a class or an object literal, also after
+/// `get`, `set`, `static`, `async` or `*`), not a call. A dynamic import followed by `{` on the
+/// same line is a syntax error, and on the next line (a block after a statement ended by ASI) it
+/// is rare enough to read as the method. Until 2026-12-01 such methods were renamed `$_impt`, so
+/// `new A().import(1)` threw "is not a function" on v8 only.
+fn is_method_definition(src: &str, toks: &[Tok], open: usize) -> bool {
+    let mut depth = 0usize;
+    for (j, t) in toks.iter().enumerate().skip(open) {
+        if t.kind != Kind::Punct {
+            continue;
+        }
+        match &src[t.start..t.end] {
+            "(" => depth += 1,
+            ")" => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return toks.get(j + 1).is_some_and(|n| &src[n.start..n.end] == "{");
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Rewrites dynamic `import(` in a classic script. Returns the source and whether it changed.
@@ -287,6 +313,13 @@ pub(crate) fn rewrite_script(src: &str) -> (String, bool) {
     }
     let changed = !edits.0.is_empty();
     (edits.apply(src), changed)
+}
+
+/// `name` as it may follow `//# sourceURL=`: without the line terminators that would end the
+/// comment and make the rest of the name code (`\u{2028}` and `\u{2029}` too: until 2026-12-01
+/// a filename `a.js\u{2028};throw 1` ran `throw 1` on v8).
+pub(crate) fn source_url(name: &str) -> String {
+    name.replace(['\n', '\r', '\u{2028}', '\u{2029}'], "")
 }
 
 /// JS string literal for `s`.
@@ -831,7 +864,7 @@ pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
         k += 1;
     }
     let body = std::mem::take(&mut p.edits).apply(src);
-    let url = name.replace(['\n', '\r'], "");
+    let url = source_url(name);
     let prefix = if is_async {
         format!(
             "(async function ({DYN_IMPORT}, $_ns, $_x, $_m, {META}) {{\"use strict\";{}{}",
@@ -872,6 +905,42 @@ mod tests {
         assert!(changed);
         assert_eq!(s, "a.import(1); $_impt('x'); 'import(' // import(\n");
         assert!(!rewrite_script("1 + 1").1);
+    }
+
+    #[test]
+    fn regression_a_source_url_cannot_end_its_comment() {
+        let name = "a.js\n1\r2\u{2028};throw 1\u{2029}3";
+        assert_eq!(source_url(name), "a.js12;throw 13");
+        let w = wrap_module("export default 1", name);
+        assert!(
+            w.code.ends_with("//# sourceURL=a.js12;throw 13"),
+            "{}",
+            w.code
+        );
+    }
+
+    #[test]
+    fn regression_methods_named_import_are_not_rewritten() {
+        for src in [
+            "class A { import(x) { return x + 1 } }; new A().import(1)",
+            "({ import(x) {} , async import() {}, *import() {}, get import() {} })",
+            "class B { static import(a, (b) = f(c)) {} }",
+            "({ import(x)\n{ } })",
+        ] {
+            assert_eq!(rewrite_script(src), (src.to_owned(), false), "{src}");
+        }
+        let (s, changed) = rewrite_script("({ import(x) {} }).import(import('y'))");
+        assert!(changed);
+        assert_eq!(s, "({ import(x) {} }).import($_impt('y'))");
+        let w = wrap_module(
+            "export default class { import() { return import('z') } }",
+            "m",
+        );
+        assert!(
+            body(&w).contains("import() { return $_impt('z') }"),
+            "{}",
+            w.code
+        );
     }
 
     #[test]

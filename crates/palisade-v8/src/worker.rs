@@ -615,7 +615,7 @@ fn program(req: &Request) -> Program {
         Mode::Script => {
             let (src, changed) = modules::rewrite_script(&req.source);
             (
-                format!("{src}\n//# sourceURL={}", file.replace(['\n', '\r'], "")),
+                format!("{src}\n//# sourceURL={}", modules::source_url(&file)),
                 changed,
             )
         }
@@ -965,11 +965,21 @@ fn syntax_error(r: &mut Runner<'_>, mut guest: GuestError, prog: &Program) -> Ex
     if let Ok(task) = r.ctx.eval(&prog.main) {
         if let Waited::Value(Value::Error(201, text)) = r.wait(&task) {
             if let Some((line, caret)) = parse_report(&text) {
-                let col = if line == 1 {
+                let mut col = if line == 1 {
                     caret.saturating_sub(shift).max(1)
                 } else {
                     caret
                 };
+                let mut line = line;
+                // Past the guest's last line is the text the host appended (a script's
+                // `sourceURL` comment, a module wrapper's closing `})`): the parse ran out of
+                // the guest's input, which is where QuickJS reports it. Until 2026-12-01 v8 put
+                // `1 +` at 2:24, and `export default (1 +` at "Unexpected token '}'" 2:1.
+                let (last, end) = end_of_input(&r.request.source);
+                if line > last {
+                    (line, col) = (last, end);
+                    guest.message = "Unexpected end of input".into();
+                }
                 guest.line = Some(line);
                 guest.column = Some(col);
                 guest.stack = Some(format!(
@@ -984,6 +994,25 @@ fn syntax_error(r: &mut Runner<'_>, mut guest: GuestError, prog: &Program) -> Ex
         }
     }
     ExecError::Syntax(guest)
+}
+
+/// The line and column just past the end of `source` (lines end at JS line terminators; columns
+/// count characters, as [`parse_report`]'s do).
+fn end_of_input(source: &str) -> (u32, u32) {
+    let mut line = 1u32;
+    let mut col = 1u32;
+    let mut chars = source.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' | '\u{2028}' | '\u{2029}' => {
+                line = line.saturating_add(1);
+                col = 1;
+            }
+            _ => col = col.saturating_add(1),
+        }
+    }
+    (line, col)
 }
 
 /// `<name>:LINE: message\n<source line>\n   ^^^` → (LINE, caret column).
@@ -1003,6 +1032,14 @@ fn parse_report(text: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_end_of_input_is_the_guests_not_the_appended_text() {
+        assert_eq!(end_of_input(""), (1, 1));
+        assert_eq!(end_of_input("1 +"), (1, 4));
+        assert_eq!(end_of_input("a\r\nb\rc\u{2028}d\u{2029}éf\n"), (6, 1));
+        assert_eq!(end_of_input("x\n(ab"), (2, 4));
+    }
 
     #[test]
     fn reports_give_line_and_caret() {

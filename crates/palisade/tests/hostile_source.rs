@@ -167,3 +167,32 @@ fn regression_a_parse_that_outlasts_the_deadline_is_timeout() {
         still_runs(kind, sandbox)
     });
 }
+
+/// A filename is metadata: no character of it runs. v8 names the guest's code with a
+/// `//# sourceURL=` comment, which ended at `\n` and `\r` only, so before 2026-12-01 U+2028 or
+/// U+2029 in a filename ended it and the rest ran (`a.js\u{2028}+1` made `1` evaluate to 2, and
+/// `;throw ...` threw), in scripts and in modules, the request's `modules` keys included.
+#[test]
+fn regression_a_filename_cannot_inject_code() {
+    let names = [
+        "a.js\u{2028}+1",
+        "a.js\u{2029};throw new Error('from filename')",
+        "a.mjs\n;throw 1",
+    ];
+    on_every_engine(|kind, sandbox| {
+        for name in names {
+            let script = Request::script("1").with_filename(name);
+            let module = Request::module("export default 1").with_filename(name);
+            let dependency =
+                Request::module("import x from './d\u{2028};throw 2'; export default x")
+                    .with_module("./d\u{2028};throw 2", "export default 1");
+            for request in [script, module, dependency] {
+                let outcome = sandbox.run(&request);
+                if outcome.result != Ok(json!(1)) {
+                    return Err(format!("{kind}: {name:?}: {:?}", outcome.to_record()));
+                }
+            }
+        }
+        still_runs(kind, sandbox)
+    });
+}
