@@ -332,12 +332,12 @@ impl Fresh {
             let _ = ctx.store_userdata(p.clone());
             let _ = ctx.store_userdata(ffi::ModuleTable(modules.clone()));
             ffi::set_module_normalizer(&ctx);
-            run::install_console(&ctx, &output)?;
+            run::install_console(&ctx, &output, &guard)?;
             // The policy first: it deletes QuickJS's own extras (its `performance` among them),
             // which the host prelude may then define in Palisade's shape.
             policy::prepare(&ctx, &p, &denials)?;
             policy::install_clocks(&ctx, &p, &rng, &clock)?;
-            run::install_host(&ctx, &p, &host)?;
+            run::install_host(&ctx, &p, &host, &guard)?;
             // Built now rather than on a run's first console call: a run must not store
             // anything in the runtime's Rust-side data (see `snapshot`).
             run::formatter(&ctx)?;

@@ -136,6 +136,21 @@ pub(crate) fn take_host_panic() -> bool {
     HOST_PANICKED.with(|p| p.replace(false))
 }
 
+/// Stops the run, uncatchably, if it is past its deadline or over its memory limit. QuickJS asks
+/// its interrupt handler only once every 10,000 polls (backward jumps and calls), so a loop of
+/// calls that each take milliseconds went on far past the deadline: 5,000 console lines of 1 MiB
+/// or 1,000 digests of 30 MB under a 300 ms timeout ran until the CLI's watchdog ended the
+/// process at 2.3 s, and a library caller's thread was held for as long as the loop lasted
+/// (until 2026-12-01). The console and the host door check at every call, as the other engines
+/// stop at their deadline wherever they are (wasm's epoch, v8's watchdog). The run is then
+/// classified as usual: the timeout (or memory) latch is set.
+fn stop_if_due(ctx: &Ctx<'_>, guard: &Guard) -> rquickjs::Result<()> {
+    if guard.should_stop() {
+        return Err(ffi::throw_interrupted(ctx));
+    }
+    Ok(())
+}
+
 /// Keeps a Rust-backed function reachable for the runtime's whole life, from the primordials
 /// (which guest code never sees), so that no run can make QuickJS finalize it: a restored heap
 /// would otherwise still reference a closure freed during the run.
@@ -250,15 +265,18 @@ fn set_input<'js>(ctx: &Ctx<'js>, st: &RunState<'_>) -> rquickjs::Result<Value<'
 pub(crate) fn install_console<'js>(
     ctx: &Ctx<'js>,
     output: &Arc<Mutex<Output>>,
+    guard: &Arc<Guard>,
 ) -> rquickjs::Result<()> {
     let console = Object::new(ctx.clone())?;
     for method in ["log", "info", "debug", "warn", "error"] {
         let stream = Stream::for_method(method).unwrap_or(Stream::Stdout);
         let output = output.clone();
+        let guard = guard.clone();
         let f = Function::new(
             ctx.clone(),
             move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<()> {
                 shielded(&ctx, || {
+                    stop_if_due(&ctx, &guard)?;
                     let line = format_args(&ctx, args.0)?;
                     lock(&output).write_line(stream, &line);
                     Ok(())
@@ -288,8 +306,10 @@ pub(crate) fn install_host<'js>(
     ctx: &Ctx<'js>,
     primordials: &Object<'js>,
     slot: &HostSlot,
+    guard: &Arc<Guard>,
 ) -> rquickjs::Result<()> {
     let slot = slot.clone();
+    let guard = guard.clone();
     let hostcall = Function::new(
         ctx.clone(),
         move |ctx: Ctx<'js>,
@@ -298,6 +318,7 @@ pub(crate) fn install_host<'js>(
               bytes: rquickjs::function::Opt<Value<'js>>|
               -> rquickjs::Result<Value<'js>> {
             shielded(&ctx, || {
+                stop_if_due(&ctx, &guard)?;
                 // Lone surrogates in an argument become U+FFFD, as on every engine.
                 let (op, arg) = (js_string(&op), js_string(&arg));
                 let host = lock(&slot).clone();
@@ -319,7 +340,10 @@ pub(crate) fn install_host<'js>(
                     _ => None,
                 };
                 let data: Option<Vec<u8>> = buffer.as_ref().and_then(ffi::array_buffer_copy);
-                match host.call(&op, &arg, data.as_deref()) {
+                let answer = host.call(&op, &arg, data.as_deref());
+                // A call can itself take long (a digest of a large buffer, a fetch).
+                stop_if_due(&ctx, &guard)?;
+                match answer {
                     Ok(HostValue::Str(s)) => {
                         Ok(rquickjs::String::from_str(ctx.clone(), &s)?.into_value())
                     }

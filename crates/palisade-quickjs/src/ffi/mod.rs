@@ -295,6 +295,25 @@ pub(crate) fn with_stack_limit<R>(
     out
 }
 
+/// Throws QuickJS's own uncatchable `InternalError: interrupted`, what its interrupt handler
+/// throws when it asks to stop: the run unwinds through every `catch` and `finally` (see
+/// `run::stop_if_due`). Returns the error that says an exception is pending.
+pub(crate) fn throw_interrupted(ctx: &Ctx<'_>) -> rquickjs::Error {
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: `raw` is the live context `ctx` borrows, on its own thread. The format string is a
+    // NUL-terminated literal with no conversions, so the variadic call reads no arguments.
+    // `JS_GetException` hands over the pending exception's reference, which `JS_SetUncatchableError`
+    // only reads (it flags the object) and `JS_Throw` takes back as the pending exception: the
+    // count is unchanged, as in QuickJS's own `JS_ThrowInterrupted`.
+    unsafe {
+        qjs::JS_ThrowInternalError(raw, c"interrupted".as_ptr());
+        let exception = qjs::JS_GetException(raw);
+        qjs::JS_SetUncatchableError(raw, exception);
+        qjs::JS_Throw(raw, exception);
+    }
+    rquickjs::Error::Exception
+}
+
 /// Calls `f` with `args` (and `this` undefined) from Rust while guest code may be on the stack.
 ///
 /// rquickjs's `Function::call` and `Constructor::construct` first move QuickJS's stack top to the

@@ -1,0 +1,50 @@
+//! Hostile use of time, on every engine: a run stops at its deadline even when each step of it is
+//! a call into the host that takes a while.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{on_every_engine, still_runs};
+use palisade::{ErrorKind, Limits, Request};
+
+/// Loops of calls that each take milliseconds in the host: hashing a 30 MB buffer (or formatting
+/// a 1 MiB console line). QuickJS asks its interrupt handler only once every
+/// 10,000 polls, so before 2026-12-01 the `quickjs` engine ran such loops until they ended
+/// (seconds to minutes past a 300 ms timeout; the CLI's watchdog ended the process at 2.3 s and
+/// dropped the output). Its console and host door now stop the run at every call once the
+/// deadline has passed, uncatchably, as `wasm` (epoch) and `v8` (watchdog) stop wherever they
+/// are.
+#[test]
+fn regression_a_loop_of_slow_host_calls_stops_at_the_deadline() {
+    // (A console loop is the same check on `quickjs`, but not slow on every engine: `v8` drops
+    // lines past the output cap before formatting them.)
+    let cases = [
+        "const b = new Uint8Array(3e7); for (let i = 0; i < 1000; i++) crypto.subtle.digest('SHA-256', b); 1",
+        "const b = new Uint8Array(3e7); \
+         for (let i = 0; i < 1000; i++) { try { crypto.subtle.digest('SHA-256', b) } catch {} } 1",
+    ];
+    let timeout = Duration::from_millis(300);
+    on_every_engine(|kind, sandbox| {
+        for src in cases {
+            // Room for the garbage copies: v8 counts them until it collects (ARCHITECTURE).
+            let limits = Limits {
+                timeout,
+                memory: 1 << 30,
+                ..Limits::default()
+            };
+            let started = Instant::now();
+            let outcome = sandbox.run(&Request::script(src).with_limits(limits));
+            let took = started.elapsed();
+            // The bound is for a stop at the deadline on a loaded machine, not a speed goal: the
+            // old behaviour took 5-40 s here.
+            if outcome.error_kind() != Some(ErrorKind::Timeout) || took > timeout * 4 {
+                return Err(format!(
+                    "{kind}: {src}: {took:?}: {:?}",
+                    outcome.to_record().error
+                ));
+            }
+        }
+        still_runs(kind, sandbox)
+    });
+}
