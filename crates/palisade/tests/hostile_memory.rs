@@ -4,7 +4,7 @@
 mod common;
 
 use common::{on_every_engine, still_runs};
-use palisade::{ErrorKind, Request};
+use palisade::{ErrorKind, Limits, Request};
 
 /// Arrays of 2^29 - 1 and 2^29 + 1 elements made at once. On the `wasm` engine QuickJS-NG runs
 /// with a 32-bit `size_t`: `expand_fast_array`'s `sizeof(JSValue) * new_size` wraps from 2^29
@@ -60,6 +60,43 @@ fn regression_an_errors_text_is_cut_to_max_error_text() {
         }
         if e.stack.as_deref().is_some_and(|s| s.len() > max + 64) {
             return Err(format!("{kind}: stack not cut"));
+        }
+        still_runs(kind, sandbox)
+    });
+}
+
+/// A run's memory limit does not depend on what ran before it in the same sandbox. On `v8` the
+/// memory watch read only the worker's data segment, whose address space V8 keeps after it frees
+/// ArrayBuffers and hands to later ones: before 2026-12-01, 100 MB of buffers held live under a
+/// 16 MiB limit ended `ok` with a receipt of 0 bytes after a run that had used 400 MB in the
+/// same worker (found by a helper's leak hunt), and `memory_limit` in a fresh one.
+#[test]
+fn regression_a_memory_limit_holds_after_a_bigger_run() {
+    let hold = |n: u32| {
+        format!(
+            "const keep = []; \
+             for (let i = 0; i < {n}; i++) {{ const b = new Uint8Array(204800); b.fill(1); keep.push(b) }} \
+             keep.length"
+        )
+    };
+    on_every_engine(|kind, sandbox| {
+        for _ in 0..2 {
+            let big = Request::script(hold(2000)).with_limits(Limits {
+                memory: 1 << 30,
+                ..Limits::default()
+            });
+            let outcome = sandbox.run(&big);
+            if !outcome.is_ok() {
+                return Err(format!("{kind}: the big run: {:?}", outcome.to_record()));
+            }
+            let small = Request::script(hold(500)).with_limits(Limits {
+                memory: 16 << 20,
+                ..Limits::default()
+            });
+            let outcome = sandbox.run(&small);
+            if outcome.error_kind() != Some(ErrorKind::MemoryLimit) {
+                return Err(format!("{kind}: after it: {:?}", outcome.to_record()));
+            }
         }
         still_runs(kind, sandbox)
     });
