@@ -240,9 +240,11 @@ pub fn stack_position(stack: &str, file: &str) -> Option<(u32, u32)> {
 pub const MAX_RESULT_DEPTH: usize = 1000;
 
 /// Turns an engine's `JSON.stringify` text of the result into the outcome's value, with the rules
-/// every engine shares: over `limit` bytes is `result_limit`; nesting deeper than
-/// [`MAX_RESULT_DEPTH`] and lone surrogates (valid JSON text, but not Unicode) are
-/// `not_serializable`.
+/// every engine shares: nesting deeper than [`MAX_RESULT_DEPTH`] is `not_serializable`, whatever
+/// the size (the depth is checked first: QuickJS's recursive `JSON.stringify` fails on a very
+/// deep value before any text exists, while V8 converts it, and until 2026-12-01 v8 then said
+/// `result_limit` for the same script); over `limit` bytes is `result_limit`; lone surrogates
+/// (valid JSON text, but not Unicode) are `not_serializable`.
 ///
 /// ```
 /// use palisade_core::{result_from_json, ErrorKind};
@@ -251,6 +253,10 @@ pub const MAX_RESULT_DEPTH: usize = 1000;
 /// assert_eq!(result_from_json(r#""\ud800""#, 99).unwrap_err().kind(), ErrorKind::NotSerializable);
 /// ```
 pub fn result_from_json(json: &str, limit: u64) -> Result<serde_json::Value, ExecError> {
+    let depth = json_depth(json);
+    if depth > MAX_RESULT_DEPTH {
+        return Err(result_too_deep());
+    }
     let len = json.len() as u64;
     if len > limit {
         return Err(ExecError::limit(
@@ -259,14 +265,6 @@ pub fn result_from_json(json: &str, limit: u64) -> Result<serde_json::Value, Exe
             Some(len),
             format!("the result is {len} bytes, over the result limit of {limit} bytes"),
         ));
-    }
-    let depth = json_depth(json);
-    if depth > MAX_RESULT_DEPTH {
-        return Err(ExecError::NotSerializable {
-            message: format!(
-                "the result is nested {depth} levels deep, deeper than the {MAX_RESULT_DEPTH} Palisade converts"
-            ),
-        });
     }
     let mut de = serde_json::Deserializer::from_str(json);
     de.disable_recursion_limit();

@@ -794,10 +794,11 @@ fn execute(
         };
         let (kind, rest) = state.split_at(state.len().min(1));
         match kind {
-            "o" => {
-                let json = if rest.is_empty() { "null" } else { rest };
-                return palisade_core::result_from_json(json, r.request.limits.result);
-            }
+            // `JSON.stringify` gave nothing (`undefined`, a function, a symbol): `null`, of no
+            // size, as on the QuickJS engines (until 2026-12-01 v8 counted it as the 4 bytes of
+            // `null`, so a result limit under 4 bytes failed it).
+            "o" if rest.is_empty() => return Ok(serde_json::Value::Null),
+            "o" => return palisade_core::result_from_json(rest, r.request.limits.result),
             "p" => {
                 let policy = &r.request.policy;
                 if policy.allow_wasm || policy.allow_shared_memory {

@@ -1,0 +1,3 @@
+function f() {}
+const results = [undefined, f, Symbol("s")];
+results[input ?? 0]

@@ -1,0 +1,3 @@
+let a = [];
+for (let i = 0; i < 2000; i++) a = [a];
+a
