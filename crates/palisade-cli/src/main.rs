@@ -161,8 +161,8 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     fuel: Option<u64>,
     /// The JSON value exposed as the global `input`.
-    #[arg(long, value_name = "JSON", value_parser = json)]
-    input: Option<serde_json::Value>,
+    #[arg(long, value_name = "JSON")]
+    input: Option<String>,
     /// Run as an ES module (the default for .mjs and .mts files).
     #[arg(long)]
     module: bool,
@@ -299,20 +299,40 @@ fn usage_error(msg: impl std::fmt::Display) -> u8 {
 }
 
 fn run(args: RunArgs) -> u8 {
+    // With `--json`, stdout is one JSON object whatever happens after the flags parse: a request
+    // the CLI cannot make (an unreadable file, a bad policy or input) is an `invalid_request`
+    // outcome, as a limit the engine refuses is. Until 2026-12-01 these printed only a line on
+    // stderr, and a bad `--input` echoed the whole value back in it (clap's "invalid value").
+    let json_out = args.json;
+    let engine = args.engine;
+    let refuse = |msg: String| -> u8 {
+        if json_out {
+            let outcome =
+                Outcome::failed(engine.as_str(), ExecError::InvalidRequest { message: msg });
+            report(&outcome, true)
+        } else {
+            usage_error(msg)
+        }
+    };
+    let input = match args.input.as_deref().map(json) {
+        None => serde_json::Value::Null,
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return refuse(format!("--input: {e}")),
+    };
     let (source, filename) = match (&args.eval, &args.file) {
         (Some(code), _) => (code.clone(), None),
         (None, Some(path)) if path.as_os_str() == "-" => {
             let mut s = String::new();
             if let Err(e) = std::io::stdin().read_to_string(&mut s) {
-                return usage_error(format!("cannot read standard input: {e}"));
+                return refuse(format!("cannot read standard input: {e}"));
             }
             (s, None)
         }
         (None, Some(path)) => match std::fs::read_to_string(path) {
             Ok(s) => (s, Some(path.display().to_string())),
-            Err(e) => return usage_error(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return refuse(format!("cannot read {}: {e}", path.display())),
         },
-        (None, None) => return usage_error("give a FILE or -e CODE"),
+        (None, None) => return refuse("give a FILE or -e CODE".into()),
     };
     let mode = if args.module || filename.as_deref().map(Mode::from_file_name) == Some(Mode::Module)
     {
@@ -325,9 +345,9 @@ fn run(args: RunArgs) -> u8 {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => match Policy::parse(&text) {
                 Ok(p) => p,
-                Err(e) => return usage_error(format!("{}: {e}", path.display())),
+                Err(e) => return refuse(format!("{}: {e}", path.display())),
             },
-            Err(e) => return usage_error(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return refuse(format!("cannot read {}: {e}", path.display())),
         },
     };
     policy.allow_eval |= args.allow_eval;
@@ -335,7 +355,7 @@ fn run(args: RunArgs) -> u8 {
     for url in &args.allow_fetch {
         match url.parse() {
             Ok(p) => policy.fetch.allow.push(p),
-            Err(e) => return usage_error(format!("--allow-fetch: {e}")),
+            Err(e) => return refuse(format!("--allow-fetch: {e}")),
         }
     }
     policy.secrets.extend(args.allow_secret.iter().cloned());
@@ -345,14 +365,14 @@ fn run(args: RunArgs) -> u8 {
             .and_then(|key| palisade::FileSecretStore::open(path, &key));
         let store = match store {
             Ok(s) => s,
-            Err(e) => return usage_error(e),
+            Err(e) => return refuse(e.to_string()),
         };
         let Some(log) = &args.audit_log else {
-            return usage_error("--secrets needs --audit-log FILE");
+            return refuse("--secrets needs --audit-log FILE".into());
         };
         let audit = match palisade::AuditLog::open(log) {
             Ok(a) => a,
-            Err(e) => return usage_error(format!("cannot open {}: {e}", log.display())),
+            Err(e) => return refuse(format!("cannot open {}: {e}", log.display())),
         };
         services = services.secrets(std::sync::Arc::new(store), std::sync::Arc::new(audit));
     }
@@ -375,7 +395,7 @@ fn run(args: RunArgs) -> u8 {
         source,
         mode,
         filename,
-        input: args.input.clone().unwrap_or(serde_json::Value::Null),
+        input,
         limits: limits.clone(),
         modules: Default::default(),
         policy,

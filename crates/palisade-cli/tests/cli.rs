@@ -379,8 +379,45 @@ fn issue_2_regression_input_nested_as_deep_as_the_contract_allows() {
     assert_eq!(json(&out)["value"], 1000);
     let out = palisade(&["run", "--json", "-e", src, "--input", &deep(1001)]);
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("deeper than the 1000 allowed"), "{err}");
+    let error = &json(&out)["error"];
+    assert_eq!(error["kind"], "invalid_request");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("deeper than the 1000 allowed"),
+        "{message}"
+    );
+}
+
+/// With `--json`, stdout is exactly one JSON object (DESIGN.md) for a request the CLI cannot
+/// make once its flags parse: an `invalid_request` outcome, exit 2. Found by a helper's hunt
+/// (2026-12-01): a bad `--input`, an unreadable file or a bad policy printed only a line on
+/// stderr, and a bad `--input` echoed the whole value back in it (up to 128 KB).
+#[test]
+fn regression_requests_the_cli_cannot_make_are_invalid_request_under_json() {
+    let long_bad = format!("{{\"k\": \"{}\"", "x".repeat(100_000));
+    for args in [
+        &["run", "--json", "-e", "1", "--input", "{not json"][..],
+        &["run", "--json", "-e", "1", "--input", &long_bad],
+        &["run", "--json", "/nonexistent/file.js"],
+        &[
+            "run",
+            "--json",
+            "-e",
+            "1",
+            "--policy",
+            "/nonexistent/policy.toml",
+        ],
+    ] {
+        let out = palisade(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let error = &json(&out)["error"];
+        assert_eq!(error["kind"], "invalid_request", "{args:?}");
+        assert!(error["message"].as_str().unwrap().len() < 200, "{error}");
+        assert!(out.stderr.len() < 200, "{args:?}");
+    }
+    let out = palisade(&["run", "-e", "1", "--input", &long_bad]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.len() < 200, "the input was echoed back");
 }
 
 /// Guest code runs in UTC on every engine, whatever the host's zone: the native engine's
