@@ -27,6 +27,9 @@ const RLIMIT_DATA: u64 = 24 << 30;
 
 type Key = Option<u64>;
 
+/// Stack, in KiB, V8 gets beyond the guest's limit for the prelude's frames (see `spawn`).
+const PRELUDE_STACK_KIB: u64 = 32;
+
 #[derive(Debug)]
 pub(crate) struct Pool {
     located: Located,
@@ -71,7 +74,14 @@ impl Worker {
         // with this setting). `--single-threaded-gc` alone crashes V8 14.4 at start.
         let mut flags = String::new();
         if let Some(bytes) = stack {
-            flags.push_str(&format!("--stack-size={}", (bytes / 1024).max(64)));
+            // Plus room for the prelude's own frames under the guest's (the run wrapper, and a
+            // host call's encoding): at `--stack 64KiB` before 2026-12-01 every `crypto` call
+            // overflowed at depth 0 on v8 only. The guest's budget stays the one it asked for,
+            // within those few frames, as QuickJS's counts only the guest's.
+            flags.push_str(&format!(
+                "--stack-size={}",
+                (bytes / 1024).max(64) + PRELUDE_STACK_KIB
+            ));
         }
         let mut child = Command::new(&exe)
             // Guest code runs in UTC on every engine, never in the host's zone (V8 reads `TZ`).

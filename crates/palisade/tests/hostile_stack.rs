@@ -79,3 +79,30 @@ fn regression_a_stack_limit_above_16_mib_is_enforced() {
         Ok(())
     });
 }
+
+/// The smallest stack a request may ask for still leaves the host APIs usable, and still
+/// overflows on deep recursion. On `v8` the prelude's own frames count against the same stack:
+/// before 2026-12-01, at 64 KiB every `crypto` call was `stack_overflow` at depth 0 there
+/// (found by a helper's hunt), while the QuickJS engines returned the value.
+#[test]
+fn regression_host_apis_work_at_the_smallest_stack() {
+    let limits = Limits {
+        stack: Some(64 << 10),
+        ..Limits::default()
+    };
+    let src = "console.log('at 64 KiB'); \
+               [crypto.randomUUID().length, crypto.getRandomValues(new Uint8Array(4)).length]";
+    on_every_engine(|kind, sandbox| {
+        let outcome = sandbox.run(&Request::script(src).with_limits(limits.clone()));
+        if outcome.result != Ok(serde_json::json!([36, 4])) || outcome.stdout != "at 64 KiB\n" {
+            return Err(format!("{kind}: {:?}", outcome.to_record()));
+        }
+        let deep =
+            Request::script("function f() { return f() + 1 } f()").with_limits(limits.clone());
+        let outcome = sandbox.run(&deep);
+        if outcome.error_kind() != Some(palisade::ErrorKind::StackOverflow) {
+            return Err(format!("{kind}: recursion: {:?}", outcome.to_record()));
+        }
+        Ok(())
+    });
+}
