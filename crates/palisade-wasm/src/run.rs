@@ -984,6 +984,10 @@ impl Classify<'_> {
 }
 
 #[cfg(test)]
+#[path = "../tests/support/child.rs"]
+mod child;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -995,21 +999,7 @@ mod tests {
     fn issue_3_a_heavy_runs_pool_slot_is_handed_back() {
         const CHILD: &str = "PALISADE_ISSUE_3_DISCARD_CHILD";
         const NAME: &str = "run::tests::issue_3_a_heavy_runs_pool_slot_is_handed_back";
-        if std::env::var_os(CHILD).is_none() {
-            let exe = std::env::current_exe().expect("the test binary");
-            let out = std::process::Command::new(exe)
-                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-                .env(CHILD, "1")
-                .env("PALISADE_WASM_POOL_SLOTS", "1")
-                .output()
-                .expect("the child test process runs");
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(out.status.success(), "child failed: {text}");
-            assert!(text.contains("1 passed"), "the child ran no test: {text}");
+        if child::rerun_with_pool_slots(NAME, CHILD, 1) {
             return;
         }
         if !crate::ffi::can_discard() {

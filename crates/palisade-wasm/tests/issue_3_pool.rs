@@ -7,7 +7,6 @@
 //! Checked in a child process with a two-slot pool (`PALISADE_WASM_POOL_SLOTS`), so that a
 //! few threads are more than the pool holds; the parent only reports the child's verdict.
 
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -15,28 +14,14 @@ use palisade_core::host::no_host;
 use palisade_core::{Engine, ErrorKind, Limits, Outcome, Request};
 use palisade_wasm::{Wasm, WasmOptions};
 
+#[path = "support/child.rs"]
+mod child;
+
 const CHILD: &str = "PALISADE_ISSUE_3_POOL_CHILD";
 
 /// Runs `name` (a test in this file) in a child process with a two-slot pool.
 fn in_a_two_slot_child(name: &str) -> bool {
-    if std::env::var_os(CHILD).is_some() {
-        return false;
-    }
-    let exe = std::env::current_exe().expect("the test binary");
-    let out = Command::new(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .env("PALISADE_WASM_POOL_SLOTS", "2")
-        .output()
-        .expect("the child test process runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "child failed: {text}");
-    assert!(text.contains("1 passed"), "the child ran no test: {text}");
-    true
+    child::rerun_with_pool_slots(name, CHILD, 2)
 }
 
 /// Runs `threads` copies of `req` at once, from a barrier.
