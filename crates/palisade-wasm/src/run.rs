@@ -114,6 +114,9 @@ pub(crate) struct HostState {
     /// Whether the guest is to send its compiled bytecode (`FLAG_KEEP`), and what it sent.
     keep: bool,
     kept: Option<Vec<u8>>,
+    /// The address of the guest meter's `hit` word (see [`latched`]), or 0 (the snapshotting
+    /// instance: no limit).
+    hit_word: u32,
 }
 
 impl HostState {
@@ -145,6 +148,7 @@ impl HostState {
             bytecode: None,
             keep: false,
             kept: None,
+            hit_word: 0,
         }
     }
 
@@ -169,6 +173,7 @@ impl HostState {
         host: Arc<dyn HostCalls>,
         deadline: Instant,
         memory_cap: usize,
+        meter: u32,
     ) -> Self {
         let policy = &req.policy;
         let modules = req
@@ -209,6 +214,7 @@ impl HostState {
             bytecode: None,
             keep: false,
             kept: None,
+            hit_word: meter.saturating_add(4 * METER_HIT),
         }
     }
 
@@ -281,6 +287,36 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 type Ctx<'a> = Caller<'a, HostState>;
+
+/// The `hit` word's index among the guest meter's six (glue.c: used, peak, limit, observed,
+/// hit, phase).
+const METER_HIT: u32 = 4;
+
+/// Whether the run's memory latch is closed (the guest's meter says its memory limit was hit).
+/// The console and the host door then stop the run with a trap, classified `memory_limit`, as
+/// the native engine's stop with its uncatchable interrupt. QuickJS's own interrupt handler,
+/// which the glue has end the run on the latch, is asked only once every 10,000 polls: until
+/// 2026-12-01 a guest that caught the out-of-memory error went on printing (hundreds of lines)
+/// and calling the host, and a loop after it ended as `timeout` or `fuel_exhausted`, where the
+/// native engine said `memory_limit` with no output (found by a helper's wasm hunt).
+fn latched(mem: &[u8], st: &HostState) -> bool {
+    if st.hit_word == 0 {
+        return false;
+    }
+    let at = st.hit_word as usize;
+    mem.get(at..at + 4)
+        .is_some_and(|w| w.iter().any(|&b| b != 0))
+}
+
+/// Stops the run if its memory latch is closed ([`latched`]).
+fn stop_if_latched(mem: &[u8], st: &HostState) -> wasmtime::Result<()> {
+    if latched(mem, st) {
+        return Err(trap(
+            "the memory limit was hit; the run was stopped at a host call",
+        ));
+    }
+    Ok(())
+}
 
 fn trap(msg: &str) -> wasmtime::Error {
     wasmtime::Error::msg(msg.to_owned())
@@ -361,6 +397,7 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "out_part",
         |mut c: Ctx<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
             let (mem, st) = memory(&mut c)?;
+            stop_if_latched(mem, st)?;
             let room = st.line_room().saturating_sub(st.line.len());
             let bytes = read(mem, ptr, len)?;
             st.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -368,7 +405,8 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         },
     )?;
     l.func_wrap(P, "out_end", |mut c: Ctx<'_>, stream: i32| {
-        let st = c.data_mut();
+        let (mem, st) = memory(&mut c)?;
+        stop_if_latched(mem, st)?;
         let line = std::mem::take(&mut st.line);
         let stream = if stream == 1 {
             Stream::Stderr
@@ -376,6 +414,7 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             Stream::Stdout
         };
         st.output.write_line(stream, &from_quickjs_utf8(&line));
+        Ok::<(), wasmtime::Error>(())
     })?;
     l.func_wrap(
         P,
@@ -463,6 +502,7 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
          out_len: u32|
          -> wasmtime::Result<i32> {
             let (mem, st) = memory(&mut c)?;
+            stop_if_latched(mem, st)?;
             let op = text(mem, op, op_len)?;
             let arg = text(mem, arg, arg_len)?;
             let bytes = match u32::try_from(bytes_len) {
@@ -684,6 +724,7 @@ pub(crate) fn run(
         host.clone(),
         start + limits.timeout,
         usize::try_from(memory_cap).unwrap_or(usize::MAX),
+        compiled.meter,
     );
     // Compile once, run many: a source's third and later runs read the bytecode its second run
     // kept. Not from its first: the run that writes bytecode leaves pages written in its pool
@@ -915,6 +956,15 @@ impl Classify<'_> {
 
     fn trapped(&self, trap: Option<Trap>, detail: &str) -> ExecError {
         let limits = &self.req.limits;
+        // A closed memory latch wins over whatever trap ended the run: the latch closed before
+        // it (a trap ends the run), and the one hit first wins, as on the native engine. Until
+        // 2026-12-01 a guest that caught its out-of-memory error and looped on ended as
+        // `timeout` (epoch) or `fuel_exhausted` here.
+        if self.memory_hit {
+            if let Some(e) = self.limit_hit() {
+                return e;
+            }
+        }
         match trap {
             Some(Trap::Interrupt) => self.timeout(),
             Some(Trap::OutOfFuel) => {

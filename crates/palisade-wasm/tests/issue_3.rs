@@ -521,3 +521,36 @@ fn issue_3_a_huge_zero_fill_stops_at_the_deadline() {
     }
     assert_healthy(&wasm);
 }
+
+/// A closed memory latch wins over the fuel budget that ran out after it: the guest caught its
+/// out-of-memory error and looped without a host call until the fuel ran out. Before
+/// 2026-12-01 this was `fuel_exhausted` on wasm (found by a helper's hunt); the native engine,
+/// which has no fuel, says `memory_limit`.
+#[test]
+fn issue_3_a_memory_limit_hit_before_the_fuel_ran_out_wins() {
+    let e = engine();
+    let limits = |budget| Limits {
+        memory: 8 << 20,
+        ..fuel(budget)
+    };
+    // The fuel up to the loop, then a budget that runs out a few hundred turns into it, long
+    // before QuickJS's next interrupt poll (which would end the run on the latch).
+    let prefix = "let n = 0; try { new ArrayBuffer(300e6) } catch (e) { n = 1 }";
+    let o = run(&e, prefix, limits(1 << 40));
+    assert_eq!(
+        o.error_kind(),
+        Some(ErrorKind::MemoryLimit),
+        "{}",
+        o.to_json()
+    );
+    let used = o.metrics.fuel_used.expect("fuel_used");
+    let src = "let n = 0; try { new ArrayBuffer(300e6) } catch (e) { for (;;) n++ }";
+    let o = run(&e, src, limits(used + 20_000));
+    assert_eq!(
+        o.error_kind(),
+        Some(ErrorKind::MemoryLimit),
+        "{}",
+        o.to_json()
+    );
+    assert_healthy(&e);
+}

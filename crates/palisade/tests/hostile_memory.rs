@@ -101,3 +101,35 @@ fn regression_a_memory_limit_holds_after_a_bigger_run() {
         still_runs(kind, sandbox)
     });
 }
+
+/// A guest that catches its out-of-memory error and goes on is stopped at its next console or
+/// host call, as `memory_limit`, with nothing more printed. QuickJS asks its interrupt handler
+/// (which ends the run on the memory latch) only once every 10,000 polls: until 2026-12-01 the
+/// `wasm` engine went on printing and calling the host after the latch, and a loop there ended
+/// as `timeout` (or `fuel_exhausted`), where `quickjs` said `memory_limit` with no output (found
+/// by a helper's wasm hunt). `v8` watches its memory from outside, every millisecond, so it too
+/// ends as `memory_limit`, but may print a few lines first.
+#[test]
+fn regression_a_caught_memory_limit_stops_at_the_next_console_or_host_call() {
+    let cases = [
+        "try { new ArrayBuffer(300e6) } catch (e) { for (let i = 0; ; i++) console.log('after', i) }",
+        "try { new ArrayBuffer(300e6) } catch (e) { for (;;) crypto.getRandomValues(new Uint8Array(4)) }",
+        "const s = 'x'.repeat(4e6); let n = 0; \
+         try { new ArrayBuffer(300e6) } catch (e) { console.log('caught'); for (;;) n += s.indexOf('y') }",
+    ];
+    on_every_engine(|kind, sandbox| {
+        for src in cases {
+            let limits = Limits {
+                memory: 8 << 20,
+                timeout: std::time::Duration::from_secs(3),
+                ..Limits::default()
+            };
+            let outcome = sandbox.run(&Request::script(src).with_limits(limits));
+            let quiet = kind == palisade::EngineKind::V8 || outcome.stdout.is_empty();
+            if outcome.error_kind() != Some(ErrorKind::MemoryLimit) || !quiet {
+                return Err(format!("{kind}: {src}: {:?}", outcome.to_record()));
+            }
+        }
+        still_runs(kind, sandbox)
+    });
+}
