@@ -263,40 +263,80 @@ impl Edits {
     }
 }
 
-fn is_dynamic_import(src: &str, toks: &[Tok], k: usize) -> bool {
+fn is_dynamic_import(src: &str, toks: &[Tok], closing: &[usize], k: usize) -> bool {
     let t = toks[k];
     if t.kind != Kind::Ident || &src[t.start..t.end] != "import" {
         return false;
     }
     let next_paren = toks.get(k + 1).is_some_and(|n| &src[n.start..n.end] == "(");
     let after_dot = k > 0 && matches!(&src[toks[k - 1].start..toks[k - 1].end], "." | "?.");
-    next_paren && !after_dot && !is_method_definition(src, toks, k + 1)
+    next_paren && !after_dot && !is_method_definition(src, toks, closing, k)
 }
 
-/// Whether the parenthesised list opening at `toks[open]` is followed by `{`: then the name before
-/// it is a method being defined (`import(x) { ... }` in a class or an object literal, also after
-/// `get`, `set`, `static`, `async` or `*`), not a call. A dynamic import followed by `{` on the
-/// same line is a syntax error, and on the next line (a block after a statement ended by ASI) it
-/// is rare enough to read as the method. Until 2026-12-01 such methods were renamed `$_impt`, so
-/// `new A().import(1)` threw "is not a function" on v8 only.
-fn is_method_definition(src: &str, toks: &[Tok], open: usize) -> bool {
-    let mut depth = 0usize;
-    for (j, t) in toks.iter().enumerate().skip(open) {
+/// Whether `import` at `toks[k]`, followed by `(`, names a method being defined (`import(x) {
+/// ... }` in a class or an object literal, also after `get`, `set`, `static`, `async` or `*`),
+/// not a call: the token before it can start a member, and the parenthesised list is followed
+/// by `{`. Until 2026-12-01 such methods were renamed `$_impt`, so `new A().import(1)` threw
+/// "is not a function" on v8 only. Both are needed: after `await`, `extends` or `=`, an
+/// `import(...)` followed by `{` is a call (a block after a statement ended by ASI, or a class
+/// extending the imported value). What remains misread is a dynamic import statement that
+/// starts a block or follows `;` or `,` and is followed by a bare block on the next line.
+fn is_method_definition(src: &str, toks: &[Tok], closing: &[usize], k: usize) -> bool {
+    let member_start = k == 0
+        || matches!(
+            &src[toks[k - 1].start..toks[k - 1].end],
+            "{" | "}" | ";" | "," | "*" | "get" | "set" | "static" | "async"
+        );
+    member_start
+        && closing
+            .get(k + 1)
+            .and_then(|&close| toks.get(close.checked_add(1)?))
+            .is_some_and(|n| &src[n.start..n.end] == "{")
+}
+
+/// For each token, the index of the `)` that closes it if it is a `(`, else `usize::MAX`: found
+/// once for the whole source, in one pass (a scan per `import(` was quadratic: 40,000 unclosed
+/// `import(` took a whole timeout to rewrite).
+/// The first `)`, `]` or `}` that closes nothing the source opened. In a module it would close
+/// the wrapper's function instead, and what follows would run outside the module: until
+/// 2026-12-01 `export default 1; }); console.log("escaped"); (function(){` printed on v8, where
+/// the QuickJS engines report a syntax error (found by a helper's review).
+fn stray_closer(src: &str, toks: &[Tok]) -> Option<usize> {
+    let mut open = 0usize;
+    for (j, t) in toks.iter().enumerate() {
         if t.kind != Kind::Punct {
             continue;
         }
         match &src[t.start..t.end] {
-            "(" => depth += 1,
+            "(" | "[" | "{" => open += 1,
+            ")" | "]" | "}" => match open.checked_sub(1) {
+                Some(n) => open = n,
+                None => return Some(j),
+            },
+            _ => {}
+        }
+    }
+    None
+}
+
+fn closing_parens(src: &str, toks: &[Tok]) -> Vec<usize> {
+    let mut closing = vec![usize::MAX; toks.len()];
+    let mut open = Vec::new();
+    for (j, t) in toks.iter().enumerate() {
+        if t.kind != Kind::Punct {
+            continue;
+        }
+        match &src[t.start..t.end] {
+            "(" => open.push(j),
             ")" => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return toks.get(j + 1).is_some_and(|n| &src[n.start..n.end] == "{");
+                if let Some(o) = open.pop() {
+                    closing[o] = j;
                 }
             }
             _ => {}
         }
     }
-    false
+    closing
 }
 
 /// Rewrites dynamic `import(` in a classic script. Returns the source and whether it changed.
@@ -305,9 +345,10 @@ pub(crate) fn rewrite_script(src: &str) -> (String, bool) {
         return (src.to_owned(), false);
     }
     let toks = tokenize(src);
+    let closing = closing_parens(src, &toks);
     let mut edits = Edits::default();
     for k in 0..toks.len() {
-        if is_dynamic_import(src, &toks, k) {
+        if is_dynamic_import(src, &toks, &closing, k) {
             edits.replace(toks[k].start, toks[k].end, DYN_IMPORT);
         }
     }
@@ -814,6 +855,8 @@ fn may_await_at_top_level(src: &str, toks: &[Tok]) -> bool {
 /// Rewrites a module as a script (see the module docs); `name` becomes its `sourceURL`.
 pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
     let toks = tokenize(src);
+    let closing = closing_parens(src, &toks);
+    let stray = stray_closer(src, &toks);
     let is_async = may_await_at_top_level(src, &toks);
     let mut p = Parser {
         src,
@@ -843,7 +886,7 @@ pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
                 continue;
             }
         }
-        if is_dynamic_import(src, &p.toks, k) {
+        if is_dynamic_import(src, &p.toks, &closing, k) {
             p.edits.replace(t.start, t.end, DYN_IMPORT);
         }
         // `import.meta` becomes the module's meta object, `$_mt`, padded to the same width.
@@ -862,6 +905,12 @@ pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
             }
         }
         k += 1;
+    }
+    // A closer that would end the wrapper becomes `@`, the same width: V8 then fails to parse
+    // the module there, at the guest's own line and column, and nothing of it runs.
+    if let Some(j) = stray {
+        let t = p.toks[j];
+        p.edits.replace(t.start, t.end, "@");
     }
     let body = std::mem::take(&mut p.edits).apply(src);
     let url = source_url(name);
@@ -908,6 +957,22 @@ mod tests {
     }
 
     #[test]
+    fn regression_a_stray_closer_cannot_end_the_module_wrapper() {
+        let w = wrap_module("export default 1; }); globalThis.x = 1; (function(){", "m");
+        assert!(
+            body(&w).ends_with(" 1; @); globalThis.x = 1; (function(){"),
+            "{}",
+            w.code
+        );
+        // Balanced braces, template substitutions and strings are not strays.
+        let w = wrap_module(
+            "export default `${ {a: '}'}.a }` + [1].map((x) => { return x })",
+            "m",
+        );
+        assert!(!body(&w).contains('@'), "{}", w.code);
+    }
+
+    #[test]
     fn regression_a_source_url_cannot_end_its_comment() {
         let name = "a.js\n1\r2\u{2028};throw 1\u{2029}3";
         assert_eq!(source_url(name), "a.js12;throw 13");
@@ -929,6 +994,22 @@ mod tests {
         ] {
             assert_eq!(rewrite_script(src), (src.to_owned(), false), "{src}");
         }
+        // Calls, though `{` follows: after `await` (ASI), as a class heritage.
+        for (src, want) in [
+            (
+                "async function f() { let m = await import('./n.js')\n{ return 5 } }",
+                "async function f() { let m = await $_impt('./n.js')\n{ return 5 } }",
+            ),
+            (
+                "class A extends import('./b.js') {}",
+                "class A extends $_impt('./b.js') {}",
+            ),
+        ] {
+            assert_eq!(rewrite_script(src), (want.to_owned(), true), "{src}");
+        }
+        // Unclosed: linear, and nothing is a method.
+        let (s, _) = rewrite_script(&"import(".repeat(40_000));
+        assert_eq!(s, "$_impt(".repeat(40_000));
         let (s, changed) = rewrite_script("({ import(x) {} }).import(import('y'))");
         assert!(changed);
         assert_eq!(s, "({ import(x) {} }).import($_impt('y'))");

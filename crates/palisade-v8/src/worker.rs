@@ -447,7 +447,8 @@ impl Fresh {
     }
 }
 
-/// This process's resident size and data segment in bytes (`/proc/self/statm`, fields 2 and 6).
+/// This process's anonymous resident size (resident less file-backed and shared pages) and data
+/// segment in bytes (`/proc/self/statm`, fields 2 - 3 and 6).
 /// Both include ArrayBuffer backing stores, which V8's heap limit does not see. A run's memory
 /// is the larger of the two's growth: the data segment counts a buffer when it is allocated,
 /// touched or not, but V8 keeps the address space of freed buffers and hands it to later ones,
@@ -462,8 +463,11 @@ fn footprint() -> [u64; 2] {
         .split_whitespace()
         .map(|v| v.parse::<u64>().unwrap_or(0));
     let resident = fields.nth(1).unwrap_or(0);
-    let data = fields.nth(3).unwrap_or(0);
-    [resident * 4096, data * 4096]
+    // File-backed pages (ICU's data, the library's code) are paged in on a worker's first uses
+    // of a feature: not the guest's memory. Anonymous resident pages are.
+    let shared = fields.next().unwrap_or(0);
+    let data = fields.nth(2).unwrap_or(0);
+    [resident.saturating_sub(shared) * 4096, data * 4096]
 }
 
 /// How much the data segment may grow during a run with this heap limit: the heap itself, V8's
@@ -985,9 +989,12 @@ fn syntax_error(r: &mut Runner<'_>, mut guest: GuestError, prog: &Program) -> Ex
                 // `sourceURL` comment, a module wrapper's closing `})`): the parse ran out of
                 // the guest's input, which is where QuickJS reports it. Until 2026-12-01 v8 put
                 // `1 +` at 2:24, and `export default (1 +` at "Unexpected token '}'" 2:1.
-                let (last, end) = end_of_input(&r.request.source);
-                if line > last {
-                    (line, col) = (last, end);
+                // (A module's stray closer cannot be what V8 saw there: `wrap_module` makes it
+                // fail where it stands.) A source that ends in `\r` ends its last line at the
+                // end of input for V8, which joins that `\r` with the appended `\n`.
+                let end = end_of_input(&r.request.source);
+                if (line, col) >= end {
+                    (line, col) = end;
                     guest.message = "Unexpected end of input".into();
                 }
                 guest.line = Some(line);
@@ -1049,6 +1056,7 @@ mod tests {
         assert_eq!(end_of_input("1 +"), (1, 4));
         assert_eq!(end_of_input("a\r\nb\rc\u{2028}d\u{2029}éf\n"), (6, 1));
         assert_eq!(end_of_input("x\n(ab"), (2, 4));
+        assert_eq!(end_of_input("1 +\r"), (2, 1));
     }
 
     #[test]

@@ -695,8 +695,8 @@ mod tests {
         assert_eq!(slots.waiting(), 0);
     }
 
-    /// A waiter whose deadline passes leaves the line without holding up those behind it, and
-    /// slots freed together reach every waiter, not only the first.
+    /// A waiter whose deadline passes leaves the line without holding up those behind it (it
+    /// was first in line), and slots freed together reach every waiter, not only the first.
     #[test]
     fn issue_3_a_pool_waiter_that_gives_up_or_two_freed_slots_leave_no_one_stranded() {
         let slots = Slots::new(2);
