@@ -28,7 +28,7 @@ mod run;
 mod snapshot;
 mod trusted;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -193,11 +193,11 @@ fn nanos_since_epoch(t: Instant) -> u64 {
     u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// What the interrupt handler consults: the deadline and the memory latch.
+/// What the interrupt handler consults: the deadline (kept in the meter, whose allocator also
+/// reads it) and the memory latch.
 #[derive(Debug)]
 pub(crate) struct Guard {
     meter: Arc<Meter>,
-    deadline: AtomicU64,
     timed_out: AtomicBool,
 }
 
@@ -205,20 +205,18 @@ impl Guard {
     fn new(meter: Arc<Meter>) -> Self {
         Guard {
             meter,
-            deadline: AtomicU64::new(u64::MAX),
             timed_out: AtomicBool::new(false),
         }
     }
 
     /// Ready for a new run: no deadline yet, not timed out.
     fn reset(&self) {
-        self.deadline.store(u64::MAX, Ordering::Relaxed);
+        self.meter.set_deadline(u64::MAX);
         self.timed_out.store(false, Ordering::Relaxed);
     }
 
     fn set_deadline(&self, at: Instant) {
-        self.deadline
-            .store(nanos_since_epoch(at), Ordering::Relaxed);
+        self.meter.set_deadline(nanos_since_epoch(at));
     }
 
     /// Whether the run must stop now; latches the timeout.
@@ -233,9 +231,7 @@ impl Guard {
     /// Whether the deadline has passed, polled or not (QuickJS polls nothing while it parses or
     /// runs some builtins); latches the timeout.
     pub(crate) fn deadline_passed(&self) -> bool {
-        if !self.timed_out()
-            && nanos_since_epoch(Instant::now()) >= self.deadline.load(Ordering::Relaxed)
-        {
+        if !self.timed_out() && nanos_since_epoch(Instant::now()) >= self.deadline() {
             self.timed_out.store(true, Ordering::Relaxed);
         }
         self.timed_out()
@@ -243,7 +239,7 @@ impl Guard {
 
     /// The deadline, in [`nanos_since_epoch`] units.
     pub(crate) fn deadline(&self) -> u64 {
-        self.deadline.load(Ordering::Relaxed)
+        self.meter.deadline()
     }
 }
 

@@ -19,6 +19,18 @@ pub(crate) mod arena;
 /// the uncatchable error that unwinds the run.
 pub(crate) const GRACE: usize = 256 << 10;
 
+/// Past the run's deadline, an allocation of at least this many bytes (or a growth by as many)
+/// is refused. QuickJS polls its interrupt handler only every 10,000 backward jumps and calls,
+/// and never inside a built-in, so a loop of built-ins that each take milliseconds
+/// (`'x'.repeat(3e6)`, `join`, `sort`, `JSON.stringify` of large values) went on for seconds past
+/// its deadline: 50 s under a 300 ms timeout (`tests/hostile_time.rs`). Such built-ins build
+/// something large, so the failed block stops the one running at once (QuickJS throws its
+/// out-of-memory error), and a run that catches that loops quickly to its next poll, which
+/// stops it uncatchably. Small blocks are never refused for the deadline: QuickJS needs them to
+/// make the errors that unwind the run. Refused for lateness, a block latches nothing: the run
+/// is classified by its deadline, as every run that ends past it is.
+const LATE_BLOCK: usize = 64 << 10;
+
 /// Shared memory accounting for one runtime.
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
@@ -31,14 +43,36 @@ pub(crate) struct Meter {
     /// When the limit was first hit (`crate::nanos_since_epoch`), to tell whether the deadline
     /// came first.
     hit_at: AtomicU64,
+    /// The run's deadline (`crate::nanos_since_epoch`; `u64::MAX` for none): see [`LATE_BLOCK`].
+    deadline: AtomicU64,
 }
 
 impl Meter {
     pub(crate) fn new() -> Arc<Meter> {
         Arc::new(Meter {
             limit: AtomicUsize::new(usize::MAX),
+            deadline: AtomicU64::new(u64::MAX),
             ..Meter::default()
         })
+    }
+
+    /// Sets the run's deadline (`crate::nanos_since_epoch`; `u64::MAX` for none).
+    pub(crate) fn set_deadline(&self, at: u64) {
+        self.deadline.store(at, Ordering::Relaxed);
+    }
+
+    /// The run's deadline (`crate::nanos_since_epoch`; `u64::MAX` for none).
+    pub(crate) fn deadline(&self) -> u64 {
+        self.deadline.load(Ordering::Relaxed)
+    }
+
+    /// Whether `extra` bytes are a block refused for the deadline ([`LATE_BLOCK`]). The clock is
+    /// read only for large blocks, which cost far more than that to fill.
+    fn too_late(&self, extra: usize) -> bool {
+        extra >= LATE_BLOCK && {
+            let deadline = self.deadline();
+            deadline != u64::MAX && crate::nanos_since_epoch(std::time::Instant::now()) >= deadline
+        }
     }
 
     pub(crate) fn set_limit(&self, limit: usize) {
@@ -120,6 +154,9 @@ impl Meter {
 
     /// Whether `extra` more bytes may be allocated.
     fn admit(&self, extra: usize) -> bool {
+        if self.too_late(extra) {
+            return false;
+        }
         let used = self.used.load(Ordering::Relaxed);
         let limit = self.limit.load(Ordering::Relaxed);
         let want = used.saturating_add(extra);
@@ -663,5 +700,20 @@ mod meter_tests {
         assert_eq!((m.used(), m.peak(), m.hit()), (60, 60, false));
         assert!(!m.admit(50), "the limit is back");
         assert!(m.hit());
+    }
+
+    #[test]
+    fn past_the_deadline_only_large_blocks_are_refused_and_nothing_latches() {
+        let m = Meter::new();
+        assert!(m.admit(LATE_BLOCK), "no deadline");
+        m.set_deadline(crate::nanos_since_epoch(std::time::Instant::now()) + 60_000_000_000);
+        assert!(m.admit(LATE_BLOCK), "before the deadline");
+        m.set_deadline(1);
+        assert!(!m.admit(LATE_BLOCK), "a large block past the deadline");
+        assert!(m.admit(LATE_BLOCK - 1), "a small one still");
+        assert!(!m.hit(), "lateness is not the memory limit");
+        // Time is not accounting: a run past its deadline ends as a timeout whatever it did
+        // aside.
+        assert!(!m.exempt(|| m.admit(LATE_BLOCK)), "nor aside");
     }
 }
