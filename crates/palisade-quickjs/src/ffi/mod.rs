@@ -24,9 +24,10 @@ pub(crate) const GRACE: usize = 256 << 10;
 /// and never inside a built-in, so a loop of built-ins that each take milliseconds
 /// (`'x'.repeat(3e6)`, `join`, `sort`, `JSON.stringify` of large values) went on for seconds past
 /// its deadline: 50 s under a 300 ms timeout (`tests/hostile_time.rs`). Such built-ins build
-/// something large, so the failed block stops the one running at once (QuickJS throws its
-/// out-of-memory error), and a run that catches that loops quickly to its next poll, which
-/// stops it uncatchably. Small blocks are never refused for the deadline: QuickJS needs them to
+/// something large, so the refused block makes the one running fail with QuickJS's
+/// out-of-memory error (most at once; some, as `JSON.stringify`, after walking the rest of
+/// their input), and a run that catches that loops quickly to its next poll, which stops it
+/// uncatchably. Small blocks are never refused for the deadline: QuickJS needs them to
 /// make the errors that unwind the run. Refused for lateness, a block latches nothing: the run
 /// is classified by its deadline, as every run that ends past it is.
 const LATE_BLOCK: usize = 64 << 10;
