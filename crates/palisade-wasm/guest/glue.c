@@ -81,7 +81,7 @@ IMPORT(take) void host_take(void *dst);
 IMPORT(field) int32_t host_field(int32_t which);
 /* Console output of one line, sent in parts: begin, parts, end. */
 IMPORT(out_part) void host_out_part(const char *p, int32_t len);
-IMPORT(out_end) void host_out_end(int32_t stream);
+IMPORT(out_end) int32_t host_out_end(int32_t stream); /* 1 once the output cap is reached */
 /* Records a policy denial thrown to the guest. */
 IMPORT(deny) void host_deny(const char *p, int32_t len);
 /* Module resolution and loading: >= 0 is the length of the key/source in the pending buffer;
@@ -493,11 +493,21 @@ static void out_value(JSContext *ctx, JSValueConst v)
     }
 }
 
+/* Set once the host said the output cap is reached; cleared as a run starts. */
+static bool output_full;
+
 static JSValue console_method(JSContext *ctx, JSValueConst this_val, int argc,
                               JSValueConst *argv, int stream, JSValueConst *data)
 {
     (void)this_val;
     (void)data;
+    if (output_full) {
+        /* The line is dropped before it is formatted, as on every engine: the formatter can run
+         * guest code (a proxy's traps). The empty line still reaches the host, which drops it
+         * and stops a run whose memory latch has closed. */
+        host_out_end(stream);
+        return JS_UNDEFINED;
+    }
     bool specifiers = false;
     if (argc > 1 && JS_IsString(argv[0])) {
         size_t len;
@@ -516,7 +526,7 @@ static JSValue console_method(JSContext *ctx, JSValueConst this_val, int argc,
                 host_out_part(" ", 1);
             out_value(ctx, argv[i]);
         }
-        host_out_end(stream);
+        output_full = host_out_end(stream) != 0;
         return JS_UNDEFINED;
     }
     JSValue array = JS_NewArray(ctx);
@@ -534,7 +544,7 @@ static JSValue console_method(JSContext *ctx, JSValueConst this_val, int argc,
         return line;
     out_value(ctx, line);
     JS_FreeValue(ctx, line);
-    host_out_end(stream);
+    output_full = host_out_end(stream) != 0;
     return JS_UNDEFINED;
 }
 
@@ -1243,6 +1253,7 @@ EXPORT(pal_run) int32_t pal_run(int32_t flags, uint32_t memory_limit, uint32_t s
     stack_probe = STACK_PROBE_EVERY;
     set_stack_limit(stack_budget);
     ctx->random_state = seed ? seed : 1;
+    output_full = false;
     return run(flags);
 }
 

@@ -414,7 +414,7 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
             Stream::Stdout
         };
         st.output.write_line(stream, &from_quickjs_utf8(&line));
-        Ok::<(), wasmtime::Error>(())
+        Ok::<i32, wasmtime::Error>(i32::from(st.output.truncated()))
     })?;
     l.func_wrap(
         P,
