@@ -164,6 +164,102 @@
   delete G.Intl;
   delete G.Temporal;
 
+  // Locale-sensitive methods as the QuickJS engines have them, which carry no locale data.
+  // V8's format and compare by ICU's: `(1234.5).toLocaleString()` was "1,234.5" against
+  // "1234.5", and a sort by `localeCompare` put "a" before "C" against after it. So, as in
+  // QuickJS-NG:
+  // - a number formats as `toString()` does, and BigInt has no `toLocaleString` of its own;
+  // - `localeCompare` compares code points after NFC normalization;
+  // - the case mappings ignore a locale;
+  // - a date formats as "MM/DD/YYYY, hh:mm:ss AM" in local time (UTC in every worker).
+  // Locale and option arguments are ignored, as there.
+  {
+    const numToString = call.bind(Number.prototype.toString);
+    const toLower = call.bind(String.prototype.toLowerCase);
+    const toUpper = call.bind(String.prototype.toUpperCase);
+    const normalize = call.bind(String.prototype.normalize);
+    const codePointAt = call.bind(String.prototype.codePointAt);
+    const DP = Date.prototype;
+    const getTime = call.bind(DP.getTime);
+    const year = call.bind(DP.getFullYear);
+    const month = call.bind(DP.getMonth);
+    const day = call.bind(DP.getDate);
+    const hours = call.bind(DP.getHours);
+    const minutes = call.bind(DP.getMinutes);
+    const seconds = call.bind(DP.getSeconds);
+    const method = (holder, value) =>
+      defineProperty(holder, value.name, dataDesc(value, true, false, true));
+    // C's "%0<width>d": the sign, then zeros up to `width` characters in all.
+    const pad = (n, width) => {
+      let digits = numToString(n < 0 ? -n : n);
+      while (digits.length < width - (n < 0 ? 1 : 0)) digits = "0" + digits;
+      return n < 0 ? "-" + digits : digits;
+    };
+    const datePart = (d) => {
+      const y = year(d);
+      return `${pad(month(d) + 1, 2)}/${pad(day(d), 2)}/${pad(y, 4 + (y < 0 ? 1 : 0))}`;
+    };
+    const timePart = (d) => {
+      const h = hours(d);
+      return `${pad(((h + 11) % 12) + 1, 2)}:${pad(minutes(d), 2)}:${pad(seconds(d), 2)} ${h < 12 ? "A" : "P"}M`;
+    };
+    // `getTime` checks that `this` is a Date, as QuickJS does before formatting.
+    const dateString = (d, part) => {
+      const t = getTime(d);
+      if (t !== t) return "Invalid Date";
+      return part === 1 ? datePart(d) : part === 2 ? timePart(d) : `${datePart(d)}, ${timePart(d)}`;
+    };
+    const m = {
+      toLocaleString() {
+        return numToString(this);
+      },
+      localeCompare(that) {
+        if (this === undefined || this === null) {
+          throw new TypeErrorCtor("String.prototype.localeCompare called on null or undefined");
+        }
+        const a = normalize(`${this}`, "NFC");
+        const b = normalize(`${that}`, "NFC");
+        let i = 0;
+        let j = 0;
+        while (i < a.length && j < b.length) {
+          const x = codePointAt(a, i);
+          const y = codePointAt(b, j);
+          if (x !== y) return x < y ? -1 : 1;
+          i += x > 0xffff ? 2 : 1;
+          j += y > 0xffff ? 2 : 1;
+        }
+        const restA = a.length - i;
+        const restB = b.length - j;
+        return restA === restB ? 0 : restA < restB ? -1 : 1;
+      },
+      toLocaleLowerCase() {
+        return toLower(this);
+      },
+      toLocaleUpperCase() {
+        return toUpper(this);
+      },
+    };
+    const d = {
+      toLocaleString() {
+        return dateString(this, 3);
+      },
+      toLocaleDateString() {
+        return dateString(this, 1);
+      },
+      toLocaleTimeString() {
+        return dateString(this, 2);
+      },
+    };
+    method(Number.prototype, m.toLocaleString);
+    method(String.prototype, m.localeCompare);
+    method(String.prototype, m.toLocaleLowerCase);
+    method(String.prototype, m.toLocaleUpperCase);
+    method(DP, d.toLocaleString);
+    method(DP, d.toLocaleDateString);
+    method(DP, d.toLocaleTimeString);
+    delete BigInt.prototype.toLocaleString;
+  }
+
   // ---- the default policy ------------------------------------------------------------------
   // A denial stub looks like the QuickJS engines' native one: a bound function, so it has no
   // own `prototype` and its source text is `[native code]`, not this prelude's. Its target's
