@@ -172,7 +172,7 @@
   // - `localeCompare` compares code points after NFC normalization;
   // - the case mappings ignore a locale;
   // - a date formats as "MM/DD/YYYY, hh:mm:ss AM" in local time (UTC in every worker).
-  // Locale and option arguments are ignored, as there.
+  // Locale and option arguments are ignored, as there. A date's own text drops V8's zone name.
   {
     const numToString = call.bind(Number.prototype.toString);
     const toLower = call.bind(String.prototype.toLowerCase);
@@ -258,6 +258,28 @@
     method(DP, d.toLocaleDateString);
     method(DP, d.toLocaleTimeString);
     delete BigInt.prototype.toLocaleString;
+    // V8 ends a date's `toString()` and `toTimeString()` with the zone's ICU name,
+    // " (Coordinated Universal Time)"; QuickJS-NG stops at the offset ("GMT+0000"), and the
+    // rest is the same text.
+    const dateToString = call.bind(DP.toString);
+    const timeToString = call.bind(DP.toTimeString);
+    const lastIndexOf = call.bind(String.prototype.lastIndexOf);
+    const noZoneName = (text) => {
+      const at = lastIndexOf(text, " (");
+      return at < 0 ? text : sslice(text, 0, at);
+    };
+    const z = {
+      toString() {
+        return noZoneName(dateToString(this));
+      },
+      toTimeString() {
+        return noZoneName(timeToString(this));
+      },
+    };
+    method(DP, z.toString);
+    method(DP, z.toTimeString);
+    // Temporal is gone (above), and QuickJS has no way into it either.
+    delete DP.toTemporalInstant;
   }
 
   // ---- the default policy ------------------------------------------------------------------
