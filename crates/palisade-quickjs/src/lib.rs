@@ -231,7 +231,7 @@ impl Guard {
     /// Whether the deadline has passed, polled or not (QuickJS polls nothing while it parses or
     /// runs some builtins); latches the timeout.
     pub(crate) fn deadline_passed(&self) -> bool {
-        if !self.timed_out() && nanos_since_epoch(Instant::now()) >= self.deadline() {
+        if !self.timed_out() && self.meter.past_deadline() {
             self.timed_out.store(true, Ordering::Relaxed);
         }
         self.timed_out()

@@ -67,13 +67,15 @@ impl Meter {
         self.deadline.load(Ordering::Relaxed)
     }
 
+    /// Whether the run's deadline has passed (reads the clock).
+    pub(crate) fn past_deadline(&self) -> bool {
+        crate::nanos_since_epoch(std::time::Instant::now()) >= self.deadline()
+    }
+
     /// Whether `extra` bytes are a block refused for the deadline ([`LATE_BLOCK`]). The clock is
     /// read only for large blocks, which cost far more than that to fill.
     fn too_late(&self, extra: usize) -> bool {
-        extra >= LATE_BLOCK && {
-            let deadline = self.deadline();
-            deadline != u64::MAX && crate::nanos_since_epoch(std::time::Instant::now()) >= deadline
-        }
+        extra >= LATE_BLOCK && self.past_deadline()
     }
 
     pub(crate) fn set_limit(&self, limit: usize) {
