@@ -133,3 +133,39 @@ fn regression_a_caught_memory_limit_stops_at_the_next_console_or_host_call() {
         still_runs(kind, sandbox)
     });
 }
+
+/// Found by a review of the wasm guest's memory-free loops (2026-12-02): QuickJS-NG's
+/// `unicode_script`, which compiles a regexp's `\p{Script=...}` or `\p{Script_Extensions=...}`,
+/// ended its failure path with `goto fail` to its own label. A guest whose memory limit fell
+/// inside it crashed the host on the native engine (SIGSEGV: the compiler made the endless loop
+/// a jump to address 0; paddings 0, 9000 and 10000 here, among others), spun on `wasm` until
+/// the deadline (7000, 8000: a loop that touches no memory), and freed the same ranges again
+/// and again with script extensions. QuickJS-NG is now vendored with the
+/// failure path returning (vendor/rquickjs-sys/PALISADE.md), for both engines.
+#[test]
+fn regression_a_script_property_regexp_at_the_memory_limit_ends_the_run() {
+    let limits = Limits {
+        memory: 16 << 20,
+        timeout: std::time::Duration::from_secs(2),
+        ..Limits::default()
+    };
+    on_every_engine(|kind, sandbox| {
+        for property in ["Script=Unknown", "Script_Extensions=Latin"] {
+            for pad in [0, 7000, 8000, 9000, 10000] {
+                let src = format!(
+                    "const pat = '\\\\p{{{property}}}';
+                     let hold = [new ArrayBuffer({pad})];
+                     for (;;) {{ new RegExp(pat, 'u'); hold = [hold, new ArrayBuffer(10000)]; }}"
+                );
+                let o = sandbox.run(&Request::script(src).with_limits(limits.clone()));
+                if !matches!(
+                    o.error_kind(),
+                    Some(ErrorKind::MemoryLimit | ErrorKind::Timeout)
+                ) {
+                    return Err(format!("{kind}: {property}, {pad}: {:?}", o.to_record()));
+                }
+            }
+        }
+        still_runs(kind, sandbox)
+    });
+}
