@@ -797,8 +797,8 @@ static JSModuleDef *module_load(JSContext *ctx, const char *name, void *opaque,
     return def;
 }
 
-/* The interrupt handler: the memory latch stops the run for good (the deadline is the host's
- * epoch interruption, which traps). */
+/* The interrupt handler: the memory latch stops the run for good (the deadline is the host's:
+ * it revokes the run's memory, and the next load or store traps). */
 static int interrupt_handler(JSRuntime *rt, void *opaque)
 {
     (void)rt;

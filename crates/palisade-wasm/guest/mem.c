@@ -1,73 +1,134 @@
-/* memcpy, memmove and memset for the guest, in chunks.
+/* memcpy, memmove and memset for the guest, as plain loops of loads and stores.
  *
- * Built with bulk memory (one `memory.copy`/`memory.fill` per chunk); everything else in the
- * guest is built without it, so every copy or fill whose size is not a small constant calls
- * these. Wasmtime runs a `memory.copy` or `memory.fill` as one call into the host that no
- * deadline interrupts: a guest's `new ArrayBuffer(2**30)` (a zero-fill that faults in 1 GiB of
- * fresh pages) went on for 0.8 s past a 100 ms timeout, and the service killed its worker.
- * Between chunks the loop's header checks the epoch, so a run stops within one chunk (about a
- * millisecond) of its deadline, as it does in any other loop. */
+ * The whole guest is built without bulk memory, and this file with -fno-builtin as well, so that
+ * no copy or fill becomes a `memory.copy` or `memory.fill`: Wasmtime runs those as calls into
+ * host code, outside the guest's own instructions. The deadline stops a run by revoking access
+ * to its linear memory (see ARCHITECTURE.md, "The deadline"); the guest's next load or store
+ * then traps, but a host-side copy into revoked memory would be a fault in the host, so the
+ * guest must touch its memory only through its own instructions (the unit tests check the
+ * module has neither instruction). A copy or fill of any size thus stops at its deadline like
+ * any other loop: `new ArrayBuffer(2**30)` zero-fills 1 GiB of fresh pages. */
 #include <stddef.h>
 #include <stdint.h>
 
-#define PAL_CHUNK ((size_t)1 << 20)
+/* Unaligned words: wasm allows any alignment, and x86-64 loads them at full speed. */
+typedef uint64_t __attribute__((aligned(1), may_alias)) pal_u64;
+typedef uint32_t __attribute__((aligned(1), may_alias)) pal_u32;
+typedef uint16_t __attribute__((aligned(1), may_alias)) pal_u16;
 
-/* Keeps the compiler from merging the chunks back into one copy (loop idiom recognition). */
-#define PAL_BARRIER() __asm__ volatile("" ::: "memory")
+#define LD64(p) (*(const pal_u64 *)(p))
+#define ST64(p, v) (*(pal_u64 *)(p) = (v))
 
-/* One chunk per loop iteration: unrolled, the epoch would be checked only every few chunks. */
-#define PAL_ONE_CHUNK_PER_ITERATION _Pragma("clang loop unroll(disable)")
-
-/* memmove and memcpy both. Not memcpy calling memmove: clang reads that call as the builtin, and
- * with memcpy's restrict pointers made it one `memory.copy` of the whole size. */
-static inline __attribute__((always_inline)) void *pal_move(void *dst, const void *src, size_t n)
+/* Fewer than 32 bytes, without a loop: two (or four) words that overlap in the middle. Every
+ * load comes before any store, so source and destination may overlap either way. */
+static inline __attribute__((always_inline)) void pal_small(unsigned char *d,
+                                                             const unsigned char *s, size_t n)
 {
-    unsigned char *d = dst;
-    const unsigned char *s = src;
-    if ((uintptr_t)d <= (uintptr_t)s) {
-        /* Forwards: a chunk's writes reach no source byte a later chunk reads. */
-        PAL_ONE_CHUNK_PER_ITERATION
-        while (n > PAL_CHUNK) {
-            __builtin_memmove(d, s, PAL_CHUNK);
-            PAL_BARRIER();
-            d += PAL_CHUNK;
-            s += PAL_CHUNK;
-            n -= PAL_CHUNK;
-        }
-        __builtin_memmove(d, s, n);
-    } else {
-        /* Backwards, for the same reason. */
-        PAL_ONE_CHUNK_PER_ITERATION
-        while (n > PAL_CHUNK) {
-            n -= PAL_CHUNK;
-            __builtin_memmove(d + n, s + n, PAL_CHUNK);
-            PAL_BARRIER();
-        }
-        __builtin_memmove(d, s, n);
+    if (n >= 16) {
+        uint64_t a = LD64(s), b = LD64(s + 8), c = LD64(s + n - 16), e = LD64(s + n - 8);
+        ST64(d, a);
+        ST64(d + 8, b);
+        ST64(d + n - 16, c);
+        ST64(d + n - 8, e);
+    } else if (n >= 8) {
+        uint64_t a = LD64(s), b = LD64(s + n - 8);
+        ST64(d, a);
+        ST64(d + n - 8, b);
+    } else if (n >= 4) {
+        uint32_t a = *(const pal_u32 *)s, b = *(const pal_u32 *)(s + n - 4);
+        *(pal_u32 *)d = a;
+        *(pal_u32 *)(d + n - 4) = b;
+    } else if (n >= 2) {
+        uint16_t a = *(const pal_u16 *)s, b = *(const pal_u16 *)(s + n - 2);
+        *(pal_u16 *)d = a;
+        *(pal_u16 *)(d + n - 2) = b;
+    } else if (n == 1) {
+        *d = *s;
     }
-    return dst;
+}
+
+/* Forwards: each step loads its 32 bytes before storing any, and a later step reads only bytes
+ * at or above those it writes, so this is right for any dst <= src. The rest (under 32 bytes)
+ * is one `pal_small` over exactly the bytes not yet copied. */
+static void pal_forwards(unsigned char *d, const unsigned char *s, size_t n)
+{
+    while (n >= 32) {
+        uint64_t a = LD64(s), b = LD64(s + 8), c = LD64(s + 16), e = LD64(s + 24);
+        ST64(d, a);
+        ST64(d + 8, b);
+        ST64(d + 16, c);
+        ST64(d + 24, e);
+        d += 32;
+        s += 32;
+        n -= 32;
+    }
+    pal_small(d, s, n);
+}
+
+/* Backwards, for dst > src, by the same argument mirrored. */
+static void pal_backwards(unsigned char *d, const unsigned char *s, size_t n)
+{
+    while (n >= 32) {
+        n -= 32;
+        uint64_t a = LD64(s + n), b = LD64(s + n + 8), c = LD64(s + n + 16), e = LD64(s + n + 24);
+        ST64(d + n, a);
+        ST64(d + n + 8, b);
+        ST64(d + n + 16, c);
+        ST64(d + n + 24, e);
+    }
+    pal_small(d, s, n);
 }
 
 void *memmove(void *dst, const void *src, size_t n)
 {
-    return pal_move(dst, src, n);
+    if (n < 32)
+        pal_small(dst, src, n);
+    else if ((uintptr_t)dst <= (uintptr_t)src)
+        pal_forwards(dst, src, n);
+    else
+        pal_backwards(dst, src, n);
+    return dst;
 }
 
 void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 {
-    return pal_move(dst, src, n);
+    if (n < 32)
+        pal_small(dst, src, n);
+    else
+        pal_forwards(dst, src, n);
+    return dst;
 }
 
 void *memset(void *dst, int c, size_t n)
 {
     unsigned char *d = dst;
-    PAL_ONE_CHUNK_PER_ITERATION
-    while (n > PAL_CHUNK) {
-        __builtin_memset(d, c, PAL_CHUNK);
-        PAL_BARRIER();
-        d += PAL_CHUNK;
-        n -= PAL_CHUNK;
+    uint64_t w = (uint64_t)(unsigned char)c * 0x0101010101010101ull;
+    if (n >= 32) {
+        while (n >= 32) {
+            ST64(d, w);
+            ST64(d + 8, w);
+            ST64(d + 16, w);
+            ST64(d + 24, w);
+            d += 32;
+            n -= 32;
+        }
     }
-    __builtin_memset(d, c, n);
+    if (n >= 16) {
+        ST64(d, w);
+        ST64(d + 8, w);
+        ST64(d + n - 16, w);
+        ST64(d + n - 8, w);
+    } else if (n >= 8) {
+        ST64(d, w);
+        ST64(d + n - 8, w);
+    } else if (n >= 4) {
+        *(pal_u32 *)d = (uint32_t)w;
+        *(pal_u32 *)(d + n - 4) = (uint32_t)w;
+    } else if (n >= 2) {
+        *(pal_u16 *)d = (uint16_t)w;
+        *(pal_u16 *)(d + n - 2) = (uint16_t)w;
+    } else if (n == 1) {
+        *d = (unsigned char)c;
+    }
     return dst;
 }

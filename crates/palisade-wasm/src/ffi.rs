@@ -164,3 +164,34 @@ pub(crate) fn discard(
     // reset then copies back as usual, so the result is ignored.
     let _ = unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED) };
 }
+
+/// Revokes (`allow == false`) or restores all access to `len` bytes of a run's linear memory at
+/// `base`: the deadline's stop ([`crate::watch`]). `false` if the kernel refused.
+///
+/// Only [`crate::watch`] calls this, with the base and accessible length of the linear memory
+/// of a store that lives throughout: the watchdog revokes only while the run's thread is in
+/// guest code, and that thread waits for the revocation to finish and restores access before
+/// the store can be read or dropped.
+pub(crate) fn set_access(base: usize, len: usize, allow: bool) -> bool {
+    if len == 0 {
+        return true;
+    }
+    let prot = if allow {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_NONE
+    };
+    // SAFETY: `base..base + len` is the accessible part of a live instance's linear memory:
+    // page-aligned (a pool slot's start; a length in whole 64 KiB wasm pages), mapped by
+    // Wasmtime readable and writable, and not unmapped while the store lives, which it does
+    // until after access is restored (see above). `mprotect` changes only the protection of
+    // pages in that range, never their contents or mapping, so memory outside it, the host's
+    // included, is untouched. While access is revoked, nothing on the host side reads or writes
+    // the range: host functions and fallible libcalls do not start, or are not in progress
+    // (Wasmtime's call hooks; `watch::Watch::hook`), the guest has no bulk-memory instructions
+    // (whose libcalls would copy in host code), and the run's thread restores access before it
+    // reads the memory after the call. The guest's own loads and stores fault, which Wasmtime's
+    // signal handler turns into a trap; and PROT_READ | PROT_WRITE is exactly what Wasmtime gave
+    // these pages.
+    unsafe { libc::mprotect(base as *mut libc::c_void, len, prot) == 0 }
+}

@@ -26,7 +26,8 @@
 //!   dropped.
 //! - **Limits**: memory by the glue's metered allocator (the native engine's latch: a caught
 //!   out-of-memory still ends as `memory_limit`) plus a `StoreLimits` cap on linear memory; the
-//!   deadline by epoch interruption (uncatchable: a trap); fuel by Wasmtime's fuel (a second,
+//!   deadline by revoking the run's linear memory from a watchdog thread, so that its next load
+//!   or store traps (uncatchable; `watch`); fuel by Wasmtime's fuel (a second,
 //!   fuel-counting compilation made on first use); the JS stack by QuickJS's own check, set by
 //!   the glue from the linker's shadow-stack bounds; it also fails once the run has used its
 //!   share of Wasmtime's native stack (the host is asked every 128 checks), so deep C recursion
@@ -38,6 +39,7 @@ mod error;
 mod ffi;
 mod guest;
 mod run;
+mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

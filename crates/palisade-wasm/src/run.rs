@@ -19,11 +19,11 @@ use palisade_core::{
 };
 use wasmtime::{
     Caller, Engine, Extern, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap,
-    UpdateDeadline,
 };
 
 use crate::error::WasmError;
 use crate::guest::{Compiled, InitTexts, MAX_WASM_STACK, NATIVE_MARGIN, NATIVE_PER_SHADOW};
+use crate::watch::Watch;
 
 // Fields, report pieces, statuses and flags of the guest ABI (see glue.c).
 const FIELD_SOURCE: i32 = 0;
@@ -655,7 +655,6 @@ pub(crate) fn meter_address(
     pre: &wasmtime::InstancePre<HostState>,
 ) -> Result<(u32, u64), WasmError> {
     let mut store = Store::new(engine, HostState::for_init(InitTexts::new()));
-    store.set_epoch_deadline(u64::MAX / 2);
     if store.get_fuel().is_ok() {
         let _ = store.set_fuel(u64::MAX / 2);
     }
@@ -751,15 +750,11 @@ pub(crate) fn run(
             return Outcome::failed(crate::NAME, ExecError::internal(e.to_string()));
         }
     }
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|mut ctx| {
-        let st = ctx.data_mut();
-        if Instant::now() >= st.deadline {
-            st.timed_out = true;
-            Ok(UpdateDeadline::Interrupt)
-        } else {
-            Ok(UpdateDeadline::Continue(1))
-        }
+    // The deadline (see `watch`): the hook tracks whether the run is in guest or host code.
+    let watch = Watch::new(store.data().deadline);
+    let hooked = watch.clone();
+    store.call_hook(move |ctx, hook| {
+        hooked.hook(hook, || ctx.data().memory.map_or(0, |m| m.data_size(&ctx)))
     });
 
     let policy = &req.policy;
@@ -810,10 +805,20 @@ pub(crate) fn run(
         let run = instance
             .get_typed_func::<(i32, u32, u32, u64), i32>(&mut store, "pal_run")
             .map_err(|e| WasmError::Instantiate(e.to_string()))?;
-        let ending = match run
+        let armed = match memory {
+            Some(m) => watch.arm(m.data_ptr(&store) as usize, m.data_size(&store)),
+            None => return Err(WasmError::Instantiate("the guest exports no memory".into())),
+        };
+        let called = run
             .call_async(&mut store, (flags, memory_limit, stack_budget, seed))
-            .await
-        {
+            .await;
+        // Before anything reads the memory: it may have been revoked.
+        let finished = armed.finish();
+        store.data_mut().timed_out = finished.timed_out;
+        if !finished.usable {
+            return Ok(None);
+        }
+        let ending = match called {
             Ok(status) => Ending::Status(status),
             Err(e) => Ending::Trap(e.downcast_ref::<Trap>().copied(), format!("{e:?}")),
         };
@@ -836,11 +841,21 @@ pub(crate) fn run(
                 crate::ffi::discard(&memory, &mut store);
             }
         }
-        Ok::<_, WasmError>((ending, counters, fuel_left))
+        Ok::<_, WasmError>(Some((ending, counters, fuel_left)))
     });
 
     let (ending, [_used, peak, _limit, observed, hit, phase], fuel_left) = match result {
-        Ok(r) => r,
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            // The deadline revoked the memory and the kernel refused to give access back:
+            // Wasmtime's reset of the slot would fault. The store and its slot are given up
+            // (never seen to happen; `mprotect` fails only when out of kernel memory).
+            std::mem::forget(store);
+            return Outcome::failed(
+                crate::NAME,
+                ExecError::timeout(limits.timeout, start.elapsed()),
+            );
+        }
         Err(e) => return Outcome::failed(crate::NAME, ExecError::internal(e.to_string())),
     };
     let fuel_used = limits
@@ -959,7 +974,7 @@ impl Classify<'_> {
         // A closed memory latch wins over whatever trap ended the run: the latch closed before
         // it (a trap ends the run), and the one hit first wins, as on the native engine. Until
         // 2026-12-01 a guest that caught its out-of-memory error and looped on ended as
-        // `timeout` (epoch) or `fuel_exhausted` here.
+        // `timeout` or `fuel_exhausted` here.
         if self.memory_hit {
             if let Some(e) = self.limit_hit() {
                 return e;

@@ -502,8 +502,9 @@ fn issue_3_a_huge_zero_fill_stops_at_the_deadline() {
     // Wasmtime runs a `memory.fill`/`memory.copy` as one host call no deadline interrupts, and
     // QuickJS zero-filled a new 1 GiB `ArrayBuffer` (1 GiB of fresh pages to fault in) in one:
     // until 2026-12-01 this ran 0.8 s past a 100 ms timeout, and the service's worker was
-    // killed for it (`internal`). The guest now copies and fills in 1 MiB chunks (copies are
-    // checked in the guest's binary: guest::tests::issue_3_only_the_chunked_mem_functions_...).
+    // killed for it (`internal`). The guest now copies and fills with loops of its own, which
+    // the deadline's memory revocation stops (no bulk memory instructions at all:
+    // guest::tests::issue_3_the_guest_has_no_bulk_memory_instructions).
     let wasm = engine();
     let limits = Limits {
         memory: 3 << 30,
@@ -516,7 +517,7 @@ fn issue_3_a_huge_zero_fill_stops_at_the_deadline() {
     ] {
         let o = run(&wasm, src, limits.clone());
         assert_eq!(o.error_kind(), Some(ErrorKind::Timeout), "{}", o.to_json());
-        // Stopped within a chunk of the deadline, with room for a loaded machine.
+        // Stopped near the deadline, with room for a loaded machine.
         assert!(o.metrics.wall_us < 400_000, "{src}: {}", o.to_json());
     }
     assert_healthy(&wasm);

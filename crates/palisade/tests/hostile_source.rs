@@ -148,8 +148,8 @@ fn a_regexp_literal_too_deep_to_compile_is_stack_overflow_or_compiles() {
 
 /// A source that takes far longer to parse than the run's timeout, and then fails to parse.
 /// QuickJS polls nothing while it parses, so the native engine saw no deadline and reported
-/// `syntax_error` (at ~270 ms against a 20 ms timeout, 2026-11-30), where wasm's epoch and v8's
-/// watch stop the parse at the deadline: `timeout`. The native engine now checks the deadline
+/// `syntax_error` (at ~270 ms against a 20 ms timeout, 2026-11-30), where wasm's memory
+/// revocation and v8's watch stop the parse at the deadline: `timeout`. The native engine now checks the deadline
 /// itself when a run fails, and when both the deadline and the memory limit were passed, the
 /// one passed first wins.
 #[test]

@@ -13,8 +13,8 @@ use palisade::{ErrorKind, Limits, Request};
 /// 10,000 polls, so before 2026-12-01 the `quickjs` engine ran such loops until they ended
 /// (seconds to minutes past a 300 ms timeout; the CLI's watchdog ended the process at 2.3 s and
 /// dropped the output). Its console and host door now stop the run at every call once the
-/// deadline has passed, uncatchably, as `wasm` (epoch) and `v8` (watchdog) stop wherever they
-/// are.
+/// deadline has passed, uncatchably, as `wasm` (memory revocation) and `v8` (watchdog) stop
+/// wherever they are.
 #[test]
 fn regression_a_loop_of_slow_host_calls_stops_at_the_deadline() {
     // (A console loop is the same check on `quickjs`, but not slow past the output cap: every
