@@ -632,6 +632,53 @@ fn prune(dir: &Path, current: &Path, keep: usize) {
     }
 }
 
+/// The guest's code, parsed, for the unit tests that read it (`watch`'s too).
+#[cfg(test)]
+pub(crate) struct GuestCode<'a> {
+    /// Imported functions: defined function `i` has index `imported + i`.
+    pub(crate) imported: u32,
+    pub(crate) bodies: Vec<wasmparser::FunctionBody<'a>>,
+    /// Function names by index, from the name section.
+    pub(crate) names: std::collections::HashMap<u32, String>,
+}
+
+#[cfg(test)]
+impl<'a> GuestCode<'a> {
+    pub(crate) fn parse(module: &'a [u8]) -> Self {
+        use wasmparser::{KnownCustom, Name, Parser, Payload};
+        let mut code = GuestCode {
+            imported: 0,
+            bodies: Vec::new(),
+            names: Default::default(),
+        };
+        for payload in Parser::new(0).parse_all(module) {
+            match payload.expect("the guest parses") {
+                Payload::ImportSection(imports) => {
+                    for import in imports.into_imports() {
+                        if matches!(import.expect("an import").ty, wasmparser::TypeRef::Func(_)) {
+                            code.imported += 1;
+                        }
+                    }
+                }
+                Payload::CodeSectionEntry(body) => code.bodies.push(body),
+                Payload::CustomSection(c) => {
+                    if let KnownCustom::Name(reader) = c.as_known() {
+                        for name in reader {
+                            if let Ok(Name::Function(map)) = name {
+                                for n in map.into_iter().flatten() {
+                                    code.names.insert(n.index, n.name.to_owned());
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        code
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,34 +765,12 @@ mod tests {
     #[test]
     fn issue_3_the_guest_has_no_bulk_memory_instructions() {
         use std::collections::{BTreeMap, BTreeSet, HashMap};
-        use wasmparser::{KnownCustom, Name, Operator, Parser, Payload};
-        let mut imported = 0u32;
-        let mut bodies = Vec::new();
-        let mut names = HashMap::new();
-        for payload in Parser::new(0).parse_all(GUEST) {
-            match payload.expect("the guest parses") {
-                Payload::ImportSection(imports) => {
-                    for import in imports.into_imports() {
-                        if matches!(import.expect("an import").ty, wasmparser::TypeRef::Func(_)) {
-                            imported += 1;
-                        }
-                    }
-                }
-                Payload::CodeSectionEntry(body) => bodies.push(body),
-                Payload::CustomSection(c) => {
-                    if let KnownCustom::Name(reader) = c.as_known() {
-                        for name in reader {
-                            if let Ok(Name::Function(map)) = name {
-                                for n in map.into_iter().flatten() {
-                                    names.insert(n.index, n.name.to_owned());
-                                }
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
+        use wasmparser::Operator;
+        let GuestCode {
+            imported,
+            bodies,
+            names,
+        } = GuestCode::parse(GUEST);
         assert!(!names.is_empty(), "the guest keeps its name section");
         let mem = ["memcpy", "memmove", "memset"];
         // Per function: whether it copies or fills in one instruction, loops, calls a mem one.
