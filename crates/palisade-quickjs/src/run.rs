@@ -142,8 +142,8 @@ pub(crate) fn take_host_panic() -> bool {
 /// or 1,000 digests of 30 MB under a 300 ms timeout ran until the CLI's watchdog ended the
 /// process at 2.3 s, and a library caller's thread was held for as long as the loop lasted
 /// (until 2026-12-01). The console and the host door check at every call, as the other engines
-/// stop at their deadline wherever they are (wasm's memory revocation, v8's watchdog). The run is then
-/// classified as usual: the timeout (or memory) latch is set.
+/// stop at their deadline wherever they are (wasm's memory revocation, v8's watchdog). The run
+/// is then classified as usual: the timeout (or memory) latch is set.
 fn stop_if_due(ctx: &Ctx<'_>, guard: &Guard) -> rquickjs::Result<()> {
     if guard.should_stop() {
         return Err(ffi::throw_interrupted(ctx));
@@ -738,8 +738,8 @@ fn failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
 ///
 /// Both may have been hit: QuickJS polls nothing while it parses or runs some builtins, so a
 /// long one can pass the deadline and then run out of memory. The one hit first wins, as on the
-/// other engines, which stop at the deadline (wasm's memory revocation, v8's watch): a parse of 20 MB under
-/// a 200 ms timeout was `memory_limit` here at 530 ms and `timeout` there. A run that failed
+/// other engines, which stop at the deadline (wasm's memory revocation, v8's watch): a parse of
+/// 20 MB under a 200 ms timeout was `memory_limit` here at 530 ms and `timeout` there. A run that failed
 /// after the deadline with no poll to see it (a failed compile) is a timeout too.
 fn limit_hit(st: &RunState<'_>) -> Option<ExecError> {
     let limits = &st.request.limits;

@@ -677,6 +677,15 @@ impl<'a> GuestCode<'a> {
         }
         code
     }
+
+    /// The name of defined function `i` (the `i`th body), or `#index` without one.
+    pub(crate) fn name(&self, i: usize) -> String {
+        let index = self.imported + u32::try_from(i).expect("a function index");
+        self.names
+            .get(&index)
+            .cloned()
+            .unwrap_or(format!("#{index}"))
+    }
 }
 
 #[cfg(test)]
@@ -766,23 +775,19 @@ mod tests {
     fn issue_3_the_guest_has_no_bulk_memory_instructions() {
         use std::collections::{BTreeMap, BTreeSet, HashMap};
         use wasmparser::Operator;
-        let GuestCode {
-            imported,
-            bodies,
-            names,
-        } = GuestCode::parse(GUEST);
-        assert!(!names.is_empty(), "the guest keeps its name section");
+        let code = GuestCode::parse(GUEST);
+        assert!(!code.names.is_empty(), "the guest keeps its name section");
         let mem = ["memcpy", "memmove", "memset"];
         // Per function: whether it copies or fills in one instruction, loops, calls a mem one.
         let mut found: BTreeMap<String, (bool, bool, bool)> = BTreeMap::new();
-        let index_of: HashMap<&str, u32> = names.iter().map(|(i, n)| (n.as_str(), *i)).collect();
+        let index_of: HashMap<&str, u32> =
+            code.names.iter().map(|(i, n)| (n.as_str(), *i)).collect();
         let mem_indices: BTreeSet<u32> = mem
             .iter()
             .filter_map(|n| index_of.get(n).copied())
             .collect();
-        for (i, body) in bodies.iter().enumerate() {
-            let index = imported + u32::try_from(i).unwrap();
-            let name = names.get(&index).cloned().unwrap_or(format!("#{index}"));
+        for (i, body) in code.bodies.iter().enumerate() {
+            let name = code.name(i);
             let (mut bulk, mut loops, mut calls_mem) = (false, false, false);
             let mut ops = body.get_operators_reader().expect("a body");
             while !ops.eof() {

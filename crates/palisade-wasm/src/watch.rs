@@ -56,10 +56,10 @@ pub(crate) struct Watch {
     phase: AtomicU8,
     /// The linear memory's base address (0 until [`Watch::arm`]).
     base: AtomicUsize,
-    /// Its accessible length, as of the last return to the guest.
+    /// Its accessible length, as of the last return to the guest: what the watchdog revokes,
+    /// and, in [`STOPPED`], what is to be restored (no host call, so no growth, is in progress
+    /// or can start once the run is stopping).
     len: AtomicUsize,
-    /// How much of it the watchdog revoked (valid in [`STOPPED`]).
-    revoked: AtomicUsize,
 }
 
 impl Watch {
@@ -69,7 +69,6 @@ impl Watch {
             phase: AtomicU8::new(IN_GUEST),
             base: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
-            revoked: AtomicUsize::new(0),
         })
     }
 
@@ -135,7 +134,6 @@ impl Watch {
         }
         // Revoked; or half revoked and not restorable now, which the run's thread tries again
         // (and gives the store up if that fails too).
-        self.revoked.store(len, Ordering::Relaxed);
         self.phase.store(STOPPED, Ordering::Release);
     }
 }
@@ -171,9 +169,9 @@ fn end(w: &Watch) -> Finished {
             // The watchdog is revoking; that takes microseconds.
             STOPPING => std::thread::yield_now(),
             STOPPED => {
-                let revoked = w.revoked.load(Ordering::Relaxed);
                 let base = w.base.load(Ordering::Relaxed);
-                let usable = revoked == 0 || crate::ffi::set_access(base, revoked, true);
+                let len = w.len.load(Ordering::Acquire);
+                let usable = crate::ffi::set_access(base, len, true);
                 w.phase.store(DONE, Ordering::Release);
                 return Finished {
                     timed_out: true,
@@ -436,23 +434,17 @@ mod tests {
     /// The guest's functions with a loop that can cycle on plain instructions alone (see
     /// [`Cycles`]), by name, with the loops' numbers in instruction order.
     fn memory_free_cycles(module: &[u8]) -> BTreeMap<String, Vec<usize>> {
-        let crate::guest::GuestCode {
-            imported,
-            bodies,
-            names,
-        } = crate::guest::GuestCode::parse(module);
+        let code = crate::guest::GuestCode::parse(module);
         let cycles = Cycles {
-            imported,
-            pure_leaf: bodies.iter().map(is_pure_leaf).collect(),
+            imported: code.imported,
+            pure_leaf: code.bodies.iter().map(is_pure_leaf).collect(),
         };
         let mut out = BTreeMap::new();
-        for (i, body) in bodies.iter().enumerate() {
+        for (i, body) in code.bodies.iter().enumerate() {
             let mut free = cycles.free_loops(body);
             free.sort_unstable();
             if !free.is_empty() {
-                let index = imported + u32::try_from(i).unwrap();
-                let name = names.get(&index).cloned().unwrap_or(format!("#{index}"));
-                out.insert(name, free);
+                out.insert(code.name(i), free);
             }
         }
         out

@@ -18,6 +18,11 @@ mod child;
 
 const CHILD: &str = "PALISADE_ISSUE_3_DEADLINE_CHILD";
 
+/// Runs `name` (a test in this file) in a child process with a one-slot pool.
+fn in_a_one_slot_child(name: &str) -> bool {
+    child::rerun_with_pool_slots(name, CHILD, 1)
+}
+
 fn engine() -> Wasm {
     Wasm::with_options(WasmOptions::default()).expect("the wasm engine starts")
 }
@@ -81,8 +86,9 @@ impl HostCalls for SlowHost {
 
 #[test]
 fn issue_3_a_run_stopped_anywhere_is_timeout_and_its_slot_serves_the_next_runs() {
-    let name = "issue_3_a_run_stopped_anywhere_is_timeout_and_its_slot_serves_the_next_runs";
-    if child::rerun_with_pool_slots(name, CHILD, 1) {
+    if in_a_one_slot_child(
+        "issue_3_a_run_stopped_anywhere_is_timeout_and_its_slot_serves_the_next_runs",
+    ) {
         return;
     }
     let e = engine();
@@ -120,8 +126,9 @@ fn issue_3_a_run_stopped_anywhere_is_timeout_and_its_slot_serves_the_next_runs()
 
 #[test]
 fn issue_3_a_deadline_that_passes_during_a_host_call_ends_the_run_when_it_returns() {
-    let name = "issue_3_a_deadline_that_passes_during_a_host_call_ends_the_run_when_it_returns";
-    if child::rerun_with_pool_slots(name, CHILD, 1) {
+    if in_a_one_slot_child(
+        "issue_3_a_deadline_that_passes_during_a_host_call_ends_the_run_when_it_returns",
+    ) {
         return;
     }
     let e = engine();
@@ -146,8 +153,7 @@ fn issue_3_a_deadline_that_passes_during_a_host_call_ends_the_run_when_it_return
 /// meet: each run is `ok` or `timeout`, never anything else, and every later run is sound.
 #[test]
 fn issue_3_deadlines_racing_the_end_of_runs_leave_no_trace() {
-    let name = "issue_3_deadlines_racing_the_end_of_runs_leave_no_trace";
-    if child::rerun_with_pool_slots(name, CHILD, 1) {
+    if in_a_one_slot_child("issue_3_deadlines_racing_the_end_of_runs_leave_no_trace") {
         return;
     }
     let e = engine();
