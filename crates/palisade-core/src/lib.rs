@@ -172,15 +172,48 @@ pub fn classify_uncaught(
     stack: u64,
     denied: impl FnOnce(&str) -> bool,
 ) -> ExecError {
-    if guest.message.starts_with(policy::DENIED_PREFIX) && denied(&guest.message) {
-        return ExecError::PolicyDenied {
-            message: guest.message,
-        };
-    }
+    let guest = match denial(guest, denied) {
+        Ok(guest) => guest,
+        Err(e) => return e,
+    };
     if is_stack_overflow(&guest) {
         return stack_overflow_error(&guest.message, stack);
     }
     ExecError::Exception(guest)
+}
+
+/// Classifies the error an engine's own `JSON.stringify` threw while converting the result: a
+/// policy denial as by [`classify_uncaught`], anything else `not_serializable` with the error's
+/// text, as V8 reports it. A stack overflow with no position in the guest's script came from
+/// the result's own depth (QuickJS's `JSON.stringify` recurses; V8's reaches the shared depth
+/// rule instead), and is [`result_too_deep`]; one with a position came from the guest's own
+/// code (a `toJSON` or a getter that recursed), and is reported as that code's error. Until
+/// 2026-12-02 every overflow here, even one the guest threw itself, was "nested too deeply" on
+/// the QuickJS engines.
+pub fn classify_conversion_failure(
+    guest: GuestError,
+    denied: impl FnOnce(&str) -> bool,
+) -> ExecError {
+    let guest = match denial(guest, denied) {
+        Ok(guest) => guest,
+        Err(e) => return e,
+    };
+    if is_stack_overflow(&guest) && guest.line.is_none() {
+        return result_too_deep();
+    }
+    ExecError::NotSerializable {
+        message: guest.to_string(),
+    }
+}
+
+/// `policy_denied` for a denial the host threw in this run (`denied`), otherwise the error back.
+fn denial(guest: GuestError, denied: impl FnOnce(&str) -> bool) -> Result<GuestError, ExecError> {
+    if guest.message.starts_with(policy::DENIED_PREFIX) && denied(&guest.message) {
+        return Err(ExecError::PolicyDenied {
+            message: guest.message,
+        });
+    }
+    Ok(guest)
 }
 
 /// A result too deep for the engine's own `JSON.stringify` (its stack ran out): the same kind

@@ -602,14 +602,11 @@ fn to_json<'js>(
         })?,
         Ok(None) => return Ok(serde_json::Value::Null),
         Err(_) => {
-            return Err(match failure(ctx, st) {
-                ExecError::Exception(g) => ExecError::NotSerializable {
-                    message: g.to_string(),
-                },
-                // QuickJS's JSON.stringify recurses; an engine that converts iteratively (V8)
-                // reaches the shared depth rule instead. Both are "too deep to convert".
-                ExecError::Limit(l) if l.limit == Limit::Stack => palisade_core::result_too_deep(),
-                other => other,
+            return Err(match uncaught(ctx, st) {
+                Ok(guest) => palisade_core::classify_conversion_failure(guest, |m| {
+                    lock(st.denials).contains(m) || st.host.denied(m)
+                }),
+                Err(limit) => limit,
             });
         }
     };
@@ -719,19 +716,29 @@ fn compile_failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
 
 /// Classifies the pending exception: a hit limit wins over whatever was thrown.
 fn failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
+    match uncaught(ctx, st) {
+        Ok(guest) => {
+            let stack = st.request.limits.stack.unwrap_or(crate::DEFAULT_STACK);
+            palisade_core::classify_uncaught(guest, stack, |m| {
+                lock(st.denials).contains(m) || st.host.denied(m)
+            })
+        }
+        Err(limit) => limit,
+    }
+}
+
+/// The pending exception, taken, or the limit that ended the run (which wins).
+fn uncaught(ctx: &Ctx<'_>, st: &RunState<'_>) -> Result<GuestError, ExecError> {
     let exc = ctx.catch();
     if let Some(e) = limit_hit(st) {
-        return e;
+        return Err(e);
     }
     let guest = guest_error(ctx, &exc, st.request.file_name());
     // Reading the error's properties runs guest code (getters), which can hit a limit too.
-    if let Some(e) = limit_hit(st) {
-        return e;
+    match limit_hit(st) {
+        Some(e) => Err(e),
+        None => Ok(guest),
     }
-    let stack = st.request.limits.stack.unwrap_or(crate::DEFAULT_STACK);
-    palisade_core::classify_uncaught(guest, stack, |m| {
-        lock(st.denials).contains(m) || st.host.denied(m)
-    })
 }
 
 /// The limit that ended the run, if one did.

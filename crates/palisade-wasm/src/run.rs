@@ -928,14 +928,10 @@ impl Classify<'_> {
                 other => Err(other),
             },
             STATUS_EXCEPTION => Err(self.failure(report)),
-            STATUS_STRINGIFY => Err(match self.failure(report) {
-                ExecError::Exception(g) => ExecError::NotSerializable {
-                    message: g.to_string(),
-                },
-                // As on the native engine: too deep to convert, whichever way it shows.
-                ExecError::Limit(l) if l.limit == Limit::Stack => palisade_core::result_too_deep(),
-                other => other,
-            }),
+            STATUS_STRINGIFY => Err(palisade_core::classify_conversion_failure(
+                self.guest(report),
+                |m| self.denials.contains(m) || self.host.denied(m),
+            )),
             STATUS_NEVER_SETTLES => Err(ExecError::never_settles(
                 self.req.limits.timeout,
                 self.start.elapsed(),
@@ -1027,6 +1023,14 @@ impl Classify<'_> {
 
     /// The guest's reported error, classified as the native engine classifies it.
     fn failure(&self, report: Report) -> ExecError {
+        let stack = self.req.limits.stack.unwrap_or(crate::DEFAULT_STACK);
+        palisade_core::classify_uncaught(self.guest(report), stack, |m| {
+            self.denials.contains(m) || self.host.denied(m)
+        })
+    }
+
+    /// The guest's uncaught error, as its report describes it.
+    fn guest(&self, report: Report) -> GuestError {
         let file = self.req.file_name();
         // Positions from the stack the outcome shows, as on every engine.
         let stack = report
@@ -1034,17 +1038,13 @@ impl Classify<'_> {
             .as_deref()
             .map(palisade_core::without_host_frames);
         let pos = stack.as_deref().and_then(|s| stack_position(s, file));
-        let guest = GuestError {
+        GuestError {
             name: report.name,
             message: report.message.unwrap_or_default(),
             stack,
             line: pos.map(|p| p.0),
             column: pos.map(|p| p.1),
-        };
-        let stack = self.req.limits.stack.unwrap_or(crate::DEFAULT_STACK);
-        palisade_core::classify_uncaught(guest, stack, |m| {
-            self.denials.contains(m) || self.host.denied(m)
-        })
+        }
     }
 }
 
