@@ -33,6 +33,11 @@
   const min = (a, b) => (a < b ? a : b);
   const MAX_DEPTH = 2;
   const MAX_ARRAY = 100;
+  // An array's other own properties (`a.name = ...`) are listed only up to this length: finding
+  // them means listing every key, one string per element, and for a million elements that was
+  // ~100 MB on the QuickJS engines (`memory_limit` under the default 64 MiB, where V8 printed)
+  // for a line that shows 100 of them (until 2026-12-02).
+  const MAX_KEYED_ARRAY = 10000;
   const MAX_STRING = 10000;
   const BREAK = 80;
   const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -264,7 +269,9 @@
       }
       if (holes) push(entries, "<" + holes + " empty item" + (holes > 1 ? "s" : "") + ">");
       if (len > MAX_ARRAY) push(entries, more(len - MAX_ARRAY));
-      formatProps(o, ownKeys(o), ctx, entries, (k) => k === "length" || isIndex(k));
+      if (len <= MAX_KEYED_ARRAY) {
+        formatProps(o, ownKeys(o), ctx, entries, (k) => k === "length" || isIndex(k));
+      }
       const prefix = cname && cname !== "Array" ? cname + "(" + len + ") " : "";
       return reduce(prefix + "[", entries, "]", indent);
     }
