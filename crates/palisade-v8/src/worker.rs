@@ -491,7 +491,14 @@ struct Runner<'a> {
     base: [u64; 2],
     peak: u64,
     stop: Option<Stop>,
+    /// Stopped while V8 may still be running guest code: the worker must be replaced (see
+    /// [`Runner::cancel`]).
+    wedged: bool,
 }
+
+/// How long a cancelled task has to end before its worker counts as wedged. Well inside the
+/// parent's grace past the deadline (`pool::GRACE`).
+const SETTLE: Duration = Duration::from_millis(10);
 
 enum Waited {
     Value(Value),
@@ -514,13 +521,13 @@ impl Runner<'_> {
         loop {
             if self.over_memory() {
                 self.stop = Some(Stop::Memory);
-                task.cancel();
+                self.cancel(task);
                 return Waited::Stopped;
             }
             let now = Instant::now();
             if now >= self.deadline {
                 self.stop = Some(Stop::Timeout);
-                task.cancel();
+                self.cancel(task);
                 return Waited::Stopped;
             }
             match task.rx.recv_timeout(tick.min(self.deadline - now)) {
@@ -539,16 +546,33 @@ impl Runner<'_> {
         }
     }
 
-    /// Waits for the settled signal under the deadline and the memory watch.
+    /// Cancels `task` and gives V8 a moment to end it. Termination takes effect only where V8
+    /// checks for interrupts, and some builtins check nowhere: sorting or searching a sparse
+    /// array of 2^30 elements (`sort`, `indexOf`, `toString`) runs on for minutes. Freeing the
+    /// context then waits for it, so until 2026-12-02 the worker, put back into the pool, held
+    /// the next run (any tenant's) until that one timed out too. A task that has not ended by
+    /// [`SETTLE`] marks the worker wedged, and the parent replaces it.
+    fn cancel(&mut self, task: &Task) {
+        task.cancel();
+        if task.rx.recv_timeout(SETTLE).is_err() {
+            self.wedged = true;
+        }
+    }
+
+    /// Waits for the settled signal under the deadline and the memory watch. Stopped here, the
+    /// run has no task of its own to cancel and see end (pending work, a WebAssembly
+    /// compilation included, may still be running), so the worker counts as wedged.
     fn wait_settled(&mut self, rx: &Receiver<()>) -> bool {
         loop {
             if self.over_memory() {
                 self.stop = Some(Stop::Memory);
+                self.wedged = true;
                 return false;
             }
             let now = Instant::now();
             if now >= self.deadline {
                 self.stop = Some(Stop::Timeout);
+                self.wedged = true;
                 return false;
             }
             match rx.recv_timeout(Duration::from_millis(1).min(self.deadline - now)) {
@@ -722,6 +746,7 @@ fn run(fresh: Fresh, req: &Request, budget: Duration) -> (FromWorker, Spent) {
         base: footprint(),
         peak: 0,
         stop: None,
+        wedged: false,
     };
     let prog = program(req);
     let mut check_denied = None;
@@ -737,7 +762,7 @@ fn run(fresh: Fresh, req: &Request, budget: Duration) -> (FromWorker, Spent) {
         Some(e) => Err(e),
         None => result,
     };
-    let recycle = r.stop == Some(Stop::Memory) || ctx.hard_limit_reached();
+    let recycle = r.stop == Some(Stop::Memory) || r.wedged || ctx.hard_limit_reached();
     let peak = r.peak;
     let (stdout, stderr, truncated) = std::mem::take(&mut lock(&shared).output).into_parts();
     let outcome = Outcome {
