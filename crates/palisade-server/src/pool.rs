@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,18 +83,45 @@ struct Task {
     queued: std::time::Instant,
     /// Its function has shown it is quick: a job may be sent to the worker behind it.
     proven: bool,
-    /// [`WAITING`], then whichever came first: [`TAKEN`] by a slot or [`ABANDONED`] by its
-    /// client after `max_wait` (see [`Queued::outcome`]). Deciding it once, atomically, is what
-    /// keeps a job its client was refused from running anyway.
-    claim: Arc<AtomicU8>,
+    claim: Arc<Claim>,
+}
+
+/// Whose a queued job is: [`WAITING`], then whichever came first, [`TAKEN`] by a slot or
+/// [`ABANDONED`] by its client (refused after `max_wait`, see [`Queued::outcome`], or dropped).
+/// Deciding it once, atomically, is what keeps a job its client was refused from running
+/// anyway, and what counts the pool's waiting jobs exactly.
+#[derive(Debug)]
+struct Claim {
+    state: AtomicU8,
+    /// The pool's jobs still [`WAITING`], shared by all its jobs.
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Claim {
+    /// Moves the job from [`WAITING`] to `to`, and out of the waiting count; `Err` with the
+    /// state it had if it was not waiting.
+    fn settle(&self, to: u8) -> Result<(), u8> {
+        self.state
+            .compare_exchange(WAITING, to, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| {
+                self.waiting.fetch_sub(1, Ordering::AcqRel);
+            })
+    }
 }
 
 /// A queued job no slot has taken yet.
 const WAITING: u8 = 0;
 /// A slot took the job: it runs (or is answered by the slot).
 const TAKEN: u8 = 1;
-/// Its client stopped waiting after `max_wait` and was answered 429: it never runs.
+/// Its client stopped waiting (answered 429 after `max_wait`, or gone): it never runs.
 const ABANDONED: u8 = 2;
+
+/// The queue holds up to this many times `queue` jobs: those waiting (at most `queue`; beyond
+/// that a job is refused at once), and those their clients gave up on, which stay until a slot
+/// dequeues and drops them. Until 2026-12-02 the given-up ones counted against `queue`: behind
+/// workers held by long runs, refused jobs filled it, and every new job was refused at once
+/// (in 6 ms, with no one waiting) until a worker came free.
+const QUEUE_ROOM: usize = 4;
 
 impl Task {
     /// Answers the task with a host failure (`internal`) after `held` of a worker's time, the
@@ -149,7 +176,7 @@ pub enum Refused {
 #[derive(Debug)]
 pub struct Queued {
     rx: oneshot::Receiver<Result<Outcome, Busy>>,
-    claim: Arc<AtomicU8>,
+    claim: Arc<Claim>,
     /// When the job has waited `max_wait` (`None`: a wait too long to represent).
     until: Option<tokio::time::Instant>,
 }
@@ -168,13 +195,7 @@ impl Queued {
         let answer = match waited {
             Ok(answer) => answer,
             Err(_) => {
-                let abandoned = self.claim.compare_exchange(
-                    WAITING,
-                    ABANDONED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
-                if abandoned.is_ok() {
+                if self.claim.settle(ABANDONED).is_ok() {
                     return Err(Refused::Busy);
                 }
                 // A slot took it just in time: it runs, bounded by its own deadline.
@@ -189,12 +210,25 @@ impl Queued {
     }
 }
 
+/// A job whose `Queued` is dropped unanswered is given up: it stops counting as waiting at
+/// once, and never runs. (The API waits in a task of its own, which a client that disconnects
+/// does not drop: its run goes on and is recorded, see `api::execute_and_record`.)
+impl Drop for Queued {
+    fn drop(&mut self) {
+        let _ = self.claim.settle(ABANDONED);
+    }
+}
+
 /// A running pool. Dropping it (after in-flight jobs finished) stops the workers.
 #[derive(Debug, Clone)]
 pub struct Pool {
     tx: mpsc::Sender<TaskBox>,
     stats: Arc<PoolStats>,
     max_wait: Duration,
+    /// At most this many jobs wait for a worker.
+    queue: usize,
+    /// Jobs waiting for a worker now (see [`Claim`]).
+    waiting: Arc<AtomicUsize>,
 }
 
 // `Task` holds a oneshot sender, which is Debug; wrap for the channel's Debug bound.
@@ -209,7 +243,8 @@ impl std::fmt::Debug for TaskBox {
 impl Pool {
     /// Starts the slots (workers spawn in the background).
     pub fn start(options: PoolOptions) -> Pool {
-        let (tx, rx) = mpsc::channel::<TaskBox>(options.queue.max(1));
+        let queue = options.queue.max(1);
+        let (tx, rx) = mpsc::channel::<TaskBox>(queue * QUEUE_ROOM);
         let rx = Arc::new(Mutex::new(rx));
         let stats = Arc::new(PoolStats::default());
         let options = Arc::new(options);
@@ -220,6 +255,8 @@ impl Pool {
             tx,
             stats,
             max_wait: options.max_wait,
+            queue,
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -230,17 +267,27 @@ impl Pool {
     pub fn submit(&self, job: Job, deadline: Duration, proven: bool) -> Result<Queued, Busy> {
         let (reply, rx) = oneshot::channel();
         let queued = std::time::Instant::now();
-        let claim = Arc::new(AtomicU8::new(WAITING));
-        self.tx
-            .try_send(TaskBox(Task {
-                job,
-                deadline,
-                reply,
-                queued,
-                proven,
-                claim: claim.clone(),
-            }))
-            .map_err(|_| Busy)?;
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Busy);
+        }
+        let claim = Arc::new(Claim {
+            state: AtomicU8::new(WAITING),
+            waiting: self.waiting.clone(),
+        });
+        let sent = self.tx.try_send(TaskBox(Task {
+            job,
+            deadline,
+            reply,
+            queued,
+            proven,
+            claim: claim.clone(),
+        }));
+        if sent.is_err() {
+            // The room is full of jobs given up on: refused, and never waited.
+            let _ = claim.settle(ABANDONED);
+            return Err(Busy);
+        }
         Ok(Queued {
             rx,
             claim,
@@ -250,9 +297,9 @@ impl Pool {
         })
     }
 
-    /// Jobs waiting for a worker.
+    /// Jobs waiting for a worker (not those their clients gave up on).
     pub fn queue_depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.waiting.load(Ordering::Acquire)
     }
 
     /// The pool's counters.
@@ -699,10 +746,7 @@ fn admit(task: Task, options: &PoolOptions) -> Option<Task> {
         return None;
     }
     // A task given back by a lost worker was taken already (by this slot).
-    let taken = task
-        .claim
-        .compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire);
-    if taken == Err(ABANDONED) {
+    if task.claim.settle(TAKEN) == Err(ABANDONED) {
         return None;
     }
     if task.queued.elapsed() > options.max_wait {

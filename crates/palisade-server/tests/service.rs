@@ -1044,6 +1044,49 @@ async fn regression_a_job_waiting_for_a_busy_worker_is_refused_at_queue_timeout_
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_job_refused_at_queue_timeout_frees_its_place_in_the_queue() {
+    // Until 2026-12-02 a job refused at its queue timeout kept its place until a slot dequeued
+    // it: behind a busy worker, a queue of one stayed full, and the next job got 429 at once
+    // (in ms, with no one waiting) instead of waiting for the worker (found by a sweep of the
+    // service).
+    let s = start("workers = 1\nqueue = 1\nqueue_timeout_ms = 600").await;
+    let busy = s
+        .post("/v1/execute", KEY_A)
+        .json(&json!({"source": "const t = Date.now(); while (Date.now() - t < 1000) {}; 0"}))
+        .send();
+    let after = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let refused = s
+            .send_json("/v1/execute", KEY_A, &json!({"source": "1"}))
+            .await;
+        let metrics = s
+            .get("/metrics", KEY_A)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // Refused at ~700 ms; the worker is busy until ~1,000 ms, and this job may wait 600.
+        let next = s
+            .send_json("/v1/execute", KEY_A, &json!({"source": "2"}))
+            .await;
+        (refused, metrics, next)
+    };
+    let (busy, (refused, metrics, next)) = tokio::join!(busy, after);
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        metrics.contains("palisade_queue_depth{lane=\"fast\"} 0"),
+        "{metrics}"
+    );
+    let (status, out) = json_of(next).await;
+    assert_eq!((status, out["value"].clone()), (StatusCode::OK, json!(2)));
+    let (status, out) = json_of(busy.unwrap()).await;
+    assert_eq!((status, out["value"].clone()), (StatusCode::OK, json!(0)));
+    s.stop().await;
+}
+
 /// [`json_of`] for bodies nested deeper than serde_json's default limit (128 levels; this test
 /// parses at most about 1,000, well within a test thread's stack).
 async fn deep_json_of(resp: reqwest::Response) -> (StatusCode, Value) {
