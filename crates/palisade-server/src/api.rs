@@ -467,6 +467,56 @@ async fn dispatch(
     }
 }
 
+/// The most bytes an outcome's record may take as JSON to be stored: SQLite stores at most
+/// 10^9 bytes in a value (PostgreSQL 1 GiB in a `TEXT`), less room for the rest of the row.
+const MAX_RECORD_BYTES: usize = 999_000_000;
+
+/// Cuts the end of a record's console output, so that the record, `len` bytes as JSON, takes
+/// at most `max`; the record is then marked `truncated`. The client's answer, serialized
+/// before, stays whole. Output is capped in UTF-8 bytes (`output`, 256 MiB by default), and
+/// JSON escapes a control character in 6 bytes: until 2026-12-02 an outcome with 170 MiB of
+/// them could not be recorded and was answered 500 `internal`. The longer stream (as JSON) is
+/// cut first. Left as it is when no cut of the output can make it fit (the value alone is too
+/// big; the ceilings prevent that).
+fn fit_for_storage(record: &mut OutcomeRecord, len: usize, max: usize) {
+    let Some(excess) = len.checked_sub(max).filter(|e| *e > 0) else {
+        return;
+    };
+    let json = |s: &str| s.chars().map(json_len).sum::<usize>();
+    let (out, err) = (json(&record.stdout), json(&record.stderr));
+    if excess > out + err {
+        return;
+    }
+    let (first, second) = if out >= err {
+        (&mut record.stdout, &mut record.stderr)
+    } else {
+        (&mut record.stderr, &mut record.stdout)
+    };
+    let mut left = excess;
+    for s in [first, second] {
+        let (mut cut, mut at) = (0, s.len());
+        for (i, c) in s.char_indices().rev() {
+            if cut >= left {
+                break;
+            }
+            cut += json_len(c);
+            at = i;
+        }
+        left = left.saturating_sub(cut);
+        s.truncate(at);
+    }
+    record.truncated = true;
+}
+
+/// The bytes `c` takes inside a JSON string as serde_json writes it.
+fn json_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\u{8}' | '\t' | '\n' | '\u{c}' | '\r' => 2,
+        '\0'..='\u{1f}' => 6,
+        c => c.len_utf8(),
+    }
+}
+
 /// The outcome's record, made without copying its value and output: a result or output of up
 /// to `max_limits` (256 MiB each by default) is otherwise held once more while it is answered
 /// and recorded (a 250 MB result: 1.48 GB of peak RSS with the copy, 1.23 GB without).
@@ -534,10 +584,11 @@ async fn run_and_record(
     state.metrics.ran_in(ticket.lane);
     ticket.finish(kind, ran);
     let latency = started.elapsed();
-    let record = into_record(outcome);
+    let mut record = into_record(outcome);
     // The answer is serialized before the record moves to the recorder, so a large outcome is
     // not held twice more (a clone, then its own serialization).
     let body = serde_json::to_vec(&record).map_err(ApiError::internal)?;
+    fit_for_storage(&mut record, body.len(), MAX_RECORD_BYTES);
     let exec = ExecutionRecord {
         id: id.clone(),
         tenant,
@@ -1121,6 +1172,54 @@ pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record too big to store has the end of its output cut until it fits, at character
+    /// boundaries, the longer stream first; a record that fits, or that no cut of output can
+    /// make fit, is left alone.
+    #[test]
+    fn a_record_too_big_to_store_has_its_output_cut_to_fit() {
+        let record = |stdout: &str, stderr: &str| OutcomeRecord {
+            stdout: stdout.to_owned(),
+            stderr: stderr.to_owned(),
+            ..Outcome::failed("quickjs", palisade::ExecError::internal("x")).to_record()
+        };
+        let json_len = |r: &OutcomeRecord| serde_json::to_vec(r).unwrap().len();
+        let big = record(&"\u{1}".repeat(100), "é".repeat(20).as_str());
+        let len = json_len(&big);
+        // 100 control characters are 600 bytes of JSON; the limit takes 300 of them away.
+        let mut cut = big.clone();
+        fit_for_storage(&mut cut, len, len - 300);
+        assert!(cut.truncated);
+        assert!(json_len(&cut) <= len - 300, "{}", json_len(&cut));
+        assert_eq!(cut.stdout, "\u{1}".repeat(50));
+        assert_eq!(cut.stderr, "é".repeat(20));
+        // A smaller excess cuts less, and never inside a character.
+        let mut cut = big.clone();
+        fit_for_storage(&mut cut, len, len - 10);
+        assert_eq!(cut.stdout, "\u{1}".repeat(98));
+        let mut cut = record("", &"é".repeat(20));
+        let len = json_len(&cut);
+        fit_for_storage(&mut cut, len, len - 3);
+        assert_eq!(cut.stderr, "é".repeat(18));
+        // Fits already, or cannot be made to fit: unchanged.
+        let mut same = big.clone();
+        fit_for_storage(&mut same, len, len);
+        assert_eq!(same, big);
+        fit_for_storage(&mut same, 10_000, 10);
+        assert_eq!(same, big);
+    }
+
+    /// [`json_len`] agrees with serde_json on every character it treats apart, and on others.
+    #[test]
+    fn json_len_is_serde_jsons() {
+        for c in (0..=0x80u32)
+            .filter_map(char::from_u32)
+            .chain(['é', '€', '😀', '\u{2028}'])
+        {
+            let written = serde_json::to_string(&c.to_string()).unwrap().len() - 2;
+            assert_eq!(json_len(c), written, "{c:?}");
+        }
+    }
 
     #[test]
     fn names_and_overlays() {
