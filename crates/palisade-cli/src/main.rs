@@ -136,8 +136,13 @@ struct RunArgs {
         conflicts_with = "eval"
     )]
     file: Option<PathBuf>,
-    /// Run CODE instead of a file.
-    #[arg(short = 'e', long = "eval", value_name = "CODE")]
+    /// Run CODE instead of a file (CODE may start with `-`, as in `-e -0`).
+    #[arg(
+        short = 'e',
+        long = "eval",
+        value_name = "CODE",
+        allow_hyphen_values = true
+    )]
     eval: Option<String>,
     /// The engine: quickjs (default), wasm or v8.
     #[arg(long, default_value = "quickjs", value_parser = parse_engine)]

@@ -93,6 +93,20 @@ fn human_output_prints_value_and_guest_streams() {
         .starts_with("error[exception]: uncaught RangeError: nope"));
 }
 
+/// Code given with `-e` may start with `-`: until 2026-12-02 `-e -0` was a usage error
+/// ("unexpected argument '-0'").
+#[test]
+fn eval_code_may_start_with_a_dash() {
+    for (code, value) in [
+        ("-0", serde_json::json!(0)),
+        ("-1 - 1", serde_json::json!(-2)),
+    ] {
+        let out = palisade(&["run", "--json", "-e", code]);
+        assert_eq!(out.status.code(), Some(0), "{code}: {out:?}");
+        assert_eq!(json(&out)["value"], value, "{code}");
+    }
+}
+
 #[test]
 fn usage_errors_are_one_line_and_exit_2() {
     for args in [
