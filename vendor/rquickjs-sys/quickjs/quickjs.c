@@ -51561,9 +51561,22 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
             sep = js_dup(jsc->empty);
             sep1 = js_dup(jsc->empty);
         }
-        v = js_array_push(ctx, jsc->stack, 1, vc(&val), 0);
-        if (check_exception_free(ctx, v))
-            goto exception;
+        /* Palisade: the stack is JSON.stringify's own list. Once a script puts
+           an indexed property on Array.prototype, push's fast path is off and a
+           [[Set]] would meet an accessor there ("no setter for property", or
+           the script's getter); append by definition instead. */
+        if (ctx->std_array_prototype) {
+            v = js_array_push(ctx, jsc->stack, 1, vc(&val), 0);
+            if (check_exception_free(ctx, v))
+                goto exception;
+        } else {
+            int64_t depth;
+            if (js_get_length64(ctx, &depth, jsc->stack))
+                goto exception;
+            if (JS_DefinePropertyValueInt64(ctx, jsc->stack, depth, js_dup(val),
+                                            JS_PROP_C_W_E | JS_PROP_THROW) < 0)
+                goto exception;
+        }
         ret = js_is_array(ctx, val);
         if (ret < 0)
             goto exception;
@@ -51756,7 +51769,10 @@ JSValue JS_JSONStringify(JSContext *ctx, JSValueConst obj,
                     goto exception;
                 }
                 if (!JS_ToBoolFree(ctx, present)) {
-                    JS_SetPropertyInt64(ctx, jsc->property_list, j++, v);
+                    /* Palisade: defined, not [[Set]] (see the stack in js_json_to_str). */
+                    if (JS_DefinePropertyValueInt64(ctx, jsc->property_list, j++, v,
+                                                    JS_PROP_C_W_E | JS_PROP_THROW) < 0)
+                        goto exception;
                 } else {
                     JS_FreeValue(ctx, v);
                 }
