@@ -603,9 +603,7 @@ fn to_json<'js>(
         Ok(None) => return Ok(serde_json::Value::Null),
         Err(_) => {
             return Err(match uncaught(ctx, st) {
-                Ok(guest) => palisade_core::classify_conversion_failure(guest, |m| {
-                    lock(st.denials).contains(m) || st.host.denied(m)
-                }),
+                Ok(guest) => palisade_core::classify_conversion_failure(guest, |m| denied(st, m)),
                 Err(limit) => limit,
             });
         }
@@ -719,12 +717,15 @@ fn failure(ctx: &Ctx<'_>, st: &RunState<'_>) -> ExecError {
     match uncaught(ctx, st) {
         Ok(guest) => {
             let stack = st.request.limits.stack.unwrap_or(crate::DEFAULT_STACK);
-            palisade_core::classify_uncaught(guest, stack, |m| {
-                lock(st.denials).contains(m) || st.host.denied(m)
-            })
+            palisade_core::classify_uncaught(guest, stack, |m| denied(st, m))
         }
         Err(limit) => limit,
     }
+}
+
+/// Whether `message` is a policy denial the host threw in this run.
+fn denied(st: &RunState<'_>, message: &str) -> bool {
+    lock(st.denials).contains(message) || st.host.denied(message)
 }
 
 /// The pending exception, taken, or the limit that ended the run (which wins).

@@ -930,7 +930,7 @@ impl Classify<'_> {
             STATUS_EXCEPTION => Err(self.failure(report)),
             STATUS_STRINGIFY => Err(palisade_core::classify_conversion_failure(
                 self.guest(report),
-                |m| self.denials.contains(m) || self.host.denied(m),
+                |m| self.denied(m),
             )),
             STATUS_NEVER_SETTLES => Err(ExecError::never_settles(
                 self.req.limits.timeout,
@@ -1024,9 +1024,12 @@ impl Classify<'_> {
     /// The guest's reported error, classified as the native engine classifies it.
     fn failure(&self, report: Report) -> ExecError {
         let stack = self.req.limits.stack.unwrap_or(crate::DEFAULT_STACK);
-        palisade_core::classify_uncaught(self.guest(report), stack, |m| {
-            self.denials.contains(m) || self.host.denied(m)
-        })
+        palisade_core::classify_uncaught(self.guest(report), stack, |m| self.denied(m))
+    }
+
+    /// Whether `message` is a policy denial the host threw in this run.
+    fn denied(&self, message: &str) -> bool {
+        self.denials.contains(message) || self.host.denied(message)
     }
 
     /// The guest's uncaught error, as its report describes it.
