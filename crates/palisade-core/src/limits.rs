@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::format_size;
+use crate::units::{format_duration, format_size};
 
 /// A limit an execution can hit. The snake_case names are stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -173,7 +173,7 @@ impl Limits {
         range(
             Limit::Timeout,
             (Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&self.timeout),
-            || format!("{:?}", self.timeout),
+            || format_duration(self.timeout),
             "1ms..=1h",
         )?;
         if let Some(stack) = self.stack {
@@ -256,6 +256,18 @@ mod tests {
                 "{l:?}"
             );
         }
+    }
+
+    /// A rejected timeout is shown in the units limits are given in: "0ms", not "0ns" (until
+    /// 2026-12-02; found by a sweep of the service, whose API takes milliseconds).
+    #[test]
+    fn a_rejected_timeout_is_shown_in_milliseconds() {
+        let zero = Limits {
+            timeout: Duration::ZERO,
+            ..Limits::default()
+        };
+        let message = zero.validate().unwrap_err().to_string();
+        assert!(message.contains("timeout limit 0ms "), "{message}");
     }
 
     #[test]

@@ -93,6 +93,33 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
+/// Formats a duration with the largest of min, s and ms that divides it exactly, units
+/// [`parse_duration`] reads back (the API takes milliseconds, the CLI `500ms`); what no
+/// millisecond divides is shown as Rust prints it. Until 2026-12-02 a rejected timeout of 0
+/// read "0ns".
+///
+/// ```
+/// use std::time::Duration;
+/// use palisade_core::units::format_duration;
+/// assert_eq!(format_duration(Duration::ZERO), "0ms");
+/// assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+/// assert_eq!(format_duration(Duration::from_secs(7200)), "120min");
+/// assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+/// assert_eq!(format_duration(Duration::from_micros(500)), "500µs");
+/// ```
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if d != Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)) {
+        return format!("{d:?}");
+    }
+    for (unit, per) in [("min", 60_000), ("s", 1_000)] {
+        if ms != 0 && ms.is_multiple_of(per) {
+            return format!("{}{unit}", ms / per);
+        }
+    }
+    format!("{ms}ms")
+}
+
 /// `d` in whole milliseconds, saturating (as limits and receipts report times).
 pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
