@@ -1183,14 +1183,14 @@ mod tests {
             stderr: stderr.to_owned(),
             ..Outcome::failed("quickjs", palisade::ExecError::internal("x")).to_record()
         };
-        let json_len = |r: &OutcomeRecord| serde_json::to_vec(r).unwrap().len();
+        let record_len = |r: &OutcomeRecord| serde_json::to_vec(r).unwrap().len();
         let big = record(&"\u{1}".repeat(100), "é".repeat(20).as_str());
-        let len = json_len(&big);
+        let len = record_len(&big);
         // 100 control characters are 600 bytes of JSON; the limit takes 300 of them away.
         let mut cut = big.clone();
         fit_for_storage(&mut cut, len, len - 300);
         assert!(cut.truncated);
-        assert!(json_len(&cut) <= len - 300, "{}", json_len(&cut));
+        assert!(record_len(&cut) <= len - 300, "{}", record_len(&cut));
         assert_eq!(cut.stdout, "\u{1}".repeat(50));
         assert_eq!(cut.stderr, "é".repeat(20));
         // A smaller excess cuts less, and never inside a character.
@@ -1198,7 +1198,7 @@ mod tests {
         fit_for_storage(&mut cut, len, len - 10);
         assert_eq!(cut.stdout, "\u{1}".repeat(98));
         let mut cut = record("", &"é".repeat(20));
-        let len = json_len(&cut);
+        let len = record_len(&cut);
         fit_for_storage(&mut cut, len, len - 3);
         assert_eq!(cut.stderr, "é".repeat(18));
         // Fits already, or cannot be made to fit: unchanged.

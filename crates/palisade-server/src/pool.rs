@@ -113,7 +113,7 @@ impl Claim {
 const WAITING: u8 = 0;
 /// A slot took the job: it runs (or is answered by the slot).
 const TAKEN: u8 = 1;
-/// Its client stopped waiting (answered 429 after `max_wait`, or gone): it never runs.
+/// Given up (its client answered 429 after `max_wait`, or its `Queued` dropped): it never runs.
 const ABANDONED: u8 = 2;
 
 /// The queue holds up to this many times `queue` jobs: those waiting (at most `queue`; beyond
