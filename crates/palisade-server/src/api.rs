@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::ceiling::{CeilingError, FetchRules, MaxLimits};
+use crate::door::BodyTimeout;
 use crate::lanes::{Lane, LaneKey, Lanes};
-use crate::metrics::Metrics;
+use crate::metrics::{ClientTimeout, Metrics};
 use crate::openapi::{schema, Body, ErrorBody, ErrorDetail, Operation, Response as Doc};
 use crate::pool::{Pool, Refused};
 use crate::recorder::Recorder;
@@ -47,7 +48,7 @@ pub struct AppState {
     /// Recently read functions.
     pub functions: FunctionCache,
     /// Counters.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Default limits.
     pub limits: Limits,
     /// The largest limits a request or a function may have.
@@ -125,6 +126,8 @@ pub struct ApiError {
     message: String,
     position: Option<(usize, usize)>,
     retry_after: Option<u64>,
+    /// Whether the connection is closed after this answer (`Connection: close`).
+    close: bool,
 }
 
 impl ApiError {
@@ -135,6 +138,23 @@ impl ApiError {
             message: message.into(),
             position: None,
             retry_after: None,
+            close: false,
+        }
+    }
+
+    /// 408: the body did not all arrive within `limit`. The connection is closed: the rest of
+    /// the body may still be on its way.
+    fn body_timeout(limit: Duration) -> Self {
+        ApiError {
+            close: true,
+            ..ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not all arrive within body_timeout_ms ({} ms)",
+                    limit.as_millis()
+                ),
+            )
         }
     }
 
@@ -213,6 +233,10 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.close {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         resp
     }
 }
@@ -245,8 +269,21 @@ impl<T: DeserializeOwned + Default + Send, S: Send + Sync> FromRequest<S> for Op
     }
 }
 
+/// The body, read within the router's [`BodyTimeout`] (408 past it).
 async fn body_bytes<S: Send + Sync>(req: HttpRequest, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|e| {
+    let timeout = req.extensions().get::<BodyTimeout>().cloned();
+    let read = Bytes::from_request(req, state);
+    let read = match timeout {
+        Some(t) => match tokio::time::timeout(t.limit, read).await {
+            Ok(read) => read,
+            Err(_) => {
+                t.metrics.client_timeout(ClientTimeout::Body);
+                return Err(ApiError::body_timeout(t.limit));
+            }
+        },
+        None => read.await,
+    };
+    read.map_err(|e| {
         let status = e.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(status, "payload_too_large", "the request body is too large")
@@ -940,6 +977,10 @@ fn routes() -> Vec<(Operation, Handler)> {
     let authed = || vec![error(401, "No valid API key"), error(500, "A host failure")];
     let with_body = |mut v: Vec<Doc>, bad: &'static str| {
         v.push(error(400, bad));
+        v.push(error(
+            408,
+            "The body did not all arrive within body_timeout_ms",
+        ));
         v.push(error(413, "The body is larger than max_body"));
         v
     };
@@ -1141,7 +1182,11 @@ pub fn routes_doc() -> Vec<Operation> {
 }
 
 /// The service's router.
-pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
+pub fn router(state: Arc<AppState>, max_body: usize, body_timeout: Duration) -> Router {
+    let body_timeout = BodyTimeout {
+        limit: body_timeout,
+        metrics: Arc::clone(&state.metrics),
+    };
     let mut by_path: BTreeMap<(bool, &'static str), Handler> = BTreeMap::new();
     for (op, handler) in routes() {
         let merged = match by_path.remove(&(op.auth, op.path)) {
@@ -1165,6 +1210,7 @@ pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(Extension(body_timeout))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }

@@ -76,6 +76,20 @@ pub struct Config {
     pub slow_nice: i32,
     /// The largest request body, in bytes (413 past it). Default 1 MiB.
     pub max_body: usize,
+    /// The most client connections open at once; past it new connections wait in the kernel's
+    /// backlog until one closes. Default 4096.
+    pub max_connections: u32,
+    /// The longest a client may take to send a request's head (request line and headers), and
+    /// the longest a kept-alive connection may sit idle between requests, in milliseconds;
+    /// past it the connection is closed. Default 30000.
+    pub header_timeout_ms: u64,
+    /// The longest a request's body may take to arrive, from when the server starts reading
+    /// it, in milliseconds; past it the request is answered 408 and the connection closed.
+    /// Default 60000.
+    pub body_timeout_ms: u64,
+    /// The longest a client may take no byte of a response (its socket stays full), in
+    /// milliseconds; past it the connection is closed. Default 60000.
+    pub send_timeout_ms: u64,
     /// A worker is replaced after this many executions. Default 10,000.
     pub worker_max_executions: u64,
     /// A worker is replaced once its resident memory passes this many bytes. Default 1 GiB.
@@ -132,6 +146,10 @@ impl Default for Config {
             slow_threshold_ms: 100,
             slow_nice: 5,
             max_body: 1 << 20,
+            max_connections: 4096,
+            header_timeout_ms: 30_000,
+            body_timeout_ms: 60_000,
+            send_timeout_ms: 60_000,
             worker_max_executions: 10_000,
             worker_max_memory: 1 << 30,
             worker_command: None,
@@ -146,6 +164,13 @@ impl Default for Config {
         }
     }
 }
+
+/// The largest `max_connections`: far past any file-descriptor limit, and within what the
+/// front door's semaphore counts.
+const MAX_CONNECTIONS: u32 = 1 << 24;
+
+/// The longest client timeout, in milliseconds: a day.
+const MAX_CLIENT_TIMEOUT_MS: u64 = 86_400_000;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +232,22 @@ impl Config {
         if !(0..=19).contains(&self.slow_nice) {
             return bad("slow_nice must be between 0 and 19");
         }
+        if self.max_connections == 0 || self.max_connections > MAX_CONNECTIONS {
+            return bad(&format!(
+                "max_connections must be between 1 and {MAX_CONNECTIONS}"
+            ));
+        }
+        for (name, ms) in [
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+            ("send_timeout_ms", self.send_timeout_ms),
+        ] {
+            if !(1..=MAX_CLIENT_TIMEOUT_MS).contains(&ms) {
+                return bad(&format!(
+                    "{name} must be between 1 and {MAX_CLIENT_TIMEOUT_MS} (one day)"
+                ));
+            }
+        }
         if self.worker_max_executions == 0 {
             return bad("worker_max_executions must be at least 1");
         }
@@ -260,6 +301,18 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert!(Config::parse("listne = \"x\"").is_err());
         assert!(Config::parse("workers = 0").is_err());
+        assert_eq!(c.max_connections, 4096);
+        assert_eq!(c.header_timeout_ms, 30_000);
+        assert!(Config::parse("max_connections = 0").is_err());
+        assert!(Config::parse("header_timeout_ms = 0").is_err());
+        assert!(Config::parse("body_timeout_ms = 86400001").is_err());
+        assert!(Config::parse("send_timeout_ms = 0").is_err());
+        assert_eq!(
+            Config::parse("send_timeout_ms = 5")
+                .unwrap()
+                .send_timeout_ms,
+            5
+        );
         assert!(Config::parse("[[keys]]\nkey = \"short\"\ntenant = \"a\"").is_err());
         let c = Config::parse("[policy]\nallow_eval = true").unwrap();
         assert!(c.policy.allow_eval);

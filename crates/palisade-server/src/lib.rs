@@ -22,6 +22,7 @@
 pub mod api;
 pub mod ceiling;
 pub mod config;
+pub mod door;
 pub mod lanes;
 pub mod metrics;
 pub mod openapi;
@@ -33,6 +34,7 @@ pub mod worker;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use ceiling::{CeilingError, FetchRules, MaxLimits};
 pub use config::{ApiKey, Config, ConfigFileError};
@@ -97,7 +99,7 @@ pub async fn serve(
             max_executions: config.worker_max_executions,
             max_memory: config.worker_max_memory,
             lane: name,
-            max_wait: std::time::Duration::from_millis(config.queue_timeout_ms),
+            max_wait: Duration::from_millis(config.queue_timeout_ms),
             pipeline,
         })
     };
@@ -117,10 +119,10 @@ pub async fn serve(
         storage: storage.clone(),
         fast,
         slow,
-        lanes: lanes::Lanes::new(std::time::Duration::from_millis(config.slow_threshold_ms)),
+        lanes: lanes::Lanes::new(Duration::from_millis(config.slow_threshold_ms)),
         recorder: recorder::Recorder::start(storage)?,
         functions: api::FunctionCache::default(),
-        metrics: metrics::Metrics::default(),
+        metrics: Arc::new(metrics::Metrics::default()),
         limits: config.limits.clone(),
         max_limits: config.max_limits.clone(),
         policy: config.policy.clone(),
@@ -137,7 +139,16 @@ pub async fn serve(
             "no API keys configured: authentication is off, every request is tenant `default`"
         );
     }
-    let app = api::router(state.clone(), config.max_body);
+    let app = api::router(
+        state.clone(),
+        config.max_body,
+        Duration::from_millis(config.body_timeout_ms),
+    );
+    let door = door::Door {
+        max_connections: config.max_connections,
+        header_timeout: Duration::from_millis(config.header_timeout_ms),
+        send_timeout: Duration::from_millis(config.send_timeout_ms),
+    };
     let flag = state.clone();
     tracing::info!(
         addr = %listener.local_addr()?,
@@ -145,13 +156,12 @@ pub async fn serve(
         slow_workers = config.slow_workers,
         "palisade serving"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            flag.ready.store(false, Ordering::Relaxed);
-            tracing::info!("shutting down: finishing accepted requests");
-        })
-        .await?;
+    door::serve(listener, app, door, state.metrics.clone(), async move {
+        shutdown.await;
+        flag.ready.store(false, Ordering::Relaxed);
+        tracing::info!("shutting down: finishing accepted requests");
+    })
+    .await;
     tracing::info!("all requests finished");
     Ok(())
 }

@@ -30,6 +30,46 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     rejected: std::sync::atomic::AtomicU64,
     by_lane: [std::sync::atomic::AtomicU64; 2],
+    connections: std::sync::atomic::AtomicU64,
+    client_timeouts: [std::sync::atomic::AtomicU64; 3],
+}
+
+/// Which of the front door's timeouts a client ran out (see [`crate::door`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTimeout {
+    /// `header_timeout_ms`: a request's head did not arrive, or a kept-alive connection sat
+    /// idle.
+    Head,
+    /// `body_timeout_ms`: a request's body did not all arrive.
+    Body,
+    /// `send_timeout_ms`: the client took no byte of a response.
+    Send,
+}
+
+impl ClientTimeout {
+    const ALL: [ClientTimeout; 3] = [
+        ClientTimeout::Head,
+        ClientTimeout::Body,
+        ClientTimeout::Send,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            ClientTimeout::Head => "head",
+            ClientTimeout::Body => "body",
+            ClientTimeout::Send => "send",
+        }
+    }
+}
+
+/// One open connection, counted until dropped.
+#[derive(Debug)]
+pub struct OpenConnection<'a>(&'a Metrics);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -64,6 +104,17 @@ impl Metrics {
     /// Counts a request refused because the queue was full.
     pub fn rejected(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection open until the guard is dropped.
+    pub fn connection_opened(&self) -> OpenConnection<'_> {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self)
+    }
+
+    /// Counts a client that ran out one of the front door's timeouts.
+    pub fn client_timeout(&self, which: ClientTimeout) {
+        self.client_timeouts[which as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text format; the pools are labelled by lane.
@@ -158,6 +209,27 @@ impl Metrics {
             "# HELP {name} Requests refused with 429 (queue full).\n# TYPE {name} counter\n{name} {}",
             self.rejected.load(Ordering::Relaxed)
         );
+        let name = "palisade_connections_open";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Client connections open.\n# TYPE {name} gauge\n{name} {}",
+            self.connections.load(Ordering::Relaxed)
+        );
+        let name = "palisade_client_timeouts_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Client connections or requests ended by a timeout: head \
+             (header_timeout_ms), body (body_timeout_ms), send (send_timeout_ms).\n\
+             # TYPE {name} counter"
+        );
+        for which in ClientTimeout::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{phase=\"{}\"}} {}",
+                which.label(),
+                self.client_timeouts[which as usize].load(Ordering::Relaxed)
+            );
+        }
         out
     }
 }

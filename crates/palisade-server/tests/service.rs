@@ -1791,3 +1791,243 @@ async fn regression_a_run_whose_client_hung_up_is_still_recorded_counted_and_cla
     );
     s.stop().await;
 }
+
+/// A raw TCP connection to the server.
+async fn connect(s: &Server) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the connection (EOF or reset), or `within` has passed:
+/// what arrived, and whether the connection was closed.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    within: Duration,
+) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return (got, false),
+            Ok(Ok(0) | Err(_)) => return (got, true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Reads one response whose body has a `Content-Length`, or gives up after `within`.
+async fn read_response(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return Some(text);
+            }
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+    }
+}
+
+/// Slowloris: a connection that never finishes a request's head, or sends nothing, or sits
+/// idle after a request, is closed at `header_timeout_ms`. Until 2026-12-02 axum's `serve`
+/// set no timer, so hyper applied no header timeout and such connections stayed open for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_a_connection_that_sends_no_request_is_closed_at_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let s = start("header_timeout_ms = 300").await;
+    let started = Instant::now();
+    let mut partial = connect(&s).await;
+    partial
+        .write_all(b"POST /v1/execute HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut silent = connect(&s).await;
+    let mut idle = connect(&s).await;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_response(&mut idle, Duration::from_secs(5)).await;
+    assert!(answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+    for stream in [&mut partial, &mut silent, &mut idle] {
+        let (_, closed) = read_until_closed(stream, Duration::from_secs(10)).await;
+        assert!(closed, "a connection was still open after 10 s");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // The server still serves, and counted the timeouts.
+    let fresh = reqwest::Client::new();
+    let text = fresh
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric(&text, "palisade_client_timeouts_total{phase=\"head\"}") >= 3,
+        "{text}"
+    );
+    // The timer runs only while the server waits for a head: a run longer than it is answered.
+    let slow = json!({"source": "const t = Date.now(); while (Date.now() - t < 600) {}; 'done'"});
+    let resp = fresh
+        .post(format!("{}/v1/execute", s.base))
+        .bearer_auth(KEY_A)
+        .json(&slow)
+        .send()
+        .await
+        .unwrap();
+    let (status, out) = json_of(resp).await;
+    assert_eq!((status, &out["value"]), (StatusCode::OK, &json!("done")));
+    s.stop().await;
+}
+
+/// A body that trickles in is answered 408 at `body_timeout_ms`, however steadily it drips,
+/// and its connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_a_body_that_trickles_in_is_answered_408() {
+    use tokio::io::AsyncWriteExt;
+    let s = start("body_timeout_ms = 300").await;
+    let stream = connect(&s).await;
+    let (mut read, mut write) = stream.into_split();
+    let head = format!(
+        "POST /v1/execute HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY_A}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"source\": \"1\""
+    );
+    write.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // A space every 20 ms: never idle, never done.
+    let drip = tokio::spawn(async move {
+        for _ in 0..500 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if write.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    let closed = {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), read.read(&mut buf)).await {
+                Err(_) => break false,
+                Ok(Ok(0) | Err(_)) => break true,
+                Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    drip.abort();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"kind\":\"request_timeout\""), "{text}");
+    assert!(closed, "the connection stayed open");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    let text = metrics_text(&s).await;
+    assert_eq!(
+        metric(&text, "palisade_client_timeouts_total{phase=\"body\"}"),
+        1
+    );
+    s.stop().await;
+}
+
+/// A client that asks for a large answer and reads none of it loses its connection at
+/// `send_timeout_ms`, and the answer it held is freed; it could hold both for good before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_a_client_that_reads_no_answer_loses_its_connection_at_send_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let s = start("send_timeout_ms = 300").await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket
+        .connect(s.base.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap();
+    // 32 MiB of output: far more than the two sockets' buffers hold.
+    let body = json!({
+        "source": "console.log('x'.repeat(32 << 20)); 1",
+        "limits": {"output": 64 << 20, "memory": 512 << 20},
+    })
+    .to_string();
+    let head = format!(
+        "POST /v1/execute HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY_A}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let text = metrics_text(&s).await;
+        if metric(&text, "palisade_client_timeouts_total{phase=\"send\"}") == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no send timeout: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What the sockets held arrives, then the end: not the whole answer.
+    let (got, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(closed, "the connection stayed open");
+    assert!(got.len() < 32 << 20, "{} bytes arrived", got.len());
+    s.stop().await;
+}
+
+/// Past `max_connections` a new connection waits, unserved, until one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_5_connections_past_max_connections_wait_for_one_to_close() {
+    use tokio::io::AsyncWriteExt;
+    let mut s = start("max_connections = 2").await;
+    // The readiness poll's pooled connection goes with its client.
+    s.client = reqwest::Client::new();
+    let healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut first = connect(&s).await;
+    let mut second = connect(&s).await;
+    for stream in [&mut first, &mut second] {
+        stream.write_all(healthz).await.unwrap();
+        let answer = read_response(stream, Duration::from_secs(10)).await;
+        assert!(answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+    }
+    // Both stay open (kept alive): a third is not served...
+    let mut third = connect(&s).await;
+    third.write_all(healthz).await.unwrap();
+    assert!(
+        read_response(&mut third, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "a third connection was served past max_connections = 2"
+    );
+    // ... until one closes.
+    drop(first);
+    let answer = read_response(&mut third, Duration::from_secs(10)).await;
+    assert!(answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+    // Shutdown closes the idle kept-alive connections and returns.
+    tokio::time::timeout(Duration::from_secs(30), s.stop())
+        .await
+        .unwrap();
+    let (_, closed) = read_until_closed(&mut second, Duration::from_secs(5)).await;
+    assert!(closed);
+}
