@@ -49,7 +49,83 @@ struct Worker {
     child: Child,
     stdin: BufWriter<ChildStdin>,
     rx: Receiver<FromWorker>,
-    stderr: Arc<Mutex<VecDeque<u8>>>,
+    stderr: Arc<Mutex<Stderr>>,
+}
+
+/// What a worker wrote to stderr, kept for the report of its death: the end of it, and V8's
+/// last fatal-error block.
+#[derive(Debug, Default)]
+struct Stderr {
+    /// The last [`Stderr::TAIL`] bytes.
+    tail: VecDeque<u8>,
+    /// Whether the tail lost its start (so its first line is a fragment).
+    cut: bool,
+    /// The line being written.
+    line: Vec<u8>,
+    /// The lines of V8's last fatal-error block (`# Fatal process out of memory: ...`), which a
+    /// long C stack trace after it pushes out of the tail. Until 2026-12-02 only the tail was
+    /// kept, so a regexp compile that ran V8 out of memory, with 40 frames of trace, was
+    /// reported as `internal` instead of `memory_limit`.
+    fatal: VecDeque<String>,
+}
+
+impl Stderr {
+    const TAIL: usize = 4096;
+    /// The longest line kept, and the most lines of a fatal block.
+    const LINE: usize = 512;
+    const FATAL_LINES: usize = 4;
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.tail.extend(bytes);
+        let excess = self.tail.len().saturating_sub(Self::TAIL);
+        self.tail.drain(..excess);
+        self.cut |= excess > 0;
+        for &b in bytes {
+            if b != b'\n' {
+                if self.line.len() < Self::LINE {
+                    self.line.push(b);
+                }
+                continue;
+            }
+            let line = String::from_utf8_lossy(&self.line).into_owned();
+            self.line.clear();
+            // V8 frames a fatal error in `#` lines; the block's first words say what it was.
+            let text = line.trim().trim_start_matches('#').trim();
+            if text.is_empty() {
+                continue;
+            }
+            if text.starts_with("Fatal") {
+                self.fatal.clear();
+            } else if self.fatal.is_empty() || !line.trim_start().starts_with('#') {
+                continue;
+            }
+            if self.fatal.len() < Self::FATAL_LINES {
+                self.fatal.push_back(text.to_owned());
+            }
+        }
+    }
+
+    /// The fatal block, then the end of the output (without stack frames, which are paths,
+    /// nor the fatal block's own `#` lines).
+    fn report(&self) -> String {
+        let tail =
+            String::from_utf8_lossy(&self.tail.iter().copied().collect::<Vec<u8>>()).into_owned();
+        let tail = match tail.split_once('\n') {
+            Some((_, whole)) if self.cut => whole,
+            _ => &tail,
+        };
+        self.fatal
+            .iter()
+            .map(String::as_str)
+            .chain(
+                tail.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('/') && !l.starts_with('#'))
+                    .take(6),
+            )
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
 }
 
 impl Drop for Worker {
@@ -106,7 +182,7 @@ impl Worker {
             let _ = child.wait();
             return Err("the V8 worker has no pipes".into());
         };
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = Arc::new(Mutex::new(Stderr::default()));
         let t = tail.clone();
         let _ = std::thread::Builder::new()
             .name("palisade-v8-stderr".into())
@@ -117,11 +193,7 @@ impl Worker {
                     if n == 0 {
                         break;
                     }
-                    let mut q = lock(&t);
-                    q.extend(&buf[..n]);
-                    while q.len() > 4096 {
-                        q.pop_front();
-                    }
+                    lock(&t).push(&buf[..n]);
                 }
             });
         let (tx, rx) = channel();
@@ -156,16 +228,7 @@ impl Worker {
         let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
         // Give the stderr thread a moment to collect the last words.
         std::thread::sleep(Duration::from_millis(5));
-        let tail =
-            String::from_utf8_lossy(&lock(&self.stderr).iter().copied().collect::<Vec<u8>>())
-                .into_owned();
-        let tail: String = tail
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('/') && !l.trim().is_empty())
-            .take(6)
-            .collect::<Vec<_>>()
-            .join(" | ");
-        format!("{status}; {tail}")
+        format!("{status}; {}", lock(&self.stderr).report())
     }
 }
 
@@ -341,4 +404,39 @@ fn died_or_oom(why: &str, request: &Request) -> ExecError {
         );
     }
     died(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// V8's fatal block survives the C stack trace after it, however long, and leads the
+    /// report; the classification then sees the out-of-memory words.
+    #[test]
+    fn a_fatal_block_outlives_a_long_stack_trace() {
+        let mut stderr = Stderr::default();
+        stderr.push(b"\n<--- Last few GCs --->\n\n\n\n#\n# Fatal process out of memory: RegExp");
+        stderr.push(b"Compiler\n#\n==== C stack trace ===============================\n\n");
+        for i in 0..200 {
+            stderr.push(format!("    /x/libmini_racer.so(+0x{i:x}) [0x7f4be1e4482b]\n").as_bytes());
+        }
+        stderr.push(b"Received signal 5 TRAP_BRKPT 7f0b5b7d4d9f\n");
+        let report = stderr.report();
+        assert_eq!(
+            report,
+            "Fatal process out of memory: RegExpCompiler | Received signal 5 TRAP_BRKPT 7f0b5b7d4d9f"
+        );
+        let request = Request::script("1");
+        let e = died_or_oom(&report, &request);
+        assert_eq!(e.kind(), palisade_core::ErrorKind::MemoryLimit, "{e}");
+        // A fatal error's message lines are kept with it, up to four; a later block replaces it.
+        let mut stderr = Stderr::default();
+        stderr.push(b"#\n# Fatal error in ../../src/x.cc, line 1\n# Check failed: y.\n#\n");
+        assert_eq!(
+            stderr.report(),
+            "Fatal error in ../../src/x.cc, line 1 | Check failed: y."
+        );
+        stderr.push(b"\n# Fatal process out of memory: Zone\n");
+        assert_eq!(stderr.report(), "Fatal process out of memory: Zone");
+    }
 }

@@ -169,3 +169,27 @@ fn regression_a_script_property_regexp_at_the_memory_limit_ends_the_run() {
         still_runs(kind, sandbox)
     });
 }
+
+/// Found by a sweep (2026-12-02): a regexp of 20,000 nested capture groups runs V8's regexp
+/// compiler out of memory, which aborts the worker with "Fatal process out of memory:
+/// RegExpCompiler" and then 40 frames of C stack trace. Only the last 4 KiB of the worker's
+/// stderr was kept, so the fatal line was gone and the run was `internal`, a host failure made
+/// by the guest. It is the guest's memory use: `memory_limit`, as for V8's other fatal OOMs.
+/// The QuickJS engines refuse the pattern (more than 255 captures) with a catchable
+/// `SyntaxError`, and the script's own answer is `ok` there.
+#[test]
+fn regression_a_regexp_that_runs_v8s_compiler_out_of_memory_is_memory_limit() {
+    let src = "try { new RegExp('('.repeat(20000) + 'a' + ')'.repeat(20000)).test('a') } \
+               catch (e) { e.name + ': ' + e.message }";
+    on_every_engine(|kind, sandbox| {
+        let outcome = sandbox.run(&Request::script(src));
+        let expected = match kind {
+            palisade::EngineKind::V8 => outcome.error_kind() == Some(ErrorKind::MemoryLimit),
+            _ => outcome.result == Ok(serde_json::json!("SyntaxError: too many captures")),
+        };
+        if !expected {
+            return Err(format!("{kind}: {:?}", outcome.to_record()));
+        }
+        still_runs(kind, sandbox)
+    });
+}
