@@ -150,7 +150,7 @@ struct RunArgs {
     /// Guest heap limit, e.g. 64MiB.
     #[arg(long, value_name = "SIZE", value_parser = size)]
     memory: Option<u64>,
-    /// Wall-clock limit, e.g. 500ms or 5s.
+    /// Wall-clock limit, e.g. 500ms, 1.5s or 1h.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     timeout: Option<Duration>,
     /// Guest stack limit, e.g. 512KiB (default: the engine's, at least 256KiB).
@@ -166,7 +166,7 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     fuel: Option<u64>,
     /// The JSON value exposed as the global `input`.
-    #[arg(long, value_name = "JSON")]
+    #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
     input: Option<String>,
     /// Run as an ES module (the default for .mjs and .mts files).
     #[arg(long)]

@@ -107,6 +107,34 @@ fn eval_code_may_start_with_a_dash() {
     }
 }
 
+/// Found by a sweep (2026-12-02): `--input -1` was a usage error (clap took `-1` for a flag),
+/// and `--timeout 1h` or `1.5s` an unknown unit, though the timeout's range reads `1ms..=1h`.
+#[test]
+fn a_negative_input_and_hours_or_fractions_of_a_timeout_are_read() {
+    let out = palisade(&[
+        "run",
+        "--json",
+        "--input",
+        "-1.5",
+        "--timeout",
+        "1h",
+        "-e",
+        "input * 2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(json(&out)["value"], serde_json::json!(-3));
+    let out = palisade(&["run", "--json", "--timeout", "0.2s", "-e", "for (;;) {}"]);
+    let record = json(&out);
+    assert_eq!(record["error"]["kind"], "timeout", "{record}");
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("200 ms"),
+        "{record}"
+    );
+}
+
 #[test]
 fn usage_errors_are_one_line_and_exit_2() {
     for args in [

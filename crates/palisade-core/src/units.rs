@@ -52,14 +52,18 @@ pub fn parse_size(input: &str) -> Result<u64, UnitError> {
     n.checked_mul(mult).ok_or_else(|| err("too large"))
 }
 
-/// Parses a duration: a whole number with a unit, `us`, `ms`, `s`, `m` (minutes). A bare number
-/// is milliseconds.
+/// Parses a duration: a number with a unit, `us`, `ms`, `s`, `m` or `min` (minutes), `h`
+/// (hours). The number may have a fraction (`1.5s`), kept to the nanosecond. A bare number is
+/// milliseconds. Until 2026-12-02 neither `h` nor a fraction was read, though the timeout's
+/// range is written `1ms..=1h`.
 ///
 /// ```
 /// use std::time::Duration;
 /// use palisade_core::units::parse_duration;
 /// assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
 /// assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+/// assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+/// assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
 /// assert!(parse_duration("2 fortnights").is_err());
 /// ```
 pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
@@ -68,14 +72,50 @@ pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
         input: input.to_owned(),
         reason,
     };
-    let (n, unit) = split_number(input).ok_or_else(|| err("expected a number such as 500ms"))?;
-    Ok(match unit.to_ascii_lowercase().as_str() {
-        "us" | "µs" => Duration::from_micros(n),
-        "" | "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" | "min" => Duration::from_secs(n.checked_mul(60).ok_or_else(|| err("too large"))?),
-        _ => return Err(err("unknown unit; use us, ms, s or m")),
-    })
+    let s = input.trim();
+    let digits = |from: usize| {
+        s[from..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(s.len(), |n| from + n)
+    };
+    let whole_end = digits(0);
+    let (frac, end) = match s[whole_end..].strip_prefix('.') {
+        Some(_) => {
+            let end = digits(whole_end + 1);
+            (&s[whole_end + 1..end], end)
+        }
+        None => ("", whole_end),
+    };
+    if whole_end == 0 && frac.is_empty() {
+        return Err(err("expected a number such as 500ms"));
+    }
+    let unit_ns: u128 = match s[end..].trim().to_ascii_lowercase().as_str() {
+        "us" | "µs" => 1_000,
+        "" | "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return Err(err("unknown unit; use us, ms, s, m or h")),
+    };
+    if frac.len() > 18 {
+        return Err(err("too many decimal places"));
+    }
+    let whole: u128 = match &s[..whole_end] {
+        "" => 0,
+        w => w.parse().map_err(|_| err("too large"))?,
+    };
+    let scale = 10u128.pow(frac.len() as u32);
+    let frac: u128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| err("too large"))?
+    };
+    let nanos = whole
+        .checked_mul(unit_ns)
+        .and_then(|w| w.checked_add(frac * unit_ns / scale))
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| err("too large"))?;
+    Ok(Duration::from_nanos(nanos))
 }
 
 /// Formats a byte count with the largest binary unit that divides it exactly.
@@ -146,7 +186,21 @@ mod tests {
         assert_eq!(parse_duration("3m").unwrap(), Duration::from_secs(180));
         assert_eq!(parse_duration("10").unwrap(), Duration::from_millis(10));
         assert!(parse_duration("s").is_err());
-        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration(".s").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1d").is_err());
+        // Hours and fractions (the timeout's range is written 1ms..=1h).
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("0.25s").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration(".5ms").unwrap(), Duration::from_micros(500));
+        assert_eq!(parse_duration("1.5 min").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("0.0000001ms").unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse_duration("1.000000001s").unwrap(),
+            Duration::from_nanos(1_000_000_001)
+        );
+        assert!(parse_duration("99999999999h").is_err());
+        assert!(parse_duration("1.0000000000000000000s").is_err());
     }
 
     #[test]
