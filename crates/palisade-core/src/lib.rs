@@ -226,6 +226,111 @@ pub fn result_too_deep() -> ExecError {
     }
 }
 
+/// A stack with its frames' columns in UTF-16 code units, as V8 (and the contract) counts
+/// them, where QuickJS-NG counts UTF-8 bytes from the line's start. `sources` gives the text
+/// of a file by name; frames in other files are left alone.
+///
+/// Until 2026-12-02 the QuickJS engines reported `var s = "日本語"; undefinedThing` at column
+/// 22 and V8 at 16, and a leading byte-order mark shifted every column of line 1 by 3 there.
+///
+/// ```
+/// let src = "var s = \"日本語\"; oops";
+/// let stack = "    at <eval> (main.js:1:22)\n";
+/// let fixed = palisade_core::utf16_columns(stack, |f| (f == "main.js").then_some(src));
+/// assert_eq!(fixed, "    at <eval> (main.js:1:16)\n");
+/// ```
+pub fn utf16_columns<'a>(stack: &str, sources: impl Fn(&str) -> Option<&'a str>) -> String {
+    let mut out = String::with_capacity(stack.len());
+    for line in stack.split_inclusive('\n') {
+        out.push_str(&utf16_frame(line, &sources));
+    }
+    out
+}
+
+/// One frame line with its position's column converted (see [`utf16_columns`]).
+fn utf16_frame<'a>(frame: &str, sources: &impl Fn(&str) -> Option<&'a str>) -> String {
+    // The location starts after `(` or `at `, and ends at `:line:col`.
+    let Some(start) = frame
+        .rfind('(')
+        .map(|i| i + 1)
+        .or_else(|| frame.find("at ").map(|i| i + 3))
+    else {
+        return frame.to_owned();
+    };
+    let location = &frame[start..];
+    let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    // `file:line:col` where the file may itself hold colons: the last two numbers are the
+    // position.
+    let mut best = None;
+    for (i, _) in location.match_indices(':') {
+        let rest = &location[i + 1..];
+        let line_len = digits(rest);
+        if line_len == 0 || !rest[line_len..].starts_with(':') {
+            continue;
+        }
+        let col_at = i + 1 + line_len + 1;
+        let col_len = digits(&location[col_at..]);
+        if col_len == 0 {
+            continue;
+        }
+        best = Some((i, line_len, col_at, col_len));
+    }
+    let Some((colon, line_len, col_at, col_len)) = best else {
+        return frame.to_owned();
+    };
+    let file = &location[..colon];
+    let (Some(text), Ok(line), Ok(col)) = (
+        sources(file),
+        location[colon + 1..colon + 1 + line_len].parse::<u32>(),
+        location[col_at..col_at + col_len].parse::<u32>(),
+    ) else {
+        return frame.to_owned();
+    };
+    let col = utf16_column(text, line, col);
+    format!(
+        "{}{}{}",
+        &frame[..start + col_at],
+        col,
+        &frame[start + col_at + col_len..]
+    )
+}
+
+/// The UTF-16 column of 1-based byte column `byte_col` on 1-based line `line` of `text`. Lines
+/// end as ECMAScript ends them (LF, CR LF, CR, U+2028, U+2029). A column past the line's end
+/// keeps its excess as is; a line past the text's end leaves the column unchanged.
+///
+/// ```
+/// assert_eq!(palisade_core::utf16_column("a\n\u{feff}éx", 2, 6), 3);
+/// assert_eq!(palisade_core::utf16_column("😀x", 1, 5), 3);
+/// assert_eq!(palisade_core::utf16_column("abc", 1, 9), 9);
+/// ```
+pub fn utf16_column(text: &str, line: u32, byte_col: u32) -> u32 {
+    let mut rest = text;
+    for _ in 1..line {
+        let Some((i, c)) = rest
+            .char_indices()
+            .find(|&(_, c)| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}'))
+        else {
+            return byte_col;
+        };
+        let mut next = i + c.len_utf8();
+        if c == '\r' && rest[next..].starts_with('\n') {
+            next += 1;
+        }
+        rest = &rest[next..];
+    }
+    let want = byte_col.saturating_sub(1) as usize;
+    let (mut bytes, mut units) = (0usize, 0usize);
+    for c in rest.chars() {
+        if bytes >= want || matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}') {
+            break;
+        }
+        bytes += c.len_utf8();
+        units += c.len_utf16();
+    }
+    u32::try_from(units + want.saturating_sub(bytes) + 1).unwrap_or(byte_col)
+}
+
 /// Parses `file:line:col` (the last such triple) out of one stack frame line, e.g.
 /// `    at f (script.js:3:5)` gives `(3, 5)`. The file name counts only as a frame's location:
 /// right after `(` or `at `, so a file named `host` is not found in `(palisade:host:62:27)`.
@@ -336,4 +441,32 @@ pub fn json_depth(json: impl AsRef<[u8]>) -> usize {
         }
     }
     max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only frames in a known file change; the last `:line:col` of a location is the position,
+    /// whatever colons the file's name holds; lines end as ECMAScript ends them.
+    #[test]
+    fn utf16_columns_rewrite_only_known_frames() {
+        let main = "é\r\nü = 1; f()\u{2028}😀 x";
+        let module = "'é'; g()";
+        let sources = |f: &str| match f {
+            "main.js" => Some(main),
+            "lib:v2.mjs" => Some(module),
+            _ => None,
+        };
+        let stack = "    at f (main.js:2:9)\n    at lib:v2.mjs:1:8\n    at h (other.js:2:9)\n    \
+                     at <eval> (main.js:3:6)\n    at native\n";
+        assert_eq!(
+            utf16_columns(stack, sources),
+            "    at f (main.js:2:8)\n    at lib:v2.mjs:1:7\n    at h (other.js:2:9)\n    \
+             at <eval> (main.js:3:4)\n    at native\n"
+        );
+        // A line past the end, or a frame without a position, is left alone.
+        assert_eq!(utf16_column(main, 9, 4), 4);
+        assert_eq!(utf16_columns("at main.js", sources), "at main.js");
+    }
 }

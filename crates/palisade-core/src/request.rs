@@ -124,4 +124,13 @@ impl Request {
             (None, Mode::Module) => "module.mjs",
         }
     }
+
+    /// The text of a file this request runs, by the name its stack frames give: the source
+    /// under [`Request::file_name`], or a module's.
+    pub fn text_of(&self, file: &str) -> Option<&str> {
+        if file == self.file_name() {
+            return Some(&self.source);
+        }
+        self.modules.get(file).map(String::as_str)
+    }
 }

@@ -734,7 +734,7 @@ fn uncaught(ctx: &Ctx<'_>, st: &RunState<'_>) -> Result<GuestError, ExecError> {
     if let Some(e) = limit_hit(st) {
         return Err(e);
     }
-    let guest = guest_error(ctx, &exc, st.request.file_name());
+    let guest = guest_error(ctx, &exc, st.request);
     // Reading the error's properties runs guest code (getters), which can hit a limit too.
     match limit_hit(st) {
         Some(e) => Err(e),
@@ -770,7 +770,8 @@ fn limit_hit(st: &RunState<'_>) -> Option<ExecError> {
 }
 
 /// Reads name, message, stack and position from a thrown value, tolerating hostile getters.
-fn guest_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, file: &str) -> GuestError {
+fn guest_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, request: &Request) -> GuestError {
+    let file = request.file_name();
     let get = |obj: &Object<'js>, key: &str| string_property(ctx, obj, key);
     if let Some(obj) = exc.as_object() {
         let is_error = exc.is_error();
@@ -778,7 +779,11 @@ fn guest_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, file: &str) -> GuestError 
         let message = get(obj, "message");
         if is_error || (name.is_some() && message.is_some()) {
             // Positions from the stack the outcome shows, as on every engine.
-            let stack = get(obj, "stack").map(|s| palisade_core::without_host_frames(&s));
+            // Columns counted as V8 counts them (QuickJS counts bytes).
+            let stack = get(obj, "stack").map(|s| {
+                let stack = palisade_core::without_host_frames(&s);
+                palisade_core::utf16_columns(&stack, |f| request.text_of(f))
+            });
             let pos = stack.as_deref().and_then(|s| stack_position(s, file));
             return GuestError {
                 name,

@@ -1036,10 +1036,11 @@ impl Classify<'_> {
     fn guest(&self, report: Report) -> GuestError {
         let file = self.req.file_name();
         // Positions from the stack the outcome shows, as on every engine.
-        let stack = report
-            .stack
-            .as_deref()
-            .map(palisade_core::without_host_frames);
+        // Columns counted as V8 counts them (QuickJS counts bytes).
+        let stack = report.stack.as_deref().map(|s| {
+            let stack = palisade_core::without_host_frames(s);
+            palisade_core::utf16_columns(&stack, |f| self.req.text_of(f))
+        });
         let pos = stack.as_deref().and_then(|s| stack_position(s, file));
         GuestError {
             name: report.name,
