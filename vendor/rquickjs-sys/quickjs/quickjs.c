@@ -8178,6 +8178,9 @@ static bool can_store_error_stack(JSValueConst obj)
 /* only taken into account if filename is provided */
 #define JS_BACKTRACE_FLAG_SINGLE_LEVEL     (1 << 1)
 #define JS_BACKTRACE_FLAG_FILTER_FUNC      (1 << 2)
+/* Palisade: start at filter_func's frame as FILTER_FUNC does, but store the stack as the Error
+   constructor does (in the error's [[ErrorData]], not as an own property) */
+#define JS_BACKTRACE_FLAG_SKIP_UNTIL       (1 << 3)
 
 /* if filename != NULL, an additional level is added with the filename
    and line number information (used for parse error). */
@@ -8226,7 +8229,8 @@ static void build_backtrace(JSContext *ctx, JSValueConst error_val,
     stack_trace_limit = min_int(stack_trace_limit, countof(csd));
     stack_trace_limit = max_int(stack_trace_limit, 0);
     has_prepare = false;
-    has_filter_func = backtrace_flags & JS_BACKTRACE_FLAG_FILTER_FUNC;
+    has_filter_func = backtrace_flags & (JS_BACKTRACE_FLAG_FILTER_FUNC |
+                                         JS_BACKTRACE_FLAG_SKIP_UNTIL);
     i = 0;
 
     if (!JS_IsNull(ctx->error_ctor)) {
@@ -8368,7 +8372,7 @@ static void build_backtrace(JSContext *ctx, JSValueConst error_val,
 
     if (JS_IsUndefined(ctx->error_back_trace))
         ctx->error_back_trace = js_dup(stack);
-    if (has_filter_func) {
+    if (backtrace_flags & JS_BACKTRACE_FLAG_FILTER_FUNC) {
         /* Error.captureStackTrace(target, ...): install an own data property
            on the (possibly non-Error) target, shadowing the accessor */
         JS_DefinePropertyValue(ctx, error_obj, JS_ATOM_stack, stack,
@@ -27051,6 +27055,9 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
     FuncCallType call_type;
     int optional_chaining_label;
     bool accept_lparen = (parse_flags & PF_POSTFIX_CALL) != 0;
+    /* Palisade: where the `new` keyword is, so the constructor call is located there, as V8
+       locates it (QuickJS-NG located it at the callee). */
+    int new_line_num = 0, new_col_num = 0;
 
     call_type = FUNC_CALL_NORMAL;
     switch(s->token.val) {
@@ -27239,6 +27246,9 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
         }
         break;
     case TOK_NEW:
+        new_line_num = s->token.line_num;
+        /* (token.col_num is 0-based on the first line for a keyword) */
+        new_col_num = (int)(s->token.ptr - s->token.line_start) + 1;
         if (next_token(s))
             return -1;
         if (s->token.val == '.') {
@@ -27261,6 +27271,7 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
             if (s->token.val != '(') {
                 /* new operator on an object */
                 emit_op(s, OP_dup);
+                emit_source_loc_at(s, new_line_num, new_col_num);
                 emit_op(s, OP_call_constructor);
                 emit_u16(s, 0);
             } else {
@@ -27570,6 +27581,7 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
                     } else if (call_type == FUNC_CALL_NEW) {
                         /* obj func array -> func obj array */
                         emit_op(s, OP_perm3);
+                        emit_source_loc_at(s, new_line_num, new_col_num);
                         emit_op(s, OP_apply);
                         emit_u16(s, 1);
                     } else {
@@ -27612,6 +27624,7 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
 
                         emit_class_field_init(s);
                     } else if (call_type == FUNC_CALL_NEW) {
+                        emit_source_loc_at(s, new_line_num, new_col_num);
                         emit_op(s, OP_call_constructor);
                         emit_u16(s, arg_count);
                     } else {
@@ -42801,8 +42814,12 @@ static JSValue js_error_constructor(JSContext *ctx, JSValueConst new_target,
                                JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
     }
 
-    /* skip the Error() function in the backtrace */
-    build_backtrace(ctx, obj, JS_UNDEFINED, NULL, 0, 0, JS_BACKTRACE_FLAG_SKIP_FIRST_LEVEL);
+    /* Palisade: skip every frame up to and including new.target's (V8's rule), so a
+       subclass's error starts at the caller of `new`, not inside the constructors. Without
+       new.target on the stack (`new Error`, `Reflect.construct` with an unrelated target)
+       this skips the Error() function, as before. */
+    build_backtrace(ctx, obj, new_target, NULL, 0, 0,
+                    JS_BACKTRACE_FLAG_SKIP_FIRST_LEVEL | JS_BACKTRACE_FLAG_SKIP_UNTIL);
     return obj;
  exception:
     JS_FreeValue(ctx, obj);
@@ -42857,8 +42874,8 @@ static JSValue js_error_set_stack(JSContext *ctx, JSValueConst this_val,
 
     if (JS_VALUE_GET_TAG(this_val) != JS_TAG_OBJECT)
         return JS_ThrowTypeErrorNotAnObject(ctx);
-    if (!JS_IsString(value))
-        return JS_ThrowTypeError(ctx, "Error.prototype.stack setter expects a string");
+    /* Palisade: any value may be stored, as on V8 (`err.stack = undefined` is common in
+       libraries); QuickJS-NG threw "Error.prototype.stack setter expects a string". */
     if (js_same_value(ctx, this_val, ctx->class_proto[JS_CLASS_ERROR]))
         return JS_ThrowTypeError(ctx, "Error.prototype.stack setter called on the home object");
     ret = JS_GetOwnPropertyFlagsInternal(ctx, &flags, JS_VALUE_GET_OBJ(this_val),
