@@ -787,7 +787,26 @@
     }
     if (cfg.allowShared) {
       G.SharedArrayBuffer = originals.SharedArrayBuffer;
-      G.Atomics = originals.Atomics;
+      // A run cannot block: no other agent could wake it, and the QuickJS engines throw
+      // (their runtimes cannot block). Until 2026-12-02 `Atomics.wait` here slept until its own
+      // timeout or the run's, and `waitAsync` (which QuickJS-NG lacks) never settled. The
+      // arguments are still checked, as `wait` checks them, by a wait that cannot block.
+      const A = originals.Atomics;
+      const wait = A.wait;
+      defineProperty(A, "wait", {
+        value: {
+          wait(typedArray, index, value, timeout) {
+            apply(wait, A, [typedArray, index, value, 0]);
+            NumberCtor(timeout);
+            throw new TypeErrorCtor("cannot block in this thread");
+          },
+        }.wait,
+        writable: true,
+        enumerable: false,
+        configurable: true,
+      });
+      delete A.waitAsync;
+      G.Atomics = A;
     }
     if (cfg.allowWasm) G.WebAssembly = originals.WebAssembly;
     if (cfg.det) {

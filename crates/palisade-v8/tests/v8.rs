@@ -118,8 +118,10 @@ fn webassembly_is_denied_by_default_and_its_loops_time_out() {
     );
 }
 
+/// `Atomics.wait` cannot block a run, as on the QuickJS engines: it throws `TypeError` at once
+/// (until 2026-12-02 it slept until the run's deadline here).
 #[test]
-fn atomics_wait_is_ended_by_the_deadline() {
+fn atomics_wait_cannot_block() {
     let policy = Policy {
         allow_shared_memory: true,
         ..Policy::default()
@@ -132,9 +134,15 @@ fn atomics_wait_is_ended_by_the_deadline() {
     else {
         return;
     };
-    assert_eq!(o.error_kind(), Some(ErrorKind::Timeout), "{}", o.to_json());
+    assert_eq!(
+        o.error_kind(),
+        Some(ErrorKind::Exception),
+        "{}",
+        o.to_json()
+    );
+    assert!(o.to_json().contains("TypeError"), "{}", o.to_json());
     assert_eq!(o.stdout, "waiting\n");
-    assert!(start.elapsed() < Duration::from_millis(3000));
+    assert!(start.elapsed() < Duration::from_millis(150));
 }
 
 #[test]
