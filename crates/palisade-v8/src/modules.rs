@@ -854,6 +854,17 @@ fn may_await_at_top_level(src: &str, toks: &[Tok]) -> bool {
 
 /// Rewrites a module as a script (see the module docs); `name` becomes its `sourceURL`.
 pub(crate) fn wrap_module(src: &str, name: &str) -> Wrapped {
+    // A hashbang is a comment only at the very start of a source, and the wrapper's prefix
+    // comes first: it becomes a line comment of the same width (until 2026-12-02 a module
+    // opening with `#!/usr/bin/env node` was a syntax error on V8 alone).
+    let unbanged;
+    let src = match src.strip_prefix("#!") {
+        Some(rest) => {
+            unbanged = format!("//{rest}");
+            unbanged.as_str()
+        }
+        None => src,
+    };
     let toks = tokenize(src);
     let closing = closing_parens(src, &toks);
     let stray = stray_closer(src, &toks);
@@ -946,6 +957,12 @@ mod tests {
         let start = w.char_offset as usize;
         let end = w.code.rfind("\n})").unwrap_or(w.code.len());
         &w.code[start..end]
+    }
+
+    #[test]
+    fn regression_a_modules_hashbang_stays_a_comment() {
+        let w = wrap_module("#!/usr/bin/env node\nexport default 7", "m.mjs");
+        assert!(body(&w).starts_with("///usr/bin/env node\n"), "{}", w.code);
     }
 
     #[test]
