@@ -843,11 +843,17 @@ fn execute(
             }
             // A module graph has evaluated and its default export was called: poll again.
             "r" => continue,
+            // The result's conversion failed: classified as on the QuickJS engines (until
+            // 2026-12-02 a policy denial inside the guest's `toJSON` was `not_serializable`
+            // here and `policy_denied` there).
             "n" => {
                 let g = guest_error(rest, prog);
-                return Err(ExecError::NotSerializable {
-                    message: g.to_string(),
-                });
+                if g.message.starts_with(DENIED_PREFIX) {
+                    *check_denied = Some(g.message.clone());
+                }
+                return Err(palisade_core::classify_conversion_failure(g, |m| {
+                    lock(shared).denials.contains(m)
+                }));
             }
             "e" => return Err(thrown(r, rest, prog, shared, check_denied)),
             _ => return Err(ExecError::internal(format!("unexpected state {state:?}"))),
