@@ -24015,9 +24015,16 @@ static void emit_source_loc_at(JSParseState *s, int line_num, int col_num)
     dbuf_put_u32(bc, col_num);
 }
 
+/* Palisade: the token's own column, from its start (`token.col_num` is where the run of
+   tokens after the last whitespace began, and 0-based on the first line). */
+static int token_col(const JSParseState *s)
+{
+    return (int)(s->token.ptr - s->token.line_start) + 1;
+}
+
 static void emit_source_loc(JSParseState *s)
 {
-    emit_source_loc_at(s, s->token.line_num, s->token.col_num);
+    emit_source_loc_at(s, s->token.line_num, token_col(s));
 }
 
 static void emit_op(JSParseState *s, uint8_t val)
@@ -27058,6 +27065,12 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
     /* Palisade: where the `new` keyword is, so the constructor call is located there, as V8
        locates it (QuickJS-NG located it at the callee). */
     int new_line_num = 0, new_col_num = 0;
+    /* Palisade: where a call is located, as V8 locates it: the callee's start, or the name of
+       the property a method is read from (QuickJS-NG located it at the first argument). */
+    int callee_line_num = s->token.line_num, callee_col_num = token_col(s);
+    /* ... or, when the callee is neither a name nor a named property, the call's `(` */
+    bool callee_at_paren = s->token.val != TOK_IDENT;
+    int paren_line_num = 0, paren_col_num = 0;
 
     call_type = FUNC_CALL_NORMAL;
     switch(s->token.val) {
@@ -27247,8 +27260,7 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
         break;
     case TOK_NEW:
         new_line_num = s->token.line_num;
-        /* (token.col_num is 0-based on the first line for a keyword) */
-        new_col_num = (int)(s->token.ptr - s->token.line_start) + 1;
+        new_col_num = token_col(s);
         if (next_token(s))
             return -1;
         if (s->token.val == '.') {
@@ -27371,18 +27383,26 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
                 return js_parse_error(s, "template literal cannot appear in an optional chain");
             }
             call_type = FUNC_CALL_TEMPLATE;
+            paren_line_num = s->token.line_num;
+            paren_col_num = token_col(s);
+            callee_at_paren = true;
             goto parse_func_call2;
         } else if (s->token.val == '(' && accept_lparen) {
             int opcode, arg_count, drop_count;
 
             /* function call */
         parse_func_call:
+            paren_line_num = s->token.line_num;
+            paren_col_num = token_col(s);
             if (next_token(s))
                 return -1;
 
             if (call_type == FUNC_CALL_NORMAL) {
             parse_func_call2:
-                emit_source_loc(s);
+                if (callee_at_paren)
+                    emit_source_loc_at(s, paren_line_num, paren_col_num);
+                else
+                    emit_source_loc_at(s, callee_line_num, callee_col_num);
                 switch(opcode = get_prev_opcode(fd)) {
                 case OP_get_field:
                     /* keep the object on the stack */
@@ -27635,10 +27655,14 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
                 }
             }
             call_type = FUNC_CALL_NORMAL;
+            callee_at_paren = true;
         } else if (s->token.val == '.') {
             if (next_token(s))
                 return -1;
         parse_property:
+            callee_line_num = s->token.line_num;
+            callee_col_num = token_col(s);
+            callee_at_paren = s->token.val == TOK_PRIVATE_NAME;
             if (s->token.val == TOK_PRIVATE_NAME) {
                 /* private class field */
                 if (get_prev_opcode(fd) == OP_get_super) {
@@ -27667,6 +27691,9 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
                     if (has_optional_chain) {
                         optional_chain_test(s, &optional_chaining_label, 1);
                     }
+                    /* Palisade: a property read is located at the property's name, as V8
+                       locates it (QuickJS-NG located it at the object: `null.x` at 1:1). */
+                    emit_source_loc_at(s, callee_line_num, callee_col_num);
                     emit_op(s, OP_get_field);
                     emit_atom(s, s->token.u.ident.atom);
                 }
@@ -27681,12 +27708,17 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
             if (has_optional_chain) {
                 optional_chain_test(s, &optional_chaining_label, 1);
             }
+            /* Palisade: a computed read is located at its `[`, as V8 locates it */
+            paren_line_num = s->token.line_num;
+            paren_col_num = token_col(s);
+            callee_at_paren = true;
             if (next_token(s))
                 return -1;
             if (js_parse_expr(s))
                 return -1;
             if (js_parse_expect(s, ']'))
                 return -1;
+            emit_source_loc_at(s, paren_line_num, paren_col_num);
             if (prev_op == OP_get_super) {
                 emit_op(s, OP_get_super_value);
             } else {

@@ -1,0 +1,5 @@
+// A property read is located at the property's name, as V8 locates it.
+const config = null;
+const port = config
+  .server
+  .port;
