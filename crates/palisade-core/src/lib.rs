@@ -407,8 +407,54 @@ pub fn result_from_json(json: &str, limit: u64) -> Result<serde_json::Value, Exe
     let mut de = serde_json::Deserializer::from_str(json);
     de.disable_recursion_limit();
     serde::Deserialize::deserialize(&mut de).map_err(|e| ExecError::NotSerializable {
-        message: format!("the result cannot be represented as Unicode JSON: {e}"),
+        // The engine's own text is valid JSON, so what serde refuses is a lone surrogate (an
+        // escape `\udXXX` with no partner): said so, not in serde's words ("unexpected end of
+        // hex escape"), until 2026-12-02.
+        message: match lone_surrogate(json) {
+            Some((unit, at)) => format!(
+                "the result holds a string with a lone surrogate (\\u{unit:04x} at byte {at} of \
+                 its JSON text), which is not Unicode and cannot be returned"
+            ),
+            None => format!("the result cannot be represented as Unicode JSON: {e}"),
+        },
     })
+}
+
+/// The first `\uXXXX` escape in a JSON text that is a surrogate without its partner, and the
+/// byte offset of its backslash.
+///
+/// ```
+/// assert_eq!(palisade_core::lone_surrogate(r#"["a\ud800b"]"#), Some((0xd800, 3)));
+/// assert_eq!(palisade_core::lone_surrogate(r#""\udc00""#), Some((0xdc00, 1)));
+/// assert_eq!(palisade_core::lone_surrogate(r#""\ud83d\ude00 \\ud800""#), None);
+/// ```
+pub fn lone_surrogate(json: &str) -> Option<(u16, usize)> {
+    let bytes = json.as_bytes();
+    let unit = |at: usize| -> Option<u16> {
+        let hex = bytes.get(at..at + 6)?;
+        if !hex.starts_with(b"\\u") {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match unit(i) {
+            Some(u @ 0xd800..=0xdbff) => match unit(i + 6) {
+                Some(0xdc00..=0xdfff) => i += 12,
+                _ => return Some((u, i)),
+            },
+            Some(u @ 0xdc00..=0xdfff) => return Some((u, i)),
+            Some(_) => i += 6,
+            // Any other escape is two bytes; its second may be a backslash.
+            None => i += 2,
+        }
+    }
+    None
 }
 
 /// The maximum nesting depth of arrays and objects in a JSON text (0 for a scalar), found by a
