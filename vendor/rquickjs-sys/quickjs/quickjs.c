@@ -27071,6 +27071,9 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
     /* ... or, when the callee is neither a name nor a named property, the call's `(` */
     bool callee_at_paren = s->token.val != TOK_IDENT;
     int paren_line_num = 0, paren_col_num = 0;
+    /* the position chosen for the call being parsed: emitted again right before the call
+       opcode, since an argument's own positions come after it */
+    int call_line_num = 0, call_col_num = 0;
 
     call_type = FUNC_CALL_NORMAL;
     switch(s->token.val) {
@@ -27399,10 +27402,14 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
 
             if (call_type == FUNC_CALL_NORMAL) {
             parse_func_call2:
-                if (callee_at_paren)
-                    emit_source_loc_at(s, paren_line_num, paren_col_num);
-                else
-                    emit_source_loc_at(s, callee_line_num, callee_col_num);
+                if (callee_at_paren) {
+                    call_line_num = paren_line_num;
+                    call_col_num = paren_col_num;
+                } else {
+                    call_line_num = callee_line_num;
+                    call_col_num = callee_col_num;
+                }
+                emit_source_loc_at(s, call_line_num, call_col_num);
                 switch(opcode = get_prev_opcode(fd)) {
                 case OP_get_field:
                     /* keep the object on the stack */
@@ -27579,10 +27586,12 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
                 case OP_scope_get_ref:
                     /* obj func array -> func obj array */
                     emit_op(s, OP_perm3);
+                    emit_source_loc_at(s, call_line_num, call_col_num);
                     emit_op(s, OP_apply);
                     emit_u16(s, call_type == FUNC_CALL_NEW);
                     break;
                 case OP_eval:
+                    emit_source_loc_at(s, call_line_num, call_col_num);
                     emit_op(s, OP_apply_eval);
                     emit_u16(s, fd->scope_level);
                     fd->has_eval_call = true;
@@ -27608,6 +27617,7 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
                         /* func array -> func undef array */
                         emit_op(s, OP_undefined);
                         emit_op(s, OP_swap);
+                        emit_source_loc_at(s, call_line_num, call_col_num);
                         emit_op(s, OP_apply);
                         emit_u16(s, 0);
                     }
@@ -27622,10 +27632,12 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
                 case OP_scope_get_private_field:
                 case OP_get_array_el:
                 case OP_scope_get_ref:
+                    emit_source_loc_at(s, call_line_num, call_col_num);
                     emit_op(s, OP_call_method);
                     emit_u16(s, arg_count);
                     break;
                 case OP_eval:
+                    emit_source_loc_at(s, call_line_num, call_col_num);
                     emit_op(s, OP_eval);
                     emit_u16(s, arg_count);
                     emit_u16(s, fd->scope_level);
@@ -27648,6 +27660,7 @@ static __exception int js_parse_postfix_expr(JSParseState *s, int parse_flags)
                         emit_op(s, OP_call_constructor);
                         emit_u16(s, arg_count);
                     } else {
+                        emit_source_loc_at(s, call_line_num, call_col_num);
                         emit_op(s, OP_call);
                         emit_u16(s, arg_count);
                     }
