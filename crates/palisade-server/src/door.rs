@@ -96,7 +96,10 @@ pub async fn serve(
                 // Out of file descriptors or the like: give closing connections a moment,
                 // rather than spin on accept.
                 tracing::error!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = &mut shutdown => break,
+                }
             }
         }
     }
