@@ -241,14 +241,68 @@ pub fn result_too_deep() -> ExecError {
 /// ```
 pub fn utf16_columns<'a>(stack: &str, sources: impl Fn(&str) -> Option<&'a str>) -> String {
     let mut out = String::with_capacity(stack.len());
-    for line in stack.split_inclusive('\n') {
-        out.push_str(&utf16_frame(line, &sources));
+    let mut lines = LineStarts::default();
+    for (i, frame) in stack.split_inclusive('\n').enumerate() {
+        if i < MAX_CONVERTED_FRAMES {
+            out.push_str(&utf16_frame(frame, &sources, &mut lines));
+        } else {
+            out.push_str(frame);
+        }
     }
     out
 }
 
+/// The most frames [`utf16_columns`] converts. An engine's own stack has at most 64 (QuickJS's
+/// cap); more come from a `stack` the guest wrote itself, and converting each would scan the
+/// source again, on the host's time.
+const MAX_CONVERTED_FRAMES: usize = 64;
+
+/// The largest byte column converted: each conversion scans the line up to its column, and a
+/// guest-written stack can name any column. Past it a column is left in bytes.
+const MAX_CONVERTED_COLUMN: u32 = 1 << 20;
+
+/// Where each line of each file starts, found once per file (see [`line_starts`]).
+#[derive(Default)]
+struct LineStarts(Vec<(String, Vec<usize>)>);
+
+impl LineStarts {
+    fn of(&mut self, file: &str, text: &str) -> &[usize] {
+        let i = match self.0.iter().position(|(f, _)| f == file) {
+            Some(i) => i,
+            None => {
+                self.0.push((file.to_owned(), line_starts(text)));
+                self.0.len() - 1
+            }
+        };
+        &self.0[i].1
+    }
+}
+
+/// The byte offset where each line of `text` starts, lines ending as ECMAScript ends them (LF,
+/// CR LF, CR, U+2028, U+2029).
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if !matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}') {
+            continue;
+        }
+        let mut next = i + c.len_utf8();
+        if c == '\r' && chars.peek().is_some_and(|&(_, n)| n == '\n') {
+            chars.next();
+            next += 1;
+        }
+        starts.push(next);
+    }
+    starts
+}
+
 /// One frame line with its position's column converted (see [`utf16_columns`]).
-fn utf16_frame<'a>(frame: &str, sources: &impl Fn(&str) -> Option<&'a str>) -> String {
+fn utf16_frame<'a>(
+    frame: &str,
+    sources: &impl Fn(&str) -> Option<&'a str>,
+    lines: &mut LineStarts,
+) -> String {
     // The location starts after `(` or `at `, and ends at `:line:col`.
     let Some(start) = frame
         .rfind('(')
@@ -286,7 +340,11 @@ fn utf16_frame<'a>(frame: &str, sources: &impl Fn(&str) -> Option<&'a str>) -> S
     ) else {
         return frame.to_owned();
     };
-    let col = utf16_column(text, line, col);
+    let starts = lines.of(file, text);
+    let col = match starts.get((line as usize).wrapping_sub(1)) {
+        Some(&begin) => column_in(&text[begin..], col),
+        None => col,
+    };
     format!(
         "{}{}{}",
         &frame[..start + col_at],
@@ -297,7 +355,7 @@ fn utf16_frame<'a>(frame: &str, sources: &impl Fn(&str) -> Option<&'a str>) -> S
 
 /// The UTF-16 column of 1-based byte column `byte_col` on 1-based line `line` of `text`. Lines
 /// end as ECMAScript ends them (LF, CR LF, CR, U+2028, U+2029). A column past the line's end
-/// keeps its excess as is; a line past the text's end leaves the column unchanged.
+/// keeps its excess as is; a line past the text's end, or a column past 2^20, is left as it is.
 ///
 /// ```
 /// assert_eq!(palisade_core::utf16_column("a\n\u{feff}éx", 2, 6), 3);
@@ -305,19 +363,16 @@ fn utf16_frame<'a>(frame: &str, sources: &impl Fn(&str) -> Option<&'a str>) -> S
 /// assert_eq!(palisade_core::utf16_column("abc", 1, 9), 9);
 /// ```
 pub fn utf16_column(text: &str, line: u32, byte_col: u32) -> u32 {
-    let mut rest = text;
-    for _ in 1..line {
-        let Some((i, c)) = rest
-            .char_indices()
-            .find(|&(_, c)| matches!(c, '\n' | '\r' | '\u{2028}' | '\u{2029}'))
-        else {
-            return byte_col;
-        };
-        let mut next = i + c.len_utf8();
-        if c == '\r' && rest[next..].starts_with('\n') {
-            next += 1;
-        }
-        rest = &rest[next..];
+    match line_starts(text).get((line as usize).wrapping_sub(1)) {
+        Some(&begin) => column_in(&text[begin..], byte_col),
+        None => byte_col,
+    }
+}
+
+/// The UTF-16 column of 1-based byte column `byte_col` of the line `rest` starts.
+fn column_in(rest: &str, byte_col: u32) -> u32 {
+    if byte_col > MAX_CONVERTED_COLUMN {
+        return byte_col;
     }
     let want = byte_col.saturating_sub(1) as usize;
     let (mut bytes, mut units) = (0usize, 0usize);
@@ -513,6 +568,21 @@ mod tests {
         );
         // A line past the end, or a frame without a position, is left alone.
         assert_eq!(utf16_column(main, 9, 4), 4);
+        assert_eq!(utf16_column(main, 0, 4), 4);
         assert_eq!(utf16_columns("at main.js", sources), "at main.js");
+    }
+
+    /// A guest can throw any `stack` text: only the first 64 frames are converted, and no
+    /// column past 2^20, so the host's work stays bounded whatever the text names.
+    #[test]
+    fn utf16_columns_bound_their_work() {
+        let line = "é".repeat(3 << 20);
+        let sources = |f: &str| (f == "main.js").then_some(line.as_str());
+        let far = format!("at main.js:1:{}\n", 6 << 20);
+        assert_eq!(utf16_columns(&far, sources), far);
+        let stack = "at main.js:1:5\n".repeat(100);
+        let done = utf16_columns(&stack, sources);
+        assert_eq!(done.matches("main.js:1:3\n").count(), 64);
+        assert_eq!(done.matches("main.js:1:5\n").count(), 36);
     }
 }

@@ -196,3 +196,26 @@ fn regression_a_filename_cannot_inject_code() {
         still_runs(kind, sandbox)
     });
 }
+
+/// Found by a review of the day's work (2026-12-02): the QuickJS engines convert the columns of
+/// the outcome's stack to UTF-16 with the source's text, and a guest can throw any `stack`.
+/// 100,000 frames naming column 900,000 of a line of 2-byte characters made the host scan the
+/// line once per frame, 90 GB, on its own time past the deadline (a 4 MB source of this shape
+/// held `palisade run` until its watchdog ended it). Only the first 64 frames are converted,
+/// and no column past 2^20.
+#[test]
+fn regression_a_guest_written_stack_cannot_hold_the_host() {
+    let src = format!(
+        "// {}\nthrow {{ name: 'E', message: 'm', stack: 'at f (script.js:1:900000)\\n'.repeat(100000) }};",
+        "é".repeat(1 << 20)
+    );
+    on_every_engine(|kind, sandbox| {
+        let started = std::time::Instant::now();
+        let outcome = sandbox.run(&Request::script(src.as_str()));
+        let took = started.elapsed();
+        if outcome.error_kind() != Some(ErrorKind::Exception) || took.as_secs() >= 10 {
+            return Err(format!("{kind}: {took:?} {:?}", outcome.error_kind()));
+        }
+        still_runs(kind, sandbox)
+    });
+}
