@@ -429,6 +429,29 @@ pub fn stack_position(stack: &str, file: &str) -> Option<(u32, u32)> {
     stack.lines().find_map(|l| frame_position(l, file))
 }
 
+/// A guest error as a QuickJS engine reports it, made the outcome's: its stack without the
+/// host's frames and with its columns in UTF-16 code units ([`utf16_columns`], QuickJS counts
+/// bytes), and its line and column those of the first frame in the request's own file. The
+/// native engine and the wasm guest's host both build theirs here.
+pub fn quickjs_guest_error(
+    name: Option<String>,
+    message: String,
+    stack: Option<&str>,
+    request: &Request,
+) -> GuestError {
+    let stack = stack.map(|s| utf16_columns(&without_host_frames(s), |file| request.text_of(file)));
+    let pos = stack
+        .as_deref()
+        .and_then(|s| stack_position(s, request.file_name()));
+    GuestError {
+        name,
+        message,
+        stack,
+        line: pos.map(|p| p.0),
+        column: pos.map(|p| p.1),
+    }
+}
+
 /// The deepest result nesting Palisade converts; deeper results are `not_serializable`.
 pub const MAX_RESULT_DEPTH: usize = 1000;
 

@@ -10,9 +10,7 @@ use palisade_core::policy::HostGlobal;
 use palisade_core::policy::Policy;
 use palisade_core::primordials::{Capture, PRIMORDIALS};
 use palisade_core::rng::{unpredictable_u64, DeterministicClock, DeterministicRng};
-use palisade_core::{
-    stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request,
-};
+use palisade_core::{ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request};
 use rquickjs::function::Rest;
 use rquickjs::promise::PromiseState;
 use rquickjs::{Ctx, Function, Object, Promise, Value};
@@ -771,7 +769,6 @@ fn limit_hit(st: &RunState<'_>) -> Option<ExecError> {
 
 /// Reads name, message, stack and position from a thrown value, tolerating hostile getters.
 fn guest_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, request: &Request) -> GuestError {
-    let file = request.file_name();
     let get = |obj: &Object<'js>, key: &str| string_property(ctx, obj, key);
     if let Some(obj) = exc.as_object() {
         let is_error = exc.is_error();
@@ -779,19 +776,13 @@ fn guest_error<'js>(ctx: &Ctx<'js>, exc: &Value<'js>, request: &Request) -> Gues
         let message = get(obj, "message");
         if is_error || (name.is_some() && message.is_some()) {
             // Positions from the stack the outcome shows, as on every engine.
-            // Columns counted as V8 counts them (QuickJS counts bytes).
-            let stack = get(obj, "stack").map(|s| {
-                let stack = palisade_core::without_host_frames(&s);
-                palisade_core::utf16_columns(&stack, |f| request.text_of(f))
-            });
-            let pos = stack.as_deref().and_then(|s| stack_position(s, file));
-            return GuestError {
+            let stack = get(obj, "stack");
+            return palisade_core::quickjs_guest_error(
                 name,
-                message: message.unwrap_or_default(),
-                stack,
-                line: pos.map(|p| p.0),
-                column: pos.map(|p| p.1),
-            };
+                message.unwrap_or_default(),
+                stack.as_deref(),
+                request,
+            );
         }
     }
     let message = match format_args(ctx, vec![exc.clone()]) {

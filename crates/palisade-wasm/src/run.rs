@@ -14,9 +14,7 @@ use palisade_core::output::{Output, Stream};
 use palisade_core::policy::{HostGlobal, Policy};
 use palisade_core::rng::{DeterministicClock, DeterministicRng};
 use palisade_core::text::from_quickjs_utf8;
-use palisade_core::{
-    stack_position, ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request,
-};
+use palisade_core::{ExecError, GuestError, Limit, Metrics, Mode, Outcome, Request};
 use wasmtime::{
     Caller, Engine, Extern, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap,
 };
@@ -1034,21 +1032,13 @@ impl Classify<'_> {
 
     /// The guest's uncaught error, as its report describes it.
     fn guest(&self, report: Report) -> GuestError {
-        let file = self.req.file_name();
         // Positions from the stack the outcome shows, as on every engine.
-        // Columns counted as V8 counts them (QuickJS counts bytes).
-        let stack = report.stack.as_deref().map(|s| {
-            let stack = palisade_core::without_host_frames(s);
-            palisade_core::utf16_columns(&stack, |f| self.req.text_of(f))
-        });
-        let pos = stack.as_deref().and_then(|s| stack_position(s, file));
-        GuestError {
-            name: report.name,
-            message: report.message.unwrap_or_default(),
-            stack,
-            line: pos.map(|p| p.0),
-            column: pos.map(|p| p.1),
-        }
+        palisade_core::quickjs_guest_error(
+            report.name,
+            report.message.unwrap_or_default(),
+            report.stack.as_deref(),
+            self.req,
+        )
     }
 }
 
