@@ -848,11 +848,8 @@ fn execute(
             // here and `policy_denied` there).
             "n" => {
                 let g = guest_error(rest, prog);
-                if g.message.starts_with(DENIED_PREFIX) {
-                    *check_denied = Some(g.message.clone());
-                }
                 return Err(palisade_core::classify_conversion_failure(g, |m| {
-                    lock(shared).denials.contains(m)
+                    denied_here(m, shared, check_denied)
                 }));
             }
             "e" => return Err(thrown(r, rest, prog, shared, check_denied)),
@@ -968,13 +965,11 @@ fn thrown(
     {
         return syntax_error(r, guest, prog);
     }
-    if guest.message.starts_with(DENIED_PREFIX) {
-        if lock(shared).denials.contains(&guest.message) {
-            return ExecError::PolicyDenied {
-                message: guest.message,
-            };
-        }
-        *check_denied = Some(guest.message.clone());
+    if guest.message.starts_with(DENIED_PREFIX) && denied_here(&guest.message, shared, check_denied)
+    {
+        return ExecError::PolicyDenied {
+            message: guest.message,
+        };
     }
     // V8 refuses a backing store it cannot get (past its own maximum or the data limit): that
     // is the guest's memory use.
@@ -997,6 +992,16 @@ fn thrown(
         return palisade_core::stack_overflow_error(&guest.message, stack);
     }
     ExecError::Exception(guest)
+}
+
+/// Whether `message`, a policy denial's text, is one this worker threw (its prelude's globals);
+/// otherwise it is left in `check_denied` for the parent, which knows the host calls' denials.
+fn denied_here(message: &str, shared: &Mutex<Shared>, check_denied: &mut Option<String>) -> bool {
+    if lock(shared).denials.contains(message) {
+        return true;
+    }
+    *check_denied = Some(message.to_owned());
+    false
 }
 
 /// A parse failure: V8's eval error has no position, so compile the text once more as a script
