@@ -469,18 +469,12 @@ pub const MAX_RESULT_DEPTH: usize = 1000;
 /// assert_eq!(result_from_json(r#""\ud800""#, 99).unwrap_err().kind(), ErrorKind::NotSerializable);
 /// ```
 pub fn result_from_json(json: &str, limit: u64) -> Result<serde_json::Value, ExecError> {
-    let depth = json_depth(json);
-    if depth > MAX_RESULT_DEPTH {
-        return Err(result_too_deep());
-    }
     let len = json.len() as u64;
     if len > limit {
-        return Err(ExecError::limit(
-            Limit::Result,
-            limit,
-            Some(len),
-            format!("the result is {len} bytes, over the result limit of {limit} bytes"),
-        ));
+        return Err(result_over_limit(len, json_depth(json), limit));
+    }
+    if json_depth(json) > MAX_RESULT_DEPTH {
+        return Err(result_too_deep());
     }
     let mut de = serde_json::Deserializer::from_str(json);
     de.disable_recursion_limit();
@@ -496,6 +490,30 @@ pub fn result_from_json(json: &str, limit: u64) -> Result<serde_json::Value, Exe
             None => format!("the result cannot be represented as Unicode JSON: {e}"),
         },
     })
+}
+
+/// The error for a result whose JSON text is `len` bytes, over `limit`, with objects nested
+/// `depth` deep: the same rules as [`result_from_json`] (too deep is `not_serializable` first), for
+/// an engine that counted the text without keeping it, so that a result far over its limit is
+/// `result_limit` and not the memory its text would take (the QuickJS engines, since 2026-12-02;
+/// until then their `JSON.stringify` ran out of memory first, `memory_limit`, where V8 said
+/// `result_limit`).
+///
+/// ```
+/// use palisade_core::{result_over_limit, ErrorKind};
+/// assert_eq!(result_over_limit(12, 1, 10).kind(), ErrorKind::ResultLimit);
+/// assert_eq!(result_over_limit(1 << 20, 1001, 10).kind(), ErrorKind::NotSerializable);
+/// ```
+pub fn result_over_limit(len: u64, depth: usize, limit: u64) -> ExecError {
+    if depth > MAX_RESULT_DEPTH {
+        return result_too_deep();
+    }
+    ExecError::limit(
+        Limit::Result,
+        limit,
+        Some(len),
+        format!("the result is {len} bytes, over the result limit of {limit} bytes"),
+    )
 }
 
 /// The first `\uXXXX` escape in a JSON text that is a surrogate without its partner, and the

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::ffi::Json;
 use palisade_core::host::{HostCalls, HostError, HostValue};
 use palisade_core::output::{Output, Stream};
 use palisade_core::policy::HostGlobal;
@@ -588,17 +589,22 @@ fn settle<'js>(
     }
 }
 
-/// Converts the result as `JSON.stringify` would (with the intrinsic, not the guest's global).
+/// Converts the result as `JSON.stringify` would (with the intrinsic, not the guest's global),
+/// keeping no more text than the result limit allows (`ffi::json_stringify_bounded`).
 fn to_json<'js>(
     ctx: &Ctx<'js>,
     st: &RunState<'_>,
     value: Value<'js>,
 ) -> Result<serde_json::Value, ExecError> {
-    let json = match ctx.json_stringify(value) {
-        Ok(Some(s)) => s.to_string().map_err(|e| ExecError::NotSerializable {
+    let limit = st.request.limits.result;
+    let json = match crate::ffi::json_stringify_bounded(ctx, &value, limit) {
+        Ok(Json::Text(s)) => s.to_string().map_err(|e| ExecError::NotSerializable {
             message: format!("result is not valid UTF-8: {e}"),
         })?,
-        Ok(None) => return Ok(serde_json::Value::Null),
+        Ok(Json::Undefined) => return Ok(serde_json::Value::Null),
+        Ok(Json::Over { total, depth }) => {
+            return Err(palisade_core::result_over_limit(total, depth, limit))
+        }
         Err(_) => {
             return Err(match uncaught(ctx, st) {
                 Ok(guest) => palisade_core::classify_conversion_failure(guest, |m| denied(st, m)),

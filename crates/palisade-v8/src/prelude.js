@@ -743,6 +743,35 @@
 
   // ---- running --------------------------------------------------------------------------------
   let state = null;
+  // The run's result limit, in bytes of UTF-8 text.
+  let resultLimit = Infinity;
+
+  // `"<bytes> <depth>"` of a JSON text: its length in UTF-8 (a lone surrogate takes 3 bytes, as
+  // it does once the text is converted) and its deepest nesting of arrays and objects, as
+  // `palisade_core::json_depth` counts it.
+  function measure(json) {
+    let bytes = 0, depth = 0, max = 0, inStr = false, esc = false;
+    const n = json.length;
+    for (let i = 0; i < n; i++) {
+      const c = cc(json, i);
+      if (c < 0x80) bytes += 1;
+      else if (c < 0x800) bytes += 2;
+      else if (c >= 0xd800 && c < 0xdc00 && i + 1 < n && (cc(json, i + 1) & 0xfc00) === 0xdc00) {
+        bytes += 4;
+        i++;
+        continue;
+      } else bytes += 3;
+      if (inStr) {
+        if (esc) esc = false;
+        else if (c === 92) esc = true;
+        else if (c === 34) inStr = false;
+      } else if (c === 34) inStr = true;
+      else if (c === 91 || c === 123) {
+        if (++depth > max) max = depth;
+      } else if ((c === 93 || c === 125) && depth > 0) depth--;
+    }
+    return bytes + " " + max;
+  }
   function ok(v) {
     state = { k: "ok", v };
     send(TAG_SETTLED, "");
@@ -823,6 +852,7 @@
 
   function run(cfg) {
     mainName = cfg.file;
+    resultLimit = cfg.resultLimit;
     table = cfg.modules;
     cache = create(null);
     const input = begin(cfg);
@@ -896,7 +926,14 @@
     } catch (e) {
       return "n" + describe(e, false);
     }
-    return json === undefined ? "o" : "o" + json;
+    if (json === undefined) return "o";
+    // A text with more UTF-16 units than the limit has bytes is over it (UTF-8 takes at least a
+    // byte per unit): only its size crosses to the host, as the QuickJS engines count such a text
+    // without keeping it. Sent whole, it was copied three more times on its way (the worker's
+    // memory grew by some 6 bytes per byte of text), and a text the QuickJS engines call
+    // `result_limit` was `memory_limit` here.
+    if (json.length > resultLimit) return "O" + measure(json);
+    return "o" + json;
   }
 
   return function init(n) {

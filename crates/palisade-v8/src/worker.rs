@@ -702,6 +702,7 @@ fn run_config(req: &Request, prog: &Program) -> String {
         "dynImport": if prog.dyn_import { modules::DYN_IMPORT } else { "" },
         "input": input,
         "inputGlobal": policy.allows_global(HostGlobal::Input),
+        "resultLimit": req.limits.result,
     })
     .to_string()
 }
@@ -828,6 +829,18 @@ fn execute(
             // `null`, so a result limit under 4 bytes failed it).
             "o" if rest.is_empty() => return Ok(serde_json::Value::Null),
             "o" => return palisade_core::result_from_json(rest, r.request.limits.result),
+            // A text far over the limit, measured in the worker: `"<bytes> <depth>"`.
+            "O" => {
+                let mut parts = rest.split(' ').map(str::parse::<u64>);
+                return match (parts.next(), parts.next()) {
+                    (Some(Ok(total)), Some(Ok(depth))) => Err(palisade_core::result_over_limit(
+                        total,
+                        usize::try_from(depth).unwrap_or(usize::MAX),
+                        r.request.limits.result,
+                    )),
+                    _ => Err(internal("poll", Value::Str(state.clone()))),
+                };
+            }
             "p" => {
                 let policy = &r.request.policy;
                 if policy.allow_wasm || policy.allow_shared_memory {

@@ -124,6 +124,7 @@ enum {
     REPORT_NAME = 1,
     REPORT_MESSAGE = 2,
     REPORT_STACK = 3,
+    REPORT_OVER = 4, /* with STATUS_OVER: "<bytes> <depth>" of the result's text */
     REPORT_INIT_ERROR = 9,
 };
 
@@ -134,6 +135,7 @@ enum {
     STATUS_STRINGIFY = 3,
     STATUS_NEVER_SETTLES = 4,
     STATUS_INTERNAL = 5,
+    STATUS_OVER = 6, /* the result's JSON text is over the result limit (REPORT_OVER) */
 };
 
 enum {
@@ -1035,14 +1037,27 @@ static int settle(JSValue value, JSValue *out)
     return STATUS_NEVER_SETTLES;
 }
 
+/* The run's result limit in bytes of JSON text (pal_run). */
+static uint64_t result_limit;
+
 static int to_json(JSValue value)
 {
+    int64_t total = 0;
+    int depth = 0;
+    char buf[48];
+
     meter.phase = PHASE_STRINGIFY;
-    JSValue json = JS_JSONStringify(ctx, value, JS_UNDEFINED, JS_UNDEFINED);
+    JSValue json = JS_JSONStringifyBounded(
+        ctx, value, result_limit > INT64_MAX ? INT64_MAX : (int64_t)result_limit, &total, &depth);
     meter.phase = PHASE_RUN;
     JS_FreeValue(ctx, value);
     if (JS_IsException(json))
         return failure(STATUS_STRINGIFY);
+    if (JS_IsNull(json)) {
+        int n = snprintf(buf, sizeof(buf), "%lld %d", (long long)total, depth);
+        report_str(REPORT_OVER, buf, (size_t)n);
+        return STATUS_OVER;
+    }
     if (JS_IsString(json))
         report_value(REPORT_JSON, json);
     JS_FreeValue(ctx, json);
@@ -1242,9 +1257,10 @@ static int run(int flags)
 }
 
 EXPORT(pal_run) int32_t pal_run(int32_t flags, uint32_t memory_limit, uint32_t stack_budget,
-                                uint64_t seed)
+                                uint64_t seed, uint64_t result_bytes)
 {
     m_limit = memory_limit;
+    result_limit = result_bytes;
     m_peak = m_used;
     meter.phase = PHASE_RUN;
     /* Where this instance's native stack starts (the host records it on the first call). */

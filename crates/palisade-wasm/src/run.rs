@@ -40,6 +40,7 @@ const REPORT_JSON: i32 = 0;
 const REPORT_NAME: i32 = 1;
 const REPORT_MESSAGE: i32 = 2;
 const REPORT_STACK: i32 = 3;
+const REPORT_OVER: i32 = 4;
 const REPORT_INIT_ERROR: i32 = 9;
 
 const STATUS_OK: i32 = 0;
@@ -47,6 +48,7 @@ const STATUS_EXCEPTION: i32 = 1;
 const STATUS_COMPILE: i32 = 2;
 const STATUS_STRINGIFY: i32 = 3;
 const STATUS_NEVER_SETTLES: i32 = 4;
+const STATUS_OVER: i32 = 6;
 
 /// The guest's phase word (see glue.c): what a trap interrupted.
 const PHASE_STRINGIFY: u64 = 1;
@@ -74,6 +76,8 @@ struct Report {
     name: Option<String>,
     message: Option<String>,
     stack: Option<String>,
+    /// With `STATUS_OVER`: the result's JSON text's bytes and nesting depth, `"<bytes> <depth>"`.
+    over: Option<String>,
     init_error: Option<String>,
 }
 
@@ -563,6 +567,7 @@ fn add_imports(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 REPORT_NAME => r.name = Some(value),
                 REPORT_MESSAGE => r.message = Some(value),
                 REPORT_STACK => r.stack = Some(value),
+                REPORT_OVER => r.over = Some(value),
                 REPORT_INIT_ERROR => r.init_error = Some(value),
                 _ => {}
             }
@@ -801,14 +806,17 @@ pub(crate) fn run(
         let memory = instance.get_memory(&mut store, "memory");
         store.data_mut().memory = memory;
         let run = instance
-            .get_typed_func::<(i32, u32, u32, u64), i32>(&mut store, "pal_run")
+            .get_typed_func::<(i32, u32, u32, u64, u64), i32>(&mut store, "pal_run")
             .map_err(|e| WasmError::Instantiate(e.to_string()))?;
         let armed = match memory {
             Some(m) => watch.arm(m.data_ptr(&store) as usize, m.data_size(&store)),
             None => return Err(WasmError::Instantiate("the guest exports no memory".into())),
         };
         let called = run
-            .call_async(&mut store, (flags, memory_limit, stack_budget, seed))
+            .call_async(
+                &mut store,
+                (flags, memory_limit, stack_budget, seed, req.limits.result),
+            )
             .await;
         // Before anything reads the memory: it may have been revoked.
         let finished = armed.finish();
@@ -934,6 +942,20 @@ impl Classify<'_> {
                 self.req.limits.timeout,
                 self.start.elapsed(),
             )),
+            STATUS_OVER => {
+                let over = report.over.unwrap_or_default();
+                let mut parts = over.split(' ').map(str::parse::<u64>);
+                match (parts.next(), parts.next()) {
+                    (Some(Ok(total)), Some(Ok(depth))) => Err(palisade_core::result_over_limit(
+                        total,
+                        usize::try_from(depth).unwrap_or(usize::MAX),
+                        self.req.limits.result,
+                    )),
+                    _ => Err(ExecError::internal(format!(
+                        "the wasm guest reported a result over its limit as {over:?}"
+                    ))),
+                }
+            }
             other => Err(ExecError::internal(format!(
                 "the wasm guest ended with status {other}"
             ))),

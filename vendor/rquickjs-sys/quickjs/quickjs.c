@@ -51491,7 +51491,117 @@ typedef struct JSONStringifyContext {
     JSValue gap;
     JSValue empty;
     StringBuffer *b;
+    /* Palisade: with limit >= 0 (JS_JSONStringifyBounded), total counts the
+       bytes of the UTF-8 text, and once it passes limit nothing more is
+       appended, only counted; depth and max_depth count nested objects. */
+    int64_t limit;
+    int64_t total;
+    int depth;
+    int max_depth;
 } JSONStringifyContext;
+
+/* Palisade: bytes of a string's UTF-8 text (a lone surrogate takes 3, as
+   JS_ToCStringLen writes it). */
+static int64_t js_json_utf8_len(JSString *p)
+{
+    int64_t n = 0;
+    uint32_t c;
+    int i;
+
+    if (!p->is_wide_char) {
+        for (i = 0; i < p->len; i++)
+            n += 1 + (str8(p)[i] >= 0x80);
+        return n;
+    }
+    for (i = 0; i < p->len; ) {
+        c = string_getc(p, &i);
+        n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    }
+    return n;
+}
+
+/* Palisade: bytes of JS_ToQuotedString(p)'s UTF-8 text. */
+static int64_t js_json_quoted_len(JSString *p)
+{
+    int64_t n = 2;
+    uint32_t c;
+    int i;
+
+    for (i = 0; i < p->len; ) {
+        c = string_getc(p, &i);
+        switch (c) {
+        case '\t': case '\r': case '\n': case '\b': case '\f':
+        case '\"': case '\\':
+            n += 2;
+            break;
+        default:
+            if (c < 32 || is_surrogate(c))
+                n += 6;
+            else
+                n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+            break;
+        }
+    }
+    return n;
+}
+
+/* Palisade: adds n bytes to a bounded text; true if they are to be dropped. */
+static bool js_json_over(JSONStringifyContext *jsc, int64_t n)
+{
+    if (jsc->limit < 0)
+        return false;
+    jsc->total += n;
+    return jsc->total > jsc->limit;
+}
+
+static void js_json_putc8(JSONStringifyContext *jsc, int c)
+{
+    if (!js_json_over(jsc, 1))
+        string_buffer_putc8(jsc->b, c);
+}
+
+/* Appends a value's string (the value is freed). */
+static int js_json_concat_free(JSContext *ctx, JSONStringifyContext *jsc,
+                               JSValue v)
+{
+    if (jsc->limit >= 0) {
+        v = JS_ToStringFree(ctx, v);
+        if (JS_IsException(v))
+            return -1;
+        if (js_json_over(jsc, js_json_utf8_len(JS_VALUE_GET_STRING(v)))) {
+            JS_FreeValue(ctx, v);
+            return 0;
+        }
+    }
+    return string_buffer_concat_value_free(jsc->b, v);
+}
+
+static int js_json_concat(JSContext *ctx, JSONStringifyContext *jsc,
+                          JSValueConst v)
+{
+    return js_json_concat_free(ctx, jsc, js_dup(v));
+}
+
+/* Appends a string quoted (the value is freed); past the limit, only its
+   length is counted, and no quoted copy is made. */
+static JSValue JS_ToQuotedStringFree(JSContext *ctx, JSValue val);
+static int js_json_quote_free(JSContext *ctx, JSONStringifyContext *jsc,
+                              JSValue v)
+{
+    if (jsc->limit >= 0) {
+        v = JS_ToStringFree(ctx, v);
+        if (JS_IsException(v))
+            return -1;
+        if (js_json_over(jsc, js_json_quoted_len(JS_VALUE_GET_STRING(v)))) {
+            JS_FreeValue(ctx, v);
+            return 0;
+        }
+    }
+    v = JS_ToQuotedStringFree(ctx, v);
+    if (JS_IsException(v))
+        return -1;
+    return string_buffer_concat_value_free(jsc->b, v);
+}
 
 static JSValue JS_ToQuotedStringFree(JSContext *ctx, JSValue val) {
     JSValue r = JS_ToQuotedString(ctx, val);
@@ -51639,17 +51749,25 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
                                             JS_PROP_C_W_E | JS_PROP_THROW) < 0)
                 goto exception;
         }
+        if (++jsc->depth > jsc->max_depth)
+            jsc->max_depth = jsc->depth;
         ret = js_is_array(ctx, val);
         if (ret < 0)
             goto exception;
         if (ret) {
             if (js_get_length64(ctx, &len, val))
                 goto exception;
-            string_buffer_putc8(jsc->b, '[');
+            js_json_putc8(jsc, '[');
             for(i = 0; i < len; i++) {
+                /* Palisade: a bounded text keeps no more than its limit, so
+                   no allocation stops a walk of a value with billions of
+                   paths (an array holding itself at every level): the
+                   interrupt handler can. */
+                if (jsc->limit >= 0 && js_poll_interrupts(ctx))
+                    goto exception;
                 if (i > 0)
-                    string_buffer_putc8(jsc->b, ',');
-                string_buffer_concat_value(jsc->b, sep);
+                    js_json_putc8(jsc, ',');
+                js_json_concat(ctx, jsc, sep);
                 v = JS_GetPropertyInt64(ctx, val, i);
                 if (JS_IsException(v))
                     goto exception;
@@ -51668,10 +51786,10 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
                     goto exception;
             }
             if (len > 0 && !JS_IsEmptyString(jsc->gap)) {
-                string_buffer_putc8(jsc->b, '\n');
-                string_buffer_concat_value(jsc->b, indent);
+                js_json_putc8(jsc, '\n');
+                js_json_concat(ctx, jsc, indent);
             }
-            string_buffer_putc8(jsc->b, ']');
+            js_json_putc8(jsc, ']');
         } else {
             if (!JS_IsUndefined(jsc->property_list))
                 tab = js_dup(jsc->property_list);
@@ -51682,9 +51800,11 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
                 goto exception;
             if (js_get_length64(ctx, &len, tab))
                 goto exception;
-            string_buffer_putc8(jsc->b, '{');
+            js_json_putc8(jsc, '{');
             has_content = false;
             for(i = 0; i < len; i++) {
+                if (jsc->limit >= 0 && js_poll_interrupts(ctx))
+                    goto exception;
                 JS_FreeValue(ctx, prop);
                 prop = JS_GetPropertyInt64(ctx, tab, i);
                 if (JS_IsException(prop))
@@ -51697,29 +51817,30 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
                     goto exception;
                 if (!JS_IsUndefined(v)) {
                     if (has_content)
-                        string_buffer_putc8(jsc->b, ',');
-                    prop = JS_ToQuotedStringFree(ctx, prop);
-                    if (JS_IsException(prop)) {
+                        js_json_putc8(jsc, ',');
+                    js_json_concat(ctx, jsc, sep);
+                    ret = js_json_quote_free(ctx, jsc, prop);
+                    prop = JS_UNDEFINED;
+                    if (ret) {
                         JS_FreeValue(ctx, v);
                         goto exception;
                     }
-                    string_buffer_concat_value(jsc->b, sep);
-                    string_buffer_concat_value(jsc->b, prop);
-                    string_buffer_putc8(jsc->b, ':');
-                    string_buffer_concat_value(jsc->b, sep1);
+                    js_json_putc8(jsc, ':');
+                    js_json_concat(ctx, jsc, sep1);
                     if (js_json_to_str(ctx, jsc, val, v, indent1))
                         goto exception;
                     has_content = true;
                 }
             }
             if (has_content && JS_VALUE_GET_STRING(jsc->gap)->len != 0) {
-                string_buffer_putc8(jsc->b, '\n');
-                string_buffer_concat_value(jsc->b, indent);
+                js_json_putc8(jsc, '\n');
+                js_json_concat(ctx, jsc, indent);
             }
-            string_buffer_putc8(jsc->b, '}');
+            js_json_putc8(jsc, '}');
         }
         if (check_exception_free(ctx, js_array_pop(ctx, jsc->stack, 0, NULL, 0)))
             goto exception;
+        jsc->depth--;
         JS_FreeValue(ctx, val);
         JS_FreeValue(ctx, tab);
         JS_FreeValue(ctx, sep);
@@ -51732,10 +51853,7 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
     switch (JS_VALUE_GET_NORM_TAG(val)) {
     case JS_TAG_STRING:
     case JS_TAG_STRING_ROPE:
-        val = JS_ToQuotedStringFree(ctx, val);
-        if (JS_IsException(val))
-            goto exception;
-        goto concat_value;
+        return js_json_quote_free(ctx, jsc, val);
     case JS_TAG_FLOAT64:
         if (!isfinite(JS_VALUE_GET_FLOAT64(val))) {
             val = JS_NULL;
@@ -51745,7 +51863,7 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
     case JS_TAG_BOOL:
     case JS_TAG_NULL:
     concat_value:
-        return string_buffer_concat_value_free(jsc->b, val);
+        return js_json_concat_free(ctx, jsc, val);
     case JS_TAG_SHORT_BIG_INT:
     case JS_TAG_BIG_INT:
         JS_ThrowTypeError(ctx, "BigInt are forbidden in JSON.stringify");
@@ -51765,15 +51883,58 @@ exception:
     return -1;
 }
 
+static JSValue js_json_stringify_internal(JSContext *ctx, JSValueConst obj,
+                                          JSValueConst replacer,
+                                          JSValueConst space0,
+                                          JSONStringifyContext *jsc);
+
 JSValue JS_JSONStringify(JSContext *ctx, JSValueConst obj,
                          JSValueConst replacer, JSValueConst space0)
 {
+    JSONStringifyContext jsc_s;
+
+    jsc_s.limit = -1;
+    return js_json_stringify_internal(ctx, obj, replacer, space0, &jsc_s);
+}
+
+/* Palisade: JSON.stringify(obj) as a run's result is converted, within
+   `limit` bytes of UTF-8 text. Past the limit the value is still walked to
+   the end, as JSON.stringify walks it (toJSON and getters run, errors are
+   thrown), but no text is kept: the return value is then JS_NULL, with
+   *total > limit. Otherwise it is JSON.stringify's (a string, undefined or
+   an exception). *total is the text's length in bytes and *depth the
+   deepest nesting of objects and arrays in it, in both cases. */
+JSValue JS_JSONStringifyBounded(JSContext *ctx, JSValueConst obj,
+                                int64_t limit, int64_t *total, int *depth)
+{
+    JSONStringifyContext jsc_s;
+    JSValue ret;
+
+    jsc_s.limit = limit < 0 ? INT64_MAX : limit;
+    ret = js_json_stringify_internal(ctx, obj, JS_UNDEFINED, JS_UNDEFINED,
+                                     &jsc_s);
+    *total = jsc_s.total;
+    *depth = jsc_s.max_depth;
+    if (!JS_IsException(ret) && jsc_s.total > jsc_s.limit) {
+        JS_FreeValue(ctx, ret);
+        ret = JS_NULL;
+    }
+    return ret;
+}
+
+static JSValue js_json_stringify_internal(JSContext *ctx, JSValueConst obj,
+                                          JSValueConst replacer,
+                                          JSValueConst space0,
+                                          JSONStringifyContext *jsc)
+{
     StringBuffer b_s;
-    JSONStringifyContext jsc_s, *jsc = &jsc_s;
     JSValue val, v, space, ret, wrapper;
     int res;
     int64_t i, j, n;
 
+    jsc->total = 0;
+    jsc->depth = 0;
+    jsc->max_depth = 0;
     jsc->replacer_func = JS_UNDEFINED;
     jsc->stack = JS_UNDEFINED;
     jsc->property_list = JS_UNDEFINED;

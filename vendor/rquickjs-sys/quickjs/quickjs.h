@@ -1067,6 +1067,9 @@ JS_EXTERN JSValue JS_ParseJSON(JSContext *ctx, const char *buf, size_t buf_len,
                                const char *filename);
 JS_EXTERN JSValue JS_JSONStringify(JSContext *ctx, JSValueConst obj,
                                    JSValueConst replacer, JSValueConst space0);
+/* Palisade: JSON.stringify(obj) within `limit` bytes of UTF-8 text (see quickjs.c). */
+JS_EXTERN JSValue JS_JSONStringifyBounded(JSContext *ctx, JSValueConst obj,
+                                          int64_t limit, int64_t *total, int *depth);
 
 /* Manages the backing memory of an externally created ArrayBuffer.
    When 'size' is zero, 'ptr' must be freed and NULL returned. Otherwise the

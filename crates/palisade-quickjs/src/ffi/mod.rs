@@ -683,6 +683,68 @@ pub(crate) fn array_buffer_copy(buffer: &rquickjs::ArrayBuffer<'_>) -> Option<Ve
     unsafe { buffer.as_bytes() }.map(<[u8]>::to_vec)
 }
 
+extern "C" {
+    /// Palisade's own entry point in the vendored QuickJS-NG (`quickjs.c`, fix 7 in
+    /// `vendor/rquickjs-sys/PALISADE.md`): `JSON.stringify(obj)` within `limit` bytes.
+    fn JS_JSONStringifyBounded(
+        ctx: *mut qjs::JSContext,
+        obj: qjs::JSValue,
+        limit: i64,
+        total: *mut i64,
+        depth: *mut std::os::raw::c_int,
+    ) -> qjs::JSValue;
+}
+
+/// What [`json_stringify_bounded`] made of a value.
+pub(crate) enum Json<'js> {
+    /// `JSON.stringify`'s text, at most the limit's bytes.
+    Text(rquickjs::String<'js>),
+    /// `JSON.stringify` gave `undefined`.
+    Undefined,
+    /// The text would be `total` bytes, over the limit, with objects nested `depth` deep; none of
+    /// it was kept.
+    Over { total: u64, depth: usize },
+}
+
+/// `JSON.stringify(value)` (the intrinsic, whatever the guest did to its global) keeping at most
+/// `limit` bytes of text: past them the value is walked to the end, as `JSON.stringify` walks it,
+/// but only counted. On failure the exception is pending on `ctx`.
+pub(crate) fn json_stringify_bounded<'js>(
+    ctx: &Ctx<'js>,
+    value: &Value<'js>,
+    limit: u64,
+) -> rquickjs::Result<Json<'js>> {
+    let (mut total, mut depth): (i64, std::os::raw::c_int) = (0, 0);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // SAFETY: the context is live while `ctx` is borrowed and `value` belongs to it (borrowed,
+    // not consumed: the function takes a `JSValueConst`); `total` and `depth` are out-pointers.
+    let raw = unsafe {
+        JS_JSONStringifyBounded(
+            ctx.as_raw().as_ptr(),
+            value.as_raw(),
+            limit,
+            &mut total,
+            &mut depth,
+        )
+    };
+    // SAFETY: the function returned an owned value of this context's runtime (or the exception
+    // marker, which owns nothing).
+    let v = unsafe { Value::from_raw(ctx.clone(), raw) };
+    if v.is_exception() {
+        return Err(rquickjs::Error::Exception);
+    }
+    if let Some(s) = v.as_string() {
+        return Ok(Json::Text(s.clone()));
+    }
+    if v.is_null() {
+        return Ok(Json::Over {
+            total: u64::try_from(total).unwrap_or(0),
+            depth: usize::try_from(depth).unwrap_or(0),
+        });
+    }
+    Ok(Json::Undefined)
+}
+
 #[cfg(test)]
 mod meter_tests {
     use super::*;
