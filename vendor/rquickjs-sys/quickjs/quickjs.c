@@ -43078,6 +43078,8 @@ static int JS_CopySubArray(JSContext *ctx,
             }
             i += l;
         } else {
+            if (js_poll_interrupts(ctx)) /* Palisade: fix 8 */
+                goto exception;
             fromPresent = JS_TryGetPropertyInt64(ctx, obj, from, &val);
             if (fromPresent < 0)
                 goto exception;
@@ -43469,6 +43471,8 @@ static JSValue js_array_concat(JSContext *ctx, JSValueConst this_val,
                 goto exception;
             }
             for (k = 0; k < len; k++, n++) {
+                if (js_poll_interrupts(ctx)) /* Palisade: fix 8 */
+                    goto exception;
                 res = JS_TryGetPropertyInt64(ctx, e, k, &val);
                 if (res < 0)
                     goto exception;
@@ -44116,6 +44120,8 @@ static JSValue js_array_join(JSContext *ctx, JSValueConst this_val,
     string_buffer_init(ctx, b, 0);
 
     for(i = 0; i < n; i++) {
+        if (js_poll_interrupts(ctx)) /* Palisade: fix 8 */
+            goto fail;
         if (i > 0) {
             if (c >= 0) {
                 string_buffer_putc8(b, c);
@@ -44294,6 +44300,8 @@ static JSValue js_array_reverse(JSContext *ctx, JSValueConst this_val,
     }
 
     for (l = 0, h = len - 1; l < h; l++, h--) {
+        if (js_poll_interrupts(ctx)) /* Palisade: fix 8 */
+            goto exception;
         l_present = JS_TryGetPropertyInt64(ctx, obj, l, &lval);
         if (l_present < 0)
             goto exception;
@@ -44448,6 +44456,8 @@ static JSValue js_array_slice(JSContext *ctx, JSValueConst this_val,
     }
     /* Copy the remaining elements if any (handle case of inherited properties) */
     for (; k < final; k++, n++) {
+        if (js_poll_interrupts(ctx)) /* Palisade: fix 8 */
+            goto exception;
         kPresent = JS_TryGetPropertyInt64(ctx, obj, k, &val);
         if (kPresent < 0)
             goto exception;
@@ -44468,6 +44478,8 @@ static JSValue js_array_slice(JSContext *ctx, JSValueConst this_val,
                 goto exception;
 
             for (k = len; k-- > new_len; ) {
+                if (js_poll_interrupts(ctx)) /* Palisade: fix 8 */
+                    goto exception;
                 if (JS_DeletePropertyInt64(ctx, obj, k, JS_PROP_THROW) < 0)
                     goto exception;
             }
@@ -44617,6 +44629,8 @@ static int64_t JS_FlattenIntoArray(JSContext *ctx, JSValueConst target,
     }
 
     for (sourceIndex = 0; sourceIndex < sourceLen; sourceIndex++) {
+        if (js_poll_interrupts(ctx)) /* Palisade: fix 8 */
+            return -1;
         present = JS_TryGetPropertyInt64(ctx, source, sourceIndex, &element);
         if (present < 0)
             return -1;
@@ -44800,6 +44814,8 @@ static JSValue js_array_sort(JSContext *ctx, JSValueConst this_val,
 
     /* XXX: should special case fast arrays */
     for (i = 0; i < len; i++) {
+        if (js_poll_interrupts(ctx)) /* Palisade: fix 8 */
+            goto exception;
         if (pos >= array_size) {
             size_t new_size;
             ValueSlot *new_array;
@@ -44847,6 +44863,8 @@ static JSValue js_array_sort(JSContext *ctx, JSValueConst this_val,
             goto fail;
     }
     for (; i < len; i++) {
+        if (js_poll_interrupts(ctx)) /* Palisade: fix 8 */
+            goto fail;
         if (JS_DeletePropertyInt64(ctx, obj, i, JS_PROP_THROW) < 0)
             goto fail;
     }
@@ -51759,11 +51777,11 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
                 goto exception;
             js_json_putc8(jsc, '[');
             for(i = 0; i < len; i++) {
-                /* Palisade: a bounded text keeps no more than its limit, so
-                   no allocation stops a walk of a value with billions of
-                   paths (an array holding itself at every level): the
-                   interrupt handler can. */
-                if (jsc->limit >= 0 && js_poll_interrupts(ctx))
+                /* Palisade: fix 8 (see js_array_join); and a bounded text
+                   keeps no more than its limit, so no allocation stops a
+                   walk of a value with billions of paths (an array holding
+                   the one before it twice, sixty times over). */
+                if (js_poll_interrupts(ctx))
                     goto exception;
                 if (i > 0)
                     js_json_putc8(jsc, ',');
@@ -51803,7 +51821,7 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
             js_json_putc8(jsc, '{');
             has_content = false;
             for(i = 0; i < len; i++) {
-                if (jsc->limit >= 0 && js_poll_interrupts(ctx))
+                if (js_poll_interrupts(ctx)) /* Palisade: fix 8 */
                     goto exception;
                 JS_FreeValue(ctx, prop);
                 prop = JS_GetPropertyInt64(ctx, tab, i);
