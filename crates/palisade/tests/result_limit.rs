@@ -100,6 +100,14 @@ fn regression_a_result_far_over_its_limit_is_result_limit_not_memory_limit() {
         (r"'\n'.repeat(1.5e7)", 30_000_002),
         ("'é'.repeat(1.5e7)", 30_000_002),
         ("new Array(60000).fill('x'.repeat(1000))", 60_180_001),
+        // A rope (a concatenation QuickJS keeps as two halves) is counted leaf by leaf: flattened
+        // just to be counted, the copy was `memory_limit` (found by a review, 2026-12-02).
+        ("'a'.repeat(2e7) + 'b'.repeat(2e7)", 40_000_002),
+        // A surrogate pair split between a rope's two leaves is one four-byte character.
+        (
+            r"[('\ud83d' + 'x'.repeat(2e6)).slice(0, 1) + ('\ude00' + 'y'.repeat(2e6)), 1]",
+            2_000_010,
+        ),
     ];
     on_every_engine(|kind, sandbox| {
         for (src, len) in cases {
@@ -153,6 +161,30 @@ fn past_the_limit_the_rest_of_the_value_is_still_converted() {
             }
         }
         Ok(())
+    });
+}
+
+/// Past the limit a string is counted, not copied: nothing is allocated that the deadline could
+/// refuse, so a long string brings the next interrupt poll nearer by its length. Without that,
+/// 20,000 references to one 10 MB string took minutes of counting on `quickjs` between two polls
+/// (found by a review, 2026-12-02). V8 builds the whole text and ends at its memory limit first.
+#[test]
+fn counting_a_long_string_over_and_over_ends_at_the_timeout() {
+    let src = "const s = 'x'.repeat(1e7); new Array(20000).fill(s)";
+    on_every_engine(|kind, sandbox| {
+        let outcome = sandbox.run(&Request::script(src).with_limits(Limits {
+            timeout: std::time::Duration::from_millis(300),
+            ..Limits::default()
+        }));
+        let want = if kind == palisade::EngineKind::V8 {
+            ErrorKind::MemoryLimit
+        } else {
+            ErrorKind::Timeout
+        };
+        if outcome.error_kind() != Some(want) {
+            return Err(format!("{kind}: {:?}", outcome.to_record()));
+        }
+        still_runs(kind, sandbox)
     });
 }
 

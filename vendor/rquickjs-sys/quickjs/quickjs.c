@@ -51518,49 +51518,73 @@ typedef struct JSONStringifyContext {
     int max_depth;
 } JSONStringifyContext;
 
-/* Palisade: bytes of a string's UTF-8 text (a lone surrogate takes 3, as
-   JS_ToCStringLen writes it). */
-static int64_t js_json_utf8_len(JSString *p)
+/* Palisade: bytes of a string's UTF-8 text, quoted as JS_ToQuotedString
+   quotes it if `quoted`, read leaf by leaf so that a rope is never
+   flattened just to be counted. A surrogate pair takes 4 bytes, even split
+   between two leaves; a lone surrogate takes 6 quoted (an escape) and 3 raw
+   (as JS_ToCStringLen writes it). */
+static int64_t js_json_text_len(JSValueConst v, bool quoted)
 {
-    int64_t n = 0;
-    uint32_t c;
+    JSStringRopeIter it;
+    JSString *p;
+    int64_t n = quoted ? 2 : 0;
+    int64_t lone = quoted ? 6 : 3;
+    uint32_t c, hi = 0;
     int i;
 
-    if (!p->is_wide_char) {
-        for (i = 0; i < p->len; i++)
-            n += 1 + (str8(p)[i] >= 0x80);
-        return n;
+    string_rope_iter_init(&it, v);
+    while ((p = string_rope_iter_next(&it)) != NULL) {
+        for (i = 0; i < p->len; i++) {
+            c = p->is_wide_char ? str16(p)[i] : str8(p)[i];
+            if (hi) {
+                hi = 0;
+                if (is_lo_surrogate(c)) {
+                    n += 4;
+                    continue;
+                }
+                n += lone;
+            }
+            if (is_hi_surrogate(c)) {
+                hi = c;
+            } else if (is_lo_surrogate(c)) {
+                n += lone;
+            } else if (c >= 0x80) {
+                n += c < 0x800 ? 2 : 3;
+            } else if (quoted && (c < 32 || c == '\"' || c == '\\')) {
+                switch (c) {
+                case '\t': case '\r': case '\n': case '\b': case '\f':
+                case '\"': case '\\':
+                    n += 2;
+                    break;
+                default:
+                    n += 6;
+                    break;
+                }
+            } else {
+                n += 1;
+            }
+        }
     }
-    for (i = 0; i < p->len; ) {
-        c = string_getc(p, &i);
-        n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-    }
+    if (hi)
+        n += lone;
     return n;
 }
 
-/* Palisade: bytes of JS_ToQuotedString(p)'s UTF-8 text. */
-static int64_t js_json_quoted_len(JSString *p)
+/* Palisade: a bounded text's strings are counted without an allocation
+   that the deadline could refuse, so a long one brings the next interrupt
+   poll nearer by its length (a poll per KiB). */
+static int js_json_charge(JSContext *ctx, int64_t n)
 {
-    int64_t n = 2;
-    uint32_t c;
-    int i;
+    int64_t kib = n >> 10;
+    if (kib > 0)
+        ctx->interrupt_counter -= (int)min_int64(kib, JS_INTERRUPT_COUNTER_INIT);
+    return js_poll_interrupts(ctx);
+}
 
-    for (i = 0; i < p->len; ) {
-        c = string_getc(p, &i);
-        switch (c) {
-        case '\t': case '\r': case '\n': case '\b': case '\f':
-        case '\"': case '\\':
-            n += 2;
-            break;
-        default:
-            if (c < 32 || is_surrogate(c))
-                n += 6;
-            else
-                n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-            break;
-        }
-    }
-    return n;
+/* Palisade: the value as a string or rope, for counting (freed on failure). */
+static JSValue js_json_as_text(JSContext *ctx, JSValue v)
+{
+    return JS_IsString(v) ? v : JS_ToStringFree(ctx, v);
 }
 
 /* Palisade: adds n bytes to a bounded text; true if they are to be dropped. */
@@ -51583,10 +51607,16 @@ static int js_json_concat_free(JSContext *ctx, JSONStringifyContext *jsc,
                                JSValue v)
 {
     if (jsc->limit >= 0) {
-        v = JS_ToStringFree(ctx, v);
+        int64_t n;
+        v = js_json_as_text(ctx, v);
         if (JS_IsException(v))
             return -1;
-        if (js_json_over(jsc, js_json_utf8_len(JS_VALUE_GET_STRING(v)))) {
+        n = js_json_text_len(v, false);
+        if (js_json_charge(ctx, n)) {
+            JS_FreeValue(ctx, v);
+            return -1;
+        }
+        if (js_json_over(jsc, n)) {
             JS_FreeValue(ctx, v);
             return 0;
         }
@@ -51601,16 +51631,22 @@ static int js_json_concat(JSContext *ctx, JSONStringifyContext *jsc,
 }
 
 /* Appends a string quoted (the value is freed); past the limit, only its
-   length is counted, and no quoted copy is made. */
+   length is counted, and neither a flat nor a quoted copy is made. */
 static JSValue JS_ToQuotedStringFree(JSContext *ctx, JSValue val);
 static int js_json_quote_free(JSContext *ctx, JSONStringifyContext *jsc,
                               JSValue v)
 {
     if (jsc->limit >= 0) {
-        v = JS_ToStringFree(ctx, v);
+        int64_t n;
+        v = js_json_as_text(ctx, v);
         if (JS_IsException(v))
             return -1;
-        if (js_json_over(jsc, js_json_quoted_len(JS_VALUE_GET_STRING(v)))) {
+        n = js_json_text_len(v, true);
+        if (js_json_charge(ctx, n)) {
+            JS_FreeValue(ctx, v);
+            return -1;
+        }
+        if (js_json_over(jsc, n)) {
             JS_FreeValue(ctx, v);
             return 0;
         }
