@@ -436,9 +436,9 @@ const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
 
 /// Ends this process with the `timeout` outcome if the run has not returned `grace` after its
 /// deadline. The engines stop a run at its deadline, but the native quickjs engine can only
-/// interrupt between bytecodes: one long native builtin (`new Array(2 ** 32 - 1).join('')`,
-/// minutes of looping over holes) runs on past it, and the thread cannot be stopped from
-/// outside. `palisade run` runs one request per process, so ending the process is safe here;
+/// interrupt between bytecodes and in some builtins' loops: a loop of native builtin calls that
+/// each take milliseconds and poll nothing (`for (;;) a.indexOf(1)` over a large array, seen
+/// only after 10,000 polls) runs on past it, and the thread cannot be stopped from outside. `palisade run` runs one request per process, so ending the process is safe here;
 /// the service runs engines in worker processes it kills, and a library caller who needs the
 /// same guarantee in-process uses the `wasm` engine.
 fn watchdog(engine: EngineKind, timeout: Duration, json: bool) {

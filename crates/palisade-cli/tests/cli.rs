@@ -386,10 +386,12 @@ fn issue_3_wasm_engine_runs_and_meters_fuel() {
     );
 }
 
-/// One native builtin that loops for minutes without a bytecode boundary: the native quickjs
-/// engine cannot interrupt it, so before 2026-11-30 `palisade run --timeout 1s` ran on for
-/// minutes. The CLI's watchdog ends the process with the `timeout` outcome 2 s after the
-/// deadline; the other engines stop it at the deadline themselves.
+/// Native builtin calls that each take milliseconds without a poll: the native quickjs engine
+/// sees its deadline only after 10,000 of its polls (tens of seconds here), so before 2026-11-30
+/// `palisade run` ran on that long. The CLI's watchdog ends the process with the `timeout`
+/// outcome 2 s after the deadline; the other engines stop it at the deadline themselves. (Until
+/// 2026-12-02 the case was one `new Array(2 ** 32 - 1).join('')`, which now polls at every
+/// index and stops at the deadline.)
 #[test]
 fn regression_a_native_builtin_past_the_deadline_ends_as_timeout() {
     let start = std::time::Instant::now();
@@ -399,11 +401,17 @@ fn regression_a_native_builtin_past_the_deadline_ends_as_timeout() {
         "--timeout",
         "500ms",
         "-e",
-        "new Array(2 ** 32 - 1).join('').length",
+        "const a = new Array(2e6).fill(0); for (;;) a.indexOf(1)",
     ]);
     let elapsed = start.elapsed();
     let v = json(&out);
     assert_eq!(v["error"]["kind"], "timeout", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("the process was ended")),
+        "{v}"
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         elapsed < std::time::Duration::from_secs(30),

@@ -183,8 +183,8 @@ pub fn worker_main(options: &WorkerOptions) -> Result<(), WorkerError> {
 const PARENT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Ends this process as soon as its parent (the server) is gone. The server kills a worker whose
-/// run overruns its deadline, because a thread in a native builtin QuickJS never interrupts
-/// (`new Array(2 ** 32 - 1).join('q')`: minutes) cannot be stopped from inside; until
+/// run overruns its deadline, because a thread in native builtins QuickJS does not interrupt
+/// (`for (;;) a.indexOf(1)` over a large array: seconds to minutes) cannot be stopped from inside; until
 /// 2026-11-30 a worker whose server was killed (`kill -9`, a crash, the OOM killer) went on with
 /// such a run at 100% CPU for minutes, re-parented to PID 1. An orphan's parent id changes (to
 /// init or a subreaper), which a thread of its own sees while the main thread is busy, at the

@@ -893,14 +893,16 @@ async fn live_workers_are(s: &Server, fast: u64, slow: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_a_worker_killed_past_its_deadline_is_replaced_without_waiting_for_a_job() {
-    // A native builtin QuickJS never interrupts: the server kills the lane's only worker 2 s
-    // past the 100 ms deadline. Until 2026-11-30 the slot started a new one only when its next
+    // Calls of a native builtin that each take milliseconds and poll nothing, which QuickJS
+    // sees its deadline in only after 10,000 of its polls (some 35 s here): the server kills
+    // the lane's only worker 2 s past the 100 ms deadline. (Until 2026-12-02 the source was
+    // `new Array(2 ** 32 - 1).join('')`, which now polls at every index.) Until 2026-11-30 the slot started a new one only when its next
     // job came, so /readyz said "starting: 0 fast" (and the gauge 0) until then, and a load
     // balancer honouring /readyz never sent that job.
     let s = start("workers = 1").await;
     let (status, out) = json_of(
         s.post("/v1/execute", KEY_A)
-            .json(&json!({"source": "new Array(2 ** 32 - 1).join('')", "limits": {"timeout": 100}}))
+            .json(&json!({"source": "const a = new Array(2e6).fill(0); for (;;) a.indexOf(1)", "limits": {"timeout": 100}}))
             .send()
             .await
             .unwrap(),
@@ -1268,7 +1270,9 @@ async fn regression_a_worker_ends_when_its_server_is_killed() {
     std::fs::create_dir_all(&dir).unwrap();
     let job = palisade_server::worker::Job::Run {
         engine: "quickjs".into(),
-        request: palisade::Request::script("new Array(2 ** 32 - 1).join('q')"),
+        request: palisade::Request::script(
+            "const a = new Array(2e6).fill(0); for (;;) a.indexOf(1)",
+        ),
         tenant: "t".into(),
         function: None,
         execution_id: "e".into(),
