@@ -1,6 +1,7 @@
 //! Every `unsafe` line of the v8 engine: loading `libmini_racer.so`, its C API (`mr_*`), the one
 //! callback trampoline all contexts share, the mailbox memory the trusted prelude shares with the
-//! host, and the few process-level calls a worker makes (rlimit, stdout, the start-up hook).
+//! host, the output log a worker shares with its parent, and the few process-level calls a worker
+//! makes (rlimit, stdout, the start-up hook).
 //!
 //! The safe surface is [`Context`] (owns one V8 isolate and context; freed on drop), [`Task`] (one
 //! pending `mr_eval`/`mr_call_function`, answered exactly once) and [`Handle`] (a value owned by a
@@ -485,6 +486,187 @@ impl Drop for Context {
     }
 }
 
+/// A worker's console output, copied into memory its parent maps too as the output is accepted,
+/// so that the parent still has it when the worker ends without answering: a fatal V8
+/// out-of-memory abort, or a builtin V8 cannot interrupt (the parent kills the worker). The
+/// worker makes it (a `memfd`) and names its descriptor in `Ready`; the parent opens it through
+/// `/proc/<pid>/fd/<n>`, and clears it before each run, so a run can only ever read its own
+/// output. Layout: three words (stdout's length, stderr's length, truncated), then a region per
+/// stream as large as the largest output cap (`Limits::validate`: 1 GiB). Pages are the file's,
+/// made on first write; the parent hands back those of a run that wrote more than
+/// [`OutputLog::KEEP`].
+#[derive(Debug)]
+pub(crate) struct OutputLog {
+    base: std::ptr::NonNull<u8>,
+    fd: std::os::fd::OwnedFd,
+}
+
+// SAFETY: the mapping lives as long as the value and is only reached through `base` with atomic
+// header words and copies into or out of ranges that one side publishes before the other reads
+// them; nothing in it is tied to a thread.
+unsafe impl Send for OutputLog {}
+// SAFETY: as above. `append` is called by one thread at a time (the worker's isolate thread,
+// under the run's lock, and only while a run is under way); the parent's `clear` runs while
+// the worker is idle, and its `read` may meet an `append` (a worker killed past the deadline)
+// but reads only bytes published before the length it loaded.
+unsafe impl Sync for OutputLog {}
+
+impl OutputLog {
+    const HEADER: usize = 4096;
+    const REGION: usize = 1 << 30;
+    const SIZE: usize = Self::HEADER + 2 * Self::REGION;
+    /// Written bytes a run may leave in the file; more are handed back by the next `clear`.
+    const KEEP: usize = 1 << 20;
+
+    fn map(fd: std::os::fd::OwnedFd) -> std::io::Result<OutputLog> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a fresh shared mapping of the whole file, which is `SIZE` bytes long; the
+        // kernel picks the address. Nothing else maps over it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let base =
+            std::ptr::NonNull::new(p.cast::<u8>()).ok_or_else(std::io::Error::last_os_error)?;
+        Ok(OutputLog { base, fd })
+    }
+
+    /// A new, empty log (in the worker).
+    pub(crate) fn create() -> std::io::Result<OutputLog> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: memfd_create reads the NUL-terminated name and returns a new descriptor (or -1).
+        let raw = unsafe {
+            libc::memfd_create(
+                c"palisade-output".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        File::from(fd.try_clone()?).set_len(Self::SIZE as u64)?;
+        // Its size is fixed for good: a worker that went wrong cannot shrink the file under the
+        // parent's mapping (a read past the end would kill the parent with SIGBUS).
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: fcntl on a descriptor we own, with an integer argument.
+        if unsafe { libc::fcntl(raw, libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Self::map(fd)
+    }
+
+    /// The log a worker made (in the parent).
+    pub(crate) fn open(pid: u32, fd: i32) -> std::io::Result<OutputLog> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/fd/{fd}"))?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl on a descriptor we own, with no argument.
+        let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+        let fixed = libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+        if seals < 0 || seals & fixed != fixed || file.metadata()?.len() != Self::SIZE as u64 {
+            return Err(std::io::Error::other("not a sealed output log"));
+        }
+        Self::map(file.into())
+    }
+
+    /// Its descriptor, for the parent.
+    pub(crate) fn raw_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+
+    fn word(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(i < 3);
+        // SAFETY: the header's first three 8-byte words are inside the mapping, aligned (the
+        // mapping is page-aligned), and only ever accessed atomically, by either process.
+        unsafe { &*self.base.as_ptr().cast::<AtomicU64>().add(i) }
+    }
+
+    fn region(&self, stream: usize) -> *mut u8 {
+        // SAFETY: both regions lie inside the mapping (`SIZE`).
+        unsafe { self.base.as_ptr().add(Self::HEADER + stream * Self::REGION) }
+    }
+
+    /// Appends bytes the run's output accepted (in the worker).
+    pub(crate) fn append(&self, stderr: bool, bytes: &[u8], truncated: bool) {
+        let i = usize::from(stderr);
+        let len = usize::try_from(self.word(i).load(Ordering::Relaxed))
+            .unwrap_or(Self::REGION)
+            .min(Self::REGION);
+        let n = bytes.len().min(Self::REGION - len);
+        // SAFETY: `len + n <= REGION`, so the destination is inside this stream's region; the
+        // parent reads only below the length published after the copy.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.region(i).add(len), n) };
+        self.word(i).store((len + n) as u64, Ordering::Release);
+        if truncated {
+            self.word(2).store(1, Ordering::Release);
+        }
+    }
+
+    /// The output the current run has written so far, at most `cap` bytes in all, as its
+    /// `Output` kept it (in the parent; the cap holds even against a worker gone wrong).
+    pub(crate) fn read(&self, cap: u64) -> (String, String, bool) {
+        let mut room = usize::try_from(cap).unwrap_or(usize::MAX);
+        let mut text = |i: usize| {
+            let len = usize::try_from(self.word(i).load(Ordering::Acquire))
+                .unwrap_or(0)
+                .min(Self::REGION)
+                .min(room);
+            room -= len;
+            let mut v = vec![0u8; len];
+            // SAFETY: the first `len` bytes of the region were written before `len` was
+            // published, and the worker writes only past it.
+            unsafe { std::ptr::copy_nonoverlapping(self.region(i), v.as_mut_ptr(), len) };
+            // Whole characters only: the cap may fall inside one (the worker's `Output` cuts
+            // at a boundary too), and a worker gone wrong may have written anything.
+            let valid = std::str::from_utf8(&v).map_or_else(|e| e.valid_up_to(), str::len);
+            v.truncate(valid);
+            String::from_utf8(v).unwrap_or_default()
+        };
+        (text(0), text(1), self.word(2).load(Ordering::Acquire) != 0)
+    }
+
+    /// Empties the log before a run (in the parent, while the worker is idle).
+    pub(crate) fn clear(&self) {
+        for i in 0..2 {
+            let len = usize::try_from(self.word(i).load(Ordering::Acquire)).unwrap_or(0);
+            if len > Self::KEEP {
+                // SAFETY: the range is inside this stream's region; MADV_REMOVE frees the file's
+                // pages there, which then read as zeros. Failure only leaves them in place.
+                unsafe {
+                    libc::madvise(
+                        self.region(i).cast(),
+                        len.min(Self::REGION),
+                        libc::MADV_REMOVE,
+                    )
+                };
+            }
+            self.word(i).store(0, Ordering::Release);
+        }
+        self.word(2).store(0, Ordering::Release);
+    }
+}
+
+impl Drop for OutputLog {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once; no reference into it outlives `self`.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), Self::SIZE) };
+    }
+}
+
 /// Sets this process's `RLIMIT_DATA` (soft and hard) to `bytes`.
 pub fn limit_data(bytes: u64) -> bool {
     let lim = libc::rlimit {
@@ -530,3 +712,30 @@ extern "C" fn worker_hook() {
 #[used]
 #[link_section = ".init_array"]
 pub(crate) static WORKER_HOOK: extern "C" fn() = worker_hook;
+
+#[cfg(test)]
+mod output_log_tests {
+    use super::OutputLog;
+
+    /// What the worker appends, the parent reads through its own mapping of the same file, and
+    /// a clear leaves nothing of it for the next run.
+    #[test]
+    fn the_parent_reads_what_the_worker_appended_and_a_clear_empties_it() {
+        let worker = OutputLog::create().expect("memfd");
+        let parent = OutputLog::open(std::process::id(), worker.raw_fd()).expect("open via /proc");
+        assert_eq!(parent.read(99), (String::new(), String::new(), false));
+        worker.append(false, "one\n".as_bytes(), false);
+        worker.append(true, "é\n".as_bytes(), false);
+        worker.append(false, "tw".as_bytes(), true);
+        assert_eq!(parent.read(99), ("one\ntw".into(), "é\n".into(), true));
+        // Never past the run's cap, whatever the worker wrote.
+        assert_eq!(parent.read(7), ("one\ntw".into(), String::new(), true));
+        // A run that wrote more than KEEP has its pages handed back, and reads as empty.
+        let big = vec![b'x'; OutputLog::KEEP + 1];
+        worker.append(false, &big, false);
+        parent.clear();
+        assert_eq!(parent.read(99), (String::new(), String::new(), false));
+        worker.append(false, "next\n".as_bytes(), false);
+        assert_eq!(parent.read(99).0, "next\n");
+    }
+}

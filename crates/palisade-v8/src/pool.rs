@@ -50,6 +50,8 @@ struct Worker {
     stdin: BufWriter<ChildStdin>,
     rx: Receiver<FromWorker>,
     stderr: Arc<Mutex<Stderr>>,
+    /// The worker's output log, where a run it cannot answer for still left its output.
+    log: Option<crate::ffi::OutputLog>,
 }
 
 /// What a worker wrote to stderr, kept for the report of its death: the end of it, and V8's
@@ -213,13 +215,40 @@ impl Worker {
             stdin: BufWriter::new(stdin),
             rx,
             stderr: tail,
+            log: None,
         };
         match w.rx.recv_timeout(START_TIMEOUT) {
-            Ok(FromWorker::Ready { version }) => Ok((w, version)),
+            Ok(FromWorker::Ready {
+                version,
+                output_log,
+            }) => {
+                // Without it (no /proc here, say) only a run the worker cannot answer for loses
+                // its output, as every such run did until 2026-12-02.
+                w.log =
+                    output_log.and_then(|fd| crate::ffi::OutputLog::open(w.child.id(), fd).ok());
+                Ok((w, version))
+            }
             Ok(FromWorker::Failed { message }) => Err(format!("V8 cannot start: {message}")),
             Ok(_) => Err("the V8 worker sent an unexpected message".into()),
             Err(_) => Err(format!("the V8 worker did not start: {}", w.death())),
         }
+    }
+
+    /// Before a run: the log holds nothing of an earlier one.
+    fn clear_log(&self) {
+        if let Some(log) = &self.log {
+            log.clear();
+        }
+    }
+
+    /// The outcome of a run the worker could not answer for: `error`, with the output the run
+    /// had written.
+    fn unanswered(&self, error: ExecError, request: &Request) -> Outcome {
+        let mut outcome = Outcome::failed(crate::NAME, error);
+        if let Some(log) = &self.log {
+            (outcome.stdout, outcome.stderr, outcome.truncated) = log.read(request.limits.output);
+        }
+        outcome
     }
 
     /// Why the worker is gone: its exit status and the end of its stderr.
@@ -298,6 +327,7 @@ impl Pool {
     ) -> Result<Outcome, ExecError> {
         let key = request.limits.stack;
         let mut w = self.checkout(key)?;
+        w.clear_log();
         let budget = |start: Instant| {
             let left = request.limits.timeout.saturating_sub(start.elapsed());
             u64::try_from(left.as_micros()).unwrap_or(u64::MAX)
@@ -313,6 +343,7 @@ impl Pool {
             w = Worker::spawn(&self.located, key, self.prepared)
                 .map(|(w, _)| w)
                 .map_err(ExecError::internal)?;
+            w.clear_log();
             protocol::send(
                 &mut w.stdin,
                 &ToWorker::Run(Box::new(request.clone()), budget(start)),
@@ -328,7 +359,7 @@ impl Pool {
                     if protocol::send(&mut w.stdin, &ToWorker::HostReply(reply)).is_err() {
                         let why = w.death();
                         self.replenish();
-                        return Err(died(&why));
+                        return Ok(w.unanswered(died(&why), request));
                     }
                 }
                 Ok(FromWorker::Done {
@@ -358,15 +389,19 @@ impl Pool {
                     ));
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    let timeout = ExecError::timeout(request.limits.timeout, start.elapsed());
+                    let _ = w.child.kill();
+                    let outcome = w.unanswered(timeout, request);
                     drop(w);
                     self.replenish();
-                    return Err(ExecError::timeout(request.limits.timeout, start.elapsed()));
+                    return Ok(outcome);
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let why = w.death();
+                    let outcome = w.unanswered(died_or_oom(&why, request), request);
                     drop(w);
                     self.replenish();
-                    return Err(died_or_oom(&why, request));
+                    return Ok(outcome);
                 }
             }
         }

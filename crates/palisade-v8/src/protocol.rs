@@ -54,6 +54,8 @@ pub(crate) enum FromWorker {
     Ready {
         /// V8's version.
         version: String,
+        /// The descriptor of the worker's output log (`ffi::OutputLog`), if it could make one.
+        output_log: Option<i32>,
     },
     /// The worker cannot start.
     Failed {

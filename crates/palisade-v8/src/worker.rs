@@ -84,7 +84,19 @@ pub fn main() -> i32 {
         Ok(f) => pool.push(f),
         Err(e) => return fail(format!("cannot prepare a V8 context: {e}")),
     }
-    if protocol::send(&mut *lock(&out), &FromWorker::Ready { version }).is_err() {
+    // Without a log (no memfd here) the worker still runs; only a run it cannot answer for
+    // loses its output.
+    let log = OUTPUT_LOG.get_or_init(|| ffi::OutputLog::create().ok());
+    let output_log = log.as_ref().map(ffi::OutputLog::raw_fd);
+    if protocol::send(
+        &mut *lock(&out),
+        &FromWorker::Ready {
+            version,
+            output_log,
+        },
+    )
+    .is_err()
+    {
         return 1;
     }
     let (run_tx, run_rx) = channel::<(Request, u64)>();
@@ -186,10 +198,19 @@ impl Io {
     }
 }
 
+/// This worker's output log (`ffi::OutputLog`): every line the run's [`Output`] accepts is also
+/// copied there, where the parent reads it if the worker cannot answer.
+static OUTPUT_LOG: std::sync::OnceLock<Option<ffi::OutputLog>> = std::sync::OnceLock::new();
+
 /// Per-run state the mailbox handler (on the isolate thread) reads and writes.
 #[derive(Default)]
 struct Shared {
     output: Output,
+    /// Whether lines accepted now belong to a run the parent may still ask about: set when the
+    /// run starts, cleared when its output is taken. A spent context can still print (a job
+    /// queued by its last run) until it is freed, after the parent may have handed the worker
+    /// its next run and cleared the log; such lines must not reach the log.
+    logging: bool,
     denials: palisade_core::policy::Denials,
     rng: Option<DeterministicRng>,
     clock: Option<DeterministicClock>,
@@ -280,7 +301,24 @@ fn message(st: &mut Shared, io: &Io, tag: i32, msg: &[u16]) -> Option<Vec<u16>> 
             } else {
                 Stream::Stderr
             };
+            let text = |o: &Output| match stream {
+                Stream::Stdout => o.stdout().len(),
+                Stream::Stderr => o.stderr().len(),
+            };
+            let (before, was_truncated) = (text(&st.output), st.output.truncated());
             st.output.write_line(stream, &String::from_utf16_lossy(msg));
+            let log = OUTPUT_LOG.get().and_then(Option::as_ref);
+            if let Some(log) = log.filter(|_| st.logging) {
+                let all = match stream {
+                    Stream::Stdout => st.output.stdout(),
+                    Stream::Stderr => st.output.stderr(),
+                };
+                let added = all.get(before..).unwrap_or_default().as_bytes();
+                let truncated = st.output.truncated();
+                if !added.is_empty() || truncated != was_truncated {
+                    log.append(stream == Stream::Stderr, added, truncated);
+                }
+            }
             None
         }
         3 => {
@@ -725,6 +763,7 @@ fn run(fresh: Fresh, req: &Request, budget: Duration) -> (FromWorker, Spent) {
     {
         let mut st = lock(&shared);
         st.output = Output::new(req.limits.output);
+        st.logging = true;
         st.denials.clear();
         st.rng = req
             .policy
@@ -765,7 +804,11 @@ fn run(fresh: Fresh, req: &Request, budget: Duration) -> (FromWorker, Spent) {
     };
     let recycle = r.stop == Some(Stop::Memory) || r.wedged || ctx.hard_limit_reached();
     let peak = r.peak;
-    let (stdout, stderr, truncated) = std::mem::take(&mut lock(&shared).output).into_parts();
+    let (stdout, stderr, truncated) = {
+        let mut st = lock(&shared);
+        st.logging = false;
+        std::mem::take(&mut st.output).into_parts()
+    };
     let outcome = Outcome {
         result,
         stdout,

@@ -193,3 +193,37 @@ fn regression_a_regexp_that_runs_v8s_compiler_out_of_memory_is_memory_limit() {
         still_runs(kind, sandbox)
     });
 }
+
+/// Found on 2026-12-02: V8 ends some runs by aborting its worker process (a fatal out-of-memory:
+/// its regexp compiler's, or a sort's work array for 2^40 elements). The worker kept the run's
+/// output until it answered, so the outcome lost everything the run had printed before, where
+/// the QuickJS engines keep it (`limits/memory_output_kept`). The worker now also copies the
+/// output it accepts into memory the parent maps (`ffi::OutputLog`), which the parent clears
+/// before each run: the next run, which aborts before printing, shows nothing of this one.
+#[test]
+fn regression_output_written_before_v8_aborts_its_worker_is_kept() {
+    let abort = "Array.prototype.sort.call({ length: 2 ** 40 })";
+    on_every_engine(|kind, sandbox| {
+        if kind != palisade::EngineKind::V8 {
+            return Ok(());
+        }
+        let src = format!("console.log('before'); console.error('err'); {abort}");
+        let outcome = sandbox.run(&Request::script(src));
+        if outcome.error_kind() != Some(ErrorKind::MemoryLimit)
+            || outcome.stdout != "before\n"
+            || outcome.stderr != "err\n"
+        {
+            return Err(format!("{kind}: {:?}", outcome.to_record()));
+        }
+        let first = sandbox.run(&Request::script("console.log('an earlier run'); 1"));
+        let silent = sandbox.run(&Request::script(abort));
+        if first.stdout != "an earlier run\n" || !silent.stdout.is_empty() {
+            return Err(format!(
+                "{kind}: {:?} then {:?}",
+                first.to_record(),
+                silent.to_record()
+            ));
+        }
+        still_runs(kind, sandbox)
+    });
+}
