@@ -51518,23 +51518,32 @@ typedef struct JSONStringifyContext {
     int max_depth;
 } JSONStringifyContext;
 
-/* Palisade: bytes of a string's UTF-8 text, quoted as JS_ToQuotedString
+/* Palisade: *pn = bytes of a string's UTF-8 text, quoted as JS_ToQuotedString
    quotes it if `quoted`, read leaf by leaf so that a rope is never
    flattened just to be counted. A surrogate pair takes 4 bytes, even split
    between two leaves; a lone surrogate takes 6 quoted (an escape) and 3 raw
-   (as JS_ToCStringLen writes it). */
-static int64_t js_json_text_len(JSValueConst v, bool quoted)
+   (as JS_ToCStringLen writes it). Nothing here allocates, so nothing the
+   deadline could refuse stops it, and a rope of shared halves can be 2^30
+   characters in a few MB: it polls the interrupt handler once per KiB of
+   characters (-1 if interrupted). */
+static int js_json_text_len(JSContext *ctx, JSValueConst v, bool quoted,
+                            int64_t *pn)
 {
     JSStringRopeIter it;
     JSString *p;
     int64_t n = quoted ? 2 : 0;
     int64_t lone = quoted ? 6 : 3;
-    uint32_t c, hi = 0;
+    uint32_t c, hi = 0, work = 0;
     int i;
 
     string_rope_iter_init(&it, v);
     while ((p = string_rope_iter_next(&it)) != NULL) {
         for (i = 0; i < p->len; i++) {
+            if (unlikely(++work == 1024)) {
+                work = 0;
+                if (js_poll_interrupts(ctx))
+                    return -1;
+            }
             c = p->is_wide_char ? str16(p)[i] : str8(p)[i];
             if (hi) {
                 hi = 0;
@@ -51550,10 +51559,10 @@ static int64_t js_json_text_len(JSValueConst v, bool quoted)
                 n += lone;
             } else if (c >= 0x80) {
                 n += c < 0x800 ? 2 : 3;
-            } else if (quoted && (c < 32 || c == '\"' || c == '\\')) {
+            } else if (quoted && (c < 32 || c == '"' || c == '\\')) {
                 switch (c) {
                 case '\t': case '\r': case '\n': case '\b': case '\f':
-                case '\"': case '\\':
+                case '"': case '\\':
                     n += 2;
                     break;
                 default:
@@ -51567,18 +51576,8 @@ static int64_t js_json_text_len(JSValueConst v, bool quoted)
     }
     if (hi)
         n += lone;
-    return n;
-}
-
-/* Palisade: a bounded text's strings are counted without an allocation
-   that the deadline could refuse, so a long one brings the next interrupt
-   poll nearer by its length (a poll per KiB). */
-static int js_json_charge(JSContext *ctx, int64_t n)
-{
-    int64_t kib = n >> 10;
-    if (kib > 0)
-        ctx->interrupt_counter -= (int)min_int64(kib, JS_INTERRUPT_COUNTER_INIT);
-    return js_poll_interrupts(ctx);
+    *pn = n;
+    return 0;
 }
 
 /* Palisade: the value as a string or rope, for counting (freed on failure). */
@@ -51611,8 +51610,7 @@ static int js_json_concat_free(JSContext *ctx, JSONStringifyContext *jsc,
         v = js_json_as_text(ctx, v);
         if (JS_IsException(v))
             return -1;
-        n = js_json_text_len(v, false);
-        if (js_json_charge(ctx, n)) {
+        if (js_json_text_len(ctx, v, false, &n)) {
             JS_FreeValue(ctx, v);
             return -1;
         }
@@ -51641,8 +51639,7 @@ static int js_json_quote_free(JSContext *ctx, JSONStringifyContext *jsc,
         v = js_json_as_text(ctx, v);
         if (JS_IsException(v))
             return -1;
-        n = js_json_text_len(v, true);
-        if (js_json_charge(ctx, n)) {
+        if (js_json_text_len(ctx, v, true, &n)) {
             JS_FreeValue(ctx, v);
             return -1;
         }
@@ -51821,7 +51818,8 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
                     goto exception;
                 if (i > 0)
                     js_json_putc8(jsc, ',');
-                js_json_concat(ctx, jsc, sep);
+                if (js_json_concat(ctx, jsc, sep))
+                    goto exception;
                 v = JS_GetPropertyInt64(ctx, val, i);
                 if (JS_IsException(v))
                     goto exception;
@@ -51841,7 +51839,8 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
             }
             if (len > 0 && !JS_IsEmptyString(jsc->gap)) {
                 js_json_putc8(jsc, '\n');
-                js_json_concat(ctx, jsc, indent);
+                if (js_json_concat(ctx, jsc, indent))
+                    goto exception;
             }
             js_json_putc8(jsc, ']');
         } else {
@@ -51872,15 +51871,20 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
                 if (!JS_IsUndefined(v)) {
                     if (has_content)
                         js_json_putc8(jsc, ',');
-                    js_json_concat(ctx, jsc, sep);
-                    ret = js_json_quote_free(ctx, jsc, prop);
+                    ret = js_json_concat(ctx, jsc, sep);
+                    if (!ret)
+                        ret = js_json_quote_free(ctx, jsc, prop);
+                    else
+                        JS_FreeValue(ctx, prop);
                     prop = JS_UNDEFINED;
+                    if (!ret) {
+                        js_json_putc8(jsc, ':');
+                        ret = js_json_concat(ctx, jsc, sep1);
+                    }
                     if (ret) {
                         JS_FreeValue(ctx, v);
                         goto exception;
                     }
-                    js_json_putc8(jsc, ':');
-                    js_json_concat(ctx, jsc, sep1);
                     if (js_json_to_str(ctx, jsc, val, v, indent1))
                         goto exception;
                     has_content = true;
@@ -51888,7 +51892,8 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
             }
             if (has_content && JS_VALUE_GET_STRING(jsc->gap)->len != 0) {
                 js_json_putc8(jsc, '\n');
-                js_json_concat(ctx, jsc, indent);
+                if (js_json_concat(ctx, jsc, indent))
+                    goto exception;
             }
             js_json_putc8(jsc, '}');
         }
