@@ -491,10 +491,10 @@ impl Drop for Context {
 /// out-of-memory abort, or a builtin V8 cannot interrupt (the parent kills the worker). The
 /// worker makes it (a `memfd`) and names its descriptor in `Ready`; the parent opens it through
 /// `/proc/<pid>/fd/<n>`, and clears it before each run, so a run can only ever read its own
-/// output. Layout: three words (stdout's length, stderr's length, truncated), then a region per
-/// stream as large as the largest output cap (`Limits::validate`: 1 GiB). Pages are the file's,
-/// made on first write; the parent hands back those of a run that wrote more than
-/// [`OutputLog::KEEP`].
+/// output. Layout: a 64 KiB header whose first three words are stdout's length, stderr's length
+/// and the truncated flag, then a region per stream as large as the largest output cap
+/// (`Limits::validate`: 1 GiB). Pages are the file's, made on first write; the parent hands back
+/// those of a run that wrote more than [`OutputLog::KEEP`].
 #[derive(Debug)]
 pub(crate) struct OutputLog {
     base: std::ptr::NonNull<u8>,
@@ -512,7 +512,9 @@ unsafe impl Send for OutputLog {}
 unsafe impl Sync for OutputLog {}
 
 impl OutputLog {
-    const HEADER: usize = 4096;
+    /// A page on every Linux page size (4, 16 or 64 KiB), so that each region starts on one and
+    /// `MADV_REMOVE` takes it.
+    const HEADER: usize = 1 << 16;
     const REGION: usize = 1 << 30;
     const SIZE: usize = Self::HEADER + 2 * Self::REGION;
     /// Written bytes a run may leave in the file; more are handed back by the next `clear`.
@@ -627,8 +629,10 @@ impl OutputLog {
                 .min(room);
             room -= len;
             let mut v = vec![0u8; len];
-            // SAFETY: the first `len` bytes of the region were written before `len` was
-            // published, and the worker writes only past it.
+            // SAFETY: the range is inside this stream's region. The first `len` bytes were
+            // written before `len` was published and a worker that behaves writes only past it;
+            // one gone wrong may write anywhere at any time, which can only make these bytes
+            // garbage (a plain copy of shared memory), cut to whole characters below.
             unsafe { std::ptr::copy_nonoverlapping(self.region(i), v.as_mut_ptr(), len) };
             // Whole characters only: the cap may fall inside one (the worker's `Output` cuts
             // at a boundary too), and a worker gone wrong may have written anything.
